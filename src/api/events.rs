@@ -1,0 +1,120 @@
+//! `POST /events` and `POST /batch_events`: validate everything first, then broadcast each
+//! (channel, event) to the shards with its frame encoded once.
+
+use super::ApiCore;
+use super::router::{ApiError, Authed};
+use crate::app::App;
+use crate::bus::Broadcast;
+use crate::http::ApiResponse;
+use crate::protocol::{ChannelName, SocketId, frames};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::time::Instant;
+
+#[derive(Deserialize)]
+struct EventBody<'a> {
+    name: String,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    channel: Option<String>,
+    channels: Option<Vec<String>>,
+    socket_id: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    info: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    batch: Vec<EventBody<'a>>,
+}
+
+/// One validated event, ready to broadcast.
+struct Publish {
+    channels: Vec<String>,
+    payloads: Vec<Box<[u8]>>,
+    except: Option<SocketId>,
+}
+
+fn validate(app: &App, body: &EventBody<'_>) -> Result<Publish, ApiError> {
+    let limits = &app.config;
+    if body.name.is_empty() || body.name.len() > limits.max_event_name_length {
+        return Err(ApiError::BadRequest(format!(
+            "event name must be 1 to {} characters",
+            limits.max_event_name_length
+        )));
+    }
+    let channels: Vec<String> = match (&body.channel, &body.channels) {
+        (Some(c), None) => vec![c.clone()],
+        (None, Some(cs)) => cs.clone(),
+        (Some(c), Some(cs)) => std::iter::once(c.clone()).chain(cs.iter().cloned()).collect(),
+        (None, None) => return Err(ApiError::BadRequest("missing channel or channels".into())),
+    };
+    if channels.is_empty() || channels.len() > limits.max_event_channels_at_once {
+        return Err(ApiError::BadRequest(format!(
+            "an event goes to 1 to {} channels",
+            limits.max_event_channels_at_once
+        )));
+    }
+    for c in &channels {
+        ChannelName::parse(c, limits.max_channel_name_length)
+            .map_err(|e| ApiError::BadRequest(format!("{e}: {c}")))?;
+    }
+    let except = match &body.socket_id {
+        Some(s) => Some(s.parse::<SocketId>().map_err(|_| ApiError::BadRequest(format!("invalid socket_id {s}")))?),
+        None => None,
+    };
+    // `data` is relayed byte-for-byte when it is a string; anything else is serialized once.
+    let raw = body.data.get();
+    let literal = if raw.starts_with('"') { raw.to_string() } else { frames::json_string(raw) };
+    if literal.len().saturating_sub(2) > limits.max_event_payload_kb * 1024 {
+        return Err(ApiError::PayloadTooLarge(format!("data is larger than {} KB", limits.max_event_payload_kb)));
+    }
+    let payloads = channels
+        .iter()
+        .map(|c| frames::channel_event(&body.name, c, &literal, None).into_bytes().into_boxed_slice())
+        .collect();
+    Ok(Publish { channels, payloads, except })
+}
+
+async fn deliver(core: &ApiCore, app: &App, publish: Publish) {
+    let now = Instant::now();
+    for (channel, payload) in publish.channels.into_iter().zip(publish.payloads) {
+        core.broadcast(Broadcast {
+            app: app.idx,
+            channel: channel.into_boxed_str(),
+            payload,
+            except: publish.except,
+            published_at: now,
+        })
+        .await;
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+pub async fn trigger(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
+    let body: EventBody = parse(&req.request.body)?;
+    let publish = validate(req.app, &body)?;
+    deliver(core, req.app, publish).await;
+    Ok(ApiResponse::json(200, "{}"))
+}
+
+pub async fn trigger_batch(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
+    let body: BatchBody = parse(&req.request.body)?;
+    let max = req.app.config.max_event_batch_size;
+    if body.batch.len() > max {
+        return Err(ApiError::BadRequest(format!("batch has more than {max} events")));
+    }
+    let publishes = body.batch.iter().map(|e| validate(req.app, e)).collect::<Result<Vec<_>, _>>()?;
+    for p in publishes {
+        deliver(core, req.app, p).await;
+    }
+    Ok(ApiResponse::json(200, "{}"))
+}

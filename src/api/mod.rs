@@ -1,0 +1,93 @@
+//! The API core: one executor that serves the HTTP API (requests arrive from the shards over
+//! the bus), verifies signatures, owns cluster-wide state, and sends broadcasts to the shards
+//! — one message per shard.
+
+mod events;
+mod router;
+
+use crate::app::Apps;
+use crate::bus::{ApiCommand, Broadcast, ShardCommand};
+use crate::config::ServerConfig;
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::timer::Timer;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub use router::route;
+
+/// Everything the API executor needs to start.
+pub struct ApiSetup {
+    pub apps: Arc<Apps>,
+    pub config: ServerConfig,
+    pub to_shards: Vec<SharedSender<ShardCommand>>,
+    pub from_shards: Vec<SharedReceiver<ApiCommand>>,
+    /// Set by SIGTERM/SIGINT.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The API core's state.
+pub struct ApiCore {
+    pub apps: Arc<Apps>,
+    pub config: ServerConfig,
+    shards: Vec<ConnectedSender<ShardCommand>>,
+    stopped_shards: Cell<usize>,
+}
+
+impl ApiCore {
+    /// Sends one broadcast to every shard. Waits while a shard's queue is full, so a flood of
+    /// publishes slows the publishers instead of growing memory.
+    pub async fn broadcast(&self, b: Broadcast) {
+        let b = Arc::new(b);
+        for shard in &self.shards {
+            let _ = shard.send(ShardCommand::Broadcast(b.clone())).await;
+        }
+    }
+}
+
+pub async fn run(setup: ApiSetup) {
+    let mut shards = Vec::with_capacity(setup.to_shards.len());
+    for tx in setup.to_shards {
+        shards.push(tx.connect().await);
+    }
+    let core = Rc::new(ApiCore {
+        apps: setup.apps,
+        config: setup.config,
+        shards,
+        stopped_shards: Cell::new(0),
+    });
+    for rx in setup.from_shards {
+        let rx = rx.connect().await;
+        glommio::spawn_local(serve_shard(core.clone(), rx)).detach();
+    }
+    // A signal handler may not touch the executor, so it only sets a flag we look at here.
+    while !setup.stop.load(Ordering::Relaxed) {
+        Timer::new(Duration::from_millis(50)).await;
+    }
+    log::info!("shutting down: closing connections with 4200");
+    for shard in &core.shards {
+        let _ = shard.send(ShardCommand::Shutdown).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(core.config.shutdown_grace_s + 1);
+    while core.stopped_shards.get() < core.shards.len() && Instant::now() < deadline {
+        Timer::new(Duration::from_millis(10)).await;
+    }
+}
+
+async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            ApiCommand::Http { shard, request, http } => {
+                let core = core.clone();
+                glommio::spawn_local(async move {
+                    let response = route(&core, http).await;
+                    let _ = core.shards[shard].send(ShardCommand::HttpResponse { request, response }).await;
+                })
+                .detach();
+            }
+            ApiCommand::ShardStopped { .. } => core.stopped_shards.set(core.stopped_shards.get() + 1),
+        }
+    }
+}

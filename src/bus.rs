@@ -1,0 +1,70 @@
+//! The cross-core messages and the queues that carry them. Every hop between executors is a
+//! value of one of these types over a bounded, lock-free SPSC queue (glommio's
+//! `shared_channel`): shard → API core ([`ApiCommand`]) and API core → shard
+//! ([`ShardCommand`]). A broadcast crosses once per shard, never once per subscriber.
+
+use crate::app::AppIdx;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::protocol::SocketId;
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+use std::sync::Arc;
+
+/// Index of a shard, `0..shards`.
+pub type ShardId = usize;
+
+/// Capacity of each queue. A full queue makes the sender wait (backpressure on publishers),
+/// so memory between cores stays bounded.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// One event to deliver to a channel's local subscribers on a shard.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub app: AppIdx,
+    pub channel: Box<str>,
+    /// The complete JSON text of the event, encoded once by the API core.
+    pub payload: Box<[u8]>,
+    /// The publisher's own connection, which must not receive it.
+    pub except: Option<SocketId>,
+    /// When the API core accepted the publish, for the publish→write latency figures.
+    pub published_at: std::time::Instant,
+}
+
+/// API core → shard.
+#[derive(Debug)]
+pub enum ShardCommand {
+    Broadcast(Arc<Broadcast>),
+    /// The answer to an [`ApiCommand::Http`] that this shard forwarded.
+    HttpResponse { request: u64, response: ApiResponse },
+    /// Stop accepting, close every client with 4200, then report [`ApiCommand::ShardStopped`].
+    Shutdown,
+}
+
+/// Shard → API core.
+#[derive(Debug)]
+pub enum ApiCommand {
+    /// An HTTP API request received on a shard; answered with [`ShardCommand::HttpResponse`].
+    Http { shard: ShardId, request: u64, http: ApiRequest },
+    ShardStopped { shard: ShardId },
+}
+
+/// Both queue ends of one shard, before they are connected inside their executors.
+pub struct ShardLink {
+    pub to_shard: SharedSender<ShardCommand>,
+    pub from_api: SharedReceiver<ShardCommand>,
+    pub to_api: SharedSender<ApiCommand>,
+    pub from_shard: SharedReceiver<ApiCommand>,
+}
+
+impl ShardLink {
+    pub fn new() -> Self {
+        let (to_shard, from_api) = shared_channel::new_bounded(QUEUE_CAPACITY);
+        let (to_api, from_shard) = shared_channel::new_bounded(QUEUE_CAPACITY);
+        ShardLink { to_shard, from_api, to_api, from_shard }
+    }
+}
+
+impl Default for ShardLink {
+    fn default() -> Self {
+        Self::new()
+    }
+}

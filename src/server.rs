@@ -1,0 +1,111 @@
+//! Starts the executors, wires the queues between them, and runs until shutdown.
+
+use crate::api::{self, ApiSetup};
+use crate::app::Apps;
+use crate::bus::ShardLink;
+use crate::config::Config;
+use crate::placement;
+use crate::shard::{self, ShardSetup};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// glommio refuses to start below this locked-memory limit.
+const MIN_MEMLOCK_BYTES: u64 = 512 * 1024;
+/// Registered I/O memory per executor; ringcast does no DMA file I/O, so the minimum.
+const IO_MEMORY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn check_memlock() -> Result<(), StartError> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return Ok(());
+    }
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < MIN_MEMLOCK_BYTES {
+        return Err(StartError(format!(
+            "locked-memory limit is {} KiB; io_uring (glommio) needs at least {} KiB: raise it with `ulimit -l 8192` or LimitMEMLOCK= in systemd",
+            lim.rlim_cur / 1024,
+            MIN_MEMLOCK_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
+pub fn run(config: Config) -> Result<(), StartError> {
+    check_memlock()?;
+    let ip: std::net::IpAddr =
+        config.server.host.parse().map_err(|_| StartError(format!("invalid host {}", config.server.host)))?;
+    let plan = placement::plan(&placement::allowed_cpus(), config.server.shards);
+    let apps = Apps::new(&config.apps);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| StartError(format!("signal handler: {e}")))?;
+    }
+
+    // Bind every shard's listener up front: the first picks the port (0 = any free one), the
+    // rest join it with SO_REUSEPORT. A bind error fails the start with one line.
+    let mut listeners = Vec::with_capacity(plan.shard_cpus.len());
+    let mut addr = SocketAddr::new(ip, config.server.port);
+    for _ in &plan.shard_cpus {
+        let l = shard::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        addr = l.local_addr().map_err(|e| StartError(e.to_string()))?;
+        listeners.push(l);
+    }
+
+    let links: Vec<ShardLink> = plan.shard_cpus.iter().map(|_| ShardLink::new()).collect();
+    let mut to_shards = Vec::new();
+    let mut from_shards = Vec::new();
+    let mut shard_handles = Vec::new();
+    for (id, ((cpu, listener), link)) in plan.shard_cpus.iter().zip(listeners).zip(links).enumerate() {
+        to_shards.push(link.to_shard);
+        from_shards.push(link.from_shard);
+        let setup = ShardSetup {
+            id,
+            apps: apps.clone(),
+            config: config.server.clone(),
+            listener,
+            from_api: link.from_api,
+            to_api: link.to_api,
+        };
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
+            .name(&format!("shard-{id}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || shard::run(setup))
+            .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
+        shard_handles.push(handle);
+    }
+    let api_setup = ApiSetup { apps: apps.clone(), config: config.server.clone(), to_shards, from_shards, stop };
+    let api = LocalExecutorBuilder::new(Placement::Fixed(plan.api_cpu))
+        .name("api")
+        .io_memory(IO_MEMORY_BYTES)
+        .spawn(move || api::run(api_setup))
+        .map_err(|e| StartError(format!("cannot start the API core on cpu {}: {e}", plan.api_cpu)))?;
+
+    log::info!(
+        "ringcast listening on {addr} ({} shards on cpus {:?}, API core on cpu {})",
+        plan.shard_cpus.len(),
+        plan.shard_cpus,
+        plan.api_cpu
+    );
+    for app in apps.iter() {
+        log::info!("app id={} key={} secret={}", app.id(), app.key(), app.secret());
+    }
+
+    let _ = api.join();
+    for h in shard_handles {
+        let _ = h.join();
+    }
+    log::info!("ringcast stopped");
+    Ok(())
+}

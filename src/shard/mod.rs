@@ -1,0 +1,224 @@
+//! A shard: one glommio executor pinned to a core, accepting on the public port (SO_REUSEPORT)
+//! and owning its connections and local channel index. It talks to the API core only through
+//! the queues in [`crate::bus`].
+
+pub mod connection;
+pub mod hub;
+pub mod outbox;
+pub mod session;
+
+use crate::app::Apps;
+use crate::bus::{ApiCommand, Broadcast, ShardCommand, ShardId};
+use crate::config::ServerConfig;
+use crate::http::ApiResponse;
+use crate::protocol::{ErrorCode, SocketId, frames};
+use crate::ws;
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::shared_channel::{ConnectedSender, SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::timer::Timer;
+use hub::{Hub, Tick};
+use outbox::Frame;
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes read from a socket at once into the shard's scratch buffer.
+pub const READ_SCRATCH_BYTES: usize = 64 * 1024;
+/// Most bytes gathered from an outbox into one write.
+pub const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Everything a shard's executor needs to start.
+pub struct ShardSetup {
+    pub id: ShardId,
+    pub apps: Arc<Apps>,
+    pub config: ServerConfig,
+    pub listener: std::net::TcpListener,
+    pub from_api: SharedReceiver<ShardCommand>,
+    pub to_api: SharedSender<ApiCommand>,
+}
+
+/// A shard's state, shared by its tasks (single-threaded: `Rc` and `RefCell`).
+pub struct Shard {
+    pub id: ShardId,
+    pub apps: Arc<Apps>,
+    pub config: ServerConfig,
+    pub hub: RefCell<Hub>,
+    to_api: ConnectedSender<ApiCommand>,
+    /// HTTP API requests forwarded to the API core and awaiting their answer.
+    pending_http: RefCell<Slab<LocalSender<ApiResponse>>>,
+    /// Read scratch memory shared by all connections: an idle connection holds no buffer.
+    pub read_scratch: RefCell<Box<[u8]>>,
+    pub write_scratch: RefCell<Vec<u8>>,
+    pub json_buffers: RefCell<simd_json::Buffers>,
+    connections_made: Cell<u64>,
+    rng: Cell<u64>,
+    started: Instant,
+    now: Cell<Tick>,
+    pub stopping: Cell<bool>,
+    /// Frames every connection may receive, encoded once.
+    pub ping_frame: Frame,
+}
+
+impl Shard {
+    /// The coarse clock (seconds since start), advanced by the sweeper.
+    pub fn now(&self) -> Tick {
+        self.now.get()
+    }
+
+    fn tick(&self) {
+        self.now.set(self.started.elapsed().as_secs() as Tick);
+    }
+
+    pub fn next_socket_id(&self) -> SocketId {
+        let n = self.connections_made.get() + 1;
+        self.connections_made.set(n);
+        // xorshift64: unpredictable enough for an id suffix, free of syscalls.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        SocketId::new(self.id, n, (x % 1_000_000_000) as u32)
+    }
+
+    /// Forwards an HTTP API request to the API core and waits for its answer.
+    pub async fn call_api(&self, http: crate::http::ApiRequest) -> ApiResponse {
+        let (tx, rx) = local_channel::new_bounded(1);
+        let request = self.pending_http.borrow_mut().insert(tx) as u64;
+        let sent = self.to_api.send(ApiCommand::Http { shard: self.id, request, http }).await;
+        if sent.is_err() {
+            self.pending_http.borrow_mut().try_remove(request as usize);
+            return ApiResponse::error(503, "unavailable", "server is shutting down");
+        }
+        rx.recv()
+            .await
+            .unwrap_or_else(|| ApiResponse::error(503, "unavailable", "server is shutting down"))
+    }
+
+    fn complete_http(&self, request: u64, response: ApiResponse) {
+        if let Some(tx) = self.pending_http.borrow_mut().try_remove(request as usize) {
+            let _ = tx.try_send(response);
+        }
+    }
+
+    /// Encodes a broadcast's frame once and queues it for every local subscriber.
+    fn deliver(&self, b: &Broadcast) -> usize {
+        let mut hub = self.hub.borrow_mut();
+        if hub.subscribers(b.app, &b.channel) == 0 {
+            return 0;
+        }
+        let frame: Frame = ws::frame::text(&b.payload).into();
+        hub.publish(b.app, &b.channel, &frame, b.except)
+    }
+
+    /// Closes every connection with 4200 and waits (at most the grace period) for them to go.
+    async fn shut_down(&self) {
+        self.stopping.set(true);
+        let mut hub = self.hub.borrow_mut();
+        for key in hub.keys() {
+            hub.request_close(key, ErrorCode::Reconnect);
+        }
+        drop(hub);
+        let deadline = Instant::now() + Duration::from_secs(self.config.shutdown_grace_s);
+        while !self.hub.borrow().is_empty() && Instant::now() < deadline {
+            Timer::new(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Creates the shard's listening socket on `addr` with SO_REUSEPORT, so every shard accepts
+/// on the same port and the kernel spreads connections among them.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// The shard's executor body: serves until told to shut down.
+pub async fn run(setup: ShardSetup) {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let to_api = setup.to_api.connect().await;
+    let from_api = setup.from_api.connect().await;
+    let outbound_limit = setup.config.outbound_buffer_kb * 1024;
+    let shard = Rc::new(Shard {
+        id: setup.id,
+        hub: RefCell::new(Hub::new(setup.apps.len(), outbound_limit)),
+        apps: setup.apps,
+        to_api,
+        pending_http: RefCell::new(Slab::new()),
+        read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
+        write_scratch: RefCell::new(Vec::with_capacity(WRITE_CHUNK_BYTES)),
+        json_buffers: RefCell::new(simd_json::Buffers::new(4096)),
+        connections_made: Cell::new(0),
+        rng: Cell::new(seed(setup.id)),
+        started: Instant::now(),
+        now: Cell::new(0),
+        stopping: Cell::new(false),
+        ping_frame: ws::frame::text(frames::PING.as_bytes()).into(),
+        config: setup.config,
+    });
+    // SAFETY: the fd comes from a listening std socket whose ownership we hand over.
+    let listener = unsafe { TcpListener::from_raw_fd(setup.listener.into_raw_fd()) };
+    let accept = glommio::spawn_local(accept_loop(shard.clone(), listener));
+    glommio::spawn_local(sweep_loop(shard.clone())).detach();
+
+    while let Some(cmd) = from_api.recv().await {
+        match cmd {
+            ShardCommand::Broadcast(b) => {
+                shard.deliver(&b);
+            }
+            ShardCommand::HttpResponse { request, response } => shard.complete_http(request, response),
+            ShardCommand::Shutdown => {
+                accept.cancel().await;
+                shard.shut_down().await;
+                let _ = shard.to_api.send(ApiCommand::ShardStopped { shard: shard.id }).await;
+                return;
+            }
+        }
+    }
+}
+
+fn seed(id: ShardId) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    (t ^ ((id as u64 + 1) << 32) ^ (std::process::id() as u64)) | 1
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                if shard.stopping.get() {
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(connection::serve(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Out of file descriptors, typically: back off instead of spinning.
+                log::warn!("shard {}: accept failed: {e}", shard.id);
+                Timer::new(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn sweep_loop(shard: Rc<Shard>) {
+    let activity = shard.config.activity_timeout as Tick;
+    let pong = shard.config.pong_timeout_s as Tick;
+    loop {
+        Timer::new(Duration::from_secs(1)).await;
+        shard.tick();
+        shard.hub.borrow_mut().sweep(shard.now(), activity, pong, &shard.ping_frame);
+    }
+}

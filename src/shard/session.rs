@@ -1,0 +1,361 @@
+//! A WebSocket session: one task per connection that reads, decodes and dispatches client
+//! messages, and flushes the connection's outbox. Reads land in the shard's scratch buffer;
+//! only an incomplete frame is copied into the connection's own (normally empty) buffer.
+
+use super::Shard;
+use super::hub::ConnKey;
+use crate::app::App;
+use crate::auth;
+use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ErrorCode, SocketId, frames};
+use crate::ws::{self, Decoder, Incoming, WsError};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use std::future::Future;
+use std::net::Shutdown;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// How long a closing connection may take to accept its last frames.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reads and writes per turn before the task yields to the others on the shard.
+const TURN_BUDGET: usize = 16;
+
+/// The bytes that report `code` to a client and close its connection: the `pusher:error`
+/// event (when the code has one) and the close frame.
+pub fn closing_frames(code: ErrorCode, message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    if code.sends_error_event() {
+        out.extend(ws::frame::text(frames::error(code, message).as_bytes()));
+    }
+    out.extend(ws::frame::close(code.code(), message));
+    out
+}
+
+/// Ends a connection whose close frame is out: half-close, then let the client close its
+/// side (bounded in time), so the close frame is not lost to a TCP reset.
+pub async fn finish(stream: &mut TcpStream) -> std::io::Result<()> {
+    stream.shutdown(Shutdown::Write).await?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut sink = vec![0u8; 1024];
+    for _ in 0..64 {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// How a session ended.
+enum End {
+    /// Our close frame is written: finish the TCP connection politely.
+    Closed,
+    /// The peer vanished or the socket failed.
+    Gone,
+}
+
+/// The session's protocol side: everything message handling needs.
+struct Ctx<'a> {
+    shard: &'a Rc<Shard>,
+    app: &'a Arc<App>,
+    key: ConnKey,
+    socket_id: SocketId,
+    /// A close frame is queued; nothing more is read.
+    closing: bool,
+}
+
+impl Ctx<'_> {
+    fn send_text(&self, json: &str) {
+        self.shard.hub.borrow_mut().send(self.key, ws::frame::text(json.as_bytes()).into());
+    }
+
+    fn error(&self, code: ErrorCode, message: &str) {
+        self.send_text(&frames::error(code, message));
+    }
+
+    /// Queues the closing frames, bypassing the outbound limit (a slow consumer's queue was
+    /// already dropped to make room for them).
+    fn close_with(&mut self, frames: Vec<u8>) {
+        let mut hub = self.shard.hub.borrow_mut();
+        if let Some(conn) = hub.conn_mut(self.key) {
+            conn.outbox.push(frames.into());
+        }
+        self.closing = true;
+    }
+
+    fn on_message(&mut self, incoming: Incoming<'_>) -> ControlFlow<()> {
+        match incoming {
+            Incoming::Text(bytes) => self.on_text(bytes),
+            Incoming::Binary => self.error(ErrorCode::Malformed, "binary frames are not supported"),
+            Incoming::Ping(payload) => {
+                self.shard.hub.borrow_mut().send(self.key, ws::frame::pong(payload).into());
+            }
+            Incoming::Pong => {}
+            Incoming::Close(code) => {
+                // Echo the client's code, as RFC 6455 suggests.
+                self.close_with(ws::frame::close(code.unwrap_or(1000), ""));
+                return ControlFlow::Break(());
+            }
+        }
+        if self.closing { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    fn on_text(&mut self, bytes: &mut [u8]) {
+        let mut buffers = self.shard.json_buffers.borrow_mut();
+        let message = match ClientMessage::parse(bytes, &mut buffers) {
+            Ok(m) => m,
+            Err(e) => return self.error(ErrorCode::Malformed, &e.to_string()),
+        };
+        match message {
+            ClientMessage::Ping => self.send_text(frames::PONG),
+            ClientMessage::Pong | ClientMessage::Other { .. } => {}
+            ClientMessage::Subscribe { channel, auth, channel_data } => {
+                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref())
+            }
+            ClientMessage::Unsubscribe { channel } => {
+                if self.shard.hub.borrow_mut().unsubscribe(self.key, &channel).is_err() {
+                    self.error(ErrorCode::Channel, &format!("Not subscribed to channel {channel}"));
+                }
+            }
+            ClientMessage::Signin { .. } => {
+                self.error(ErrorCode::Malformed, "pusher:signin is not supported yet")
+            }
+            ClientMessage::ClientEvent { .. } => {
+                self.error(ErrorCode::ClientEvent, "client events are not supported yet")
+            }
+        }
+    }
+
+    fn subscribe(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) {
+        let max = self.app.config.max_channel_name_length;
+        let name = match ChannelName::parse(channel, max) {
+            Ok(n) => n,
+            Err(e) => return self.error(ErrorCode::Channel, &format!("{e}: {channel}")),
+        };
+        match name.kind {
+            ChannelKind::Public => {}
+            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
+                let Some(token) = auth.filter(|a| !a.is_empty()) else {
+                    return self.subscription_error(channel, "missing auth signature", 401);
+                };
+                let socket_id = self.socket_id.to_string();
+                let (key, secret) = (self.app.key(), self.app.secret());
+                if !auth::verify_channel_auth(key, secret, &socket_id, channel, None, token) {
+                    return self.subscription_error(channel, "invalid signature", 401);
+                }
+            }
+            ChannelKind::Presence | ChannelKind::ServerToUser => {
+                let _ = channel_data;
+                return self.subscription_error(channel, "channel type not supported yet", 400);
+            }
+        }
+        match self.shard.hub.borrow_mut().subscribe(self.key, channel) {
+            Ok(_) => {}
+            Err(_) => {
+                return self.error(ErrorCode::Channel, &format!("Already subscribed to channel {channel}"));
+            }
+        }
+        self.send_text(&frames::subscription_succeeded(channel, "{}"));
+    }
+
+    fn subscription_error(&self, channel: &str, error: &str, status: u16) {
+        self.send_text(&frames::subscription_error(channel, error, status));
+    }
+}
+
+/// The session's I/O side.
+struct Session<'a> {
+    ctx: Ctx<'a>,
+    decoder: Decoder,
+    /// Bytes of an incomplete frame; empty (and unallocated) between frames.
+    partial: Vec<u8>,
+    close_timer: Option<Timer>,
+}
+
+impl Session<'_> {
+    /// Feeds `buf` to the decoder; returns how many bytes were consumed.
+    fn decode(&mut self, buf: &mut [u8]) -> usize {
+        let ctx = &mut self.ctx;
+        match self.decoder.decode(buf, |m| ctx.on_message(m)) {
+            Ok(used) => used,
+            Err(e) => {
+                self.fail(e);
+                buf.len()
+            }
+        }
+    }
+
+    fn fail(&mut self, e: WsError) {
+        if !self.ctx.closing {
+            self.ctx.close_with(ws::frame::close(e.close_code(), e.reason()));
+        }
+    }
+
+    /// Reads what the socket has and processes every complete frame in it.
+    fn poll_read(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<std::io::Result<usize>> {
+        let shard = self.ctx.shard.clone();
+        let mut scratch = shard.read_scratch.borrow_mut();
+        let n = match Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        if n == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        shard.hub.borrow_mut().touch(self.ctx.key, shard.now());
+        if self.partial.is_empty() {
+            let used = self.decode(&mut scratch[..n]);
+            if used < n && !self.ctx.closing {
+                self.partial.extend_from_slice(&scratch[used..n]);
+            }
+        } else {
+            self.partial.extend_from_slice(&scratch[..n]);
+            drop(scratch);
+            let mut buf = std::mem::take(&mut self.partial);
+            let used = self.decode(&mut buf);
+            buf.drain(..used);
+            if !buf.is_empty() && !self.ctx.closing {
+                self.partial = buf;
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes the outbox, several frames per write. `Ready(Ok(wrote))` once it is empty.
+    fn poll_flush(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<std::io::Result<bool>> {
+        let shard = self.ctx.shard;
+        let key = self.ctx.key;
+        let mut wrote = false;
+        loop {
+            let mut wbuf = shard.write_scratch.borrow_mut();
+            wbuf.clear();
+            let single = {
+                let hub = shard.hub.borrow();
+                let Some(conn) = hub.conn(key) else { return Poll::Ready(Ok(wrote)) };
+                if conn.outbox.is_empty() {
+                    return Poll::Ready(Ok(wrote));
+                }
+                let single = conn.outbox.single();
+                if single.is_none() {
+                    conn.outbox.fill(&mut wbuf, super::WRITE_CHUNK_BYTES);
+                }
+                single
+            };
+            let bytes: &[u8] = match &single {
+                Some((frame, offset)) => &frame[*offset..],
+                None => &wbuf,
+            };
+            match Pin::new(&mut *stream).poll_write(cx, bytes) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    if let Some(conn) = shard.hub.borrow_mut().conn_mut(key) {
+                        conn.outbox.consume(n);
+                    }
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn poll_turn(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<End> {
+        for _ in 0..TURN_BUDGET {
+            let mut progress = false;
+            if !self.ctx.closing {
+                match self.poll_read(cx, stream) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Gone),
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Pending => {}
+                }
+            }
+            if !self.ctx.closing {
+                let requested = self.ctx.shard.hub.borrow_mut().conn_mut(self.ctx.key).and_then(|c| c.close);
+                if let Some(code) = requested {
+                    let message = close_message(code);
+                    if code == ErrorCode::OverCapacity
+                        && let Some(conn) = self.ctx.shard.hub.borrow_mut().conn_mut(self.ctx.key)
+                    {
+                        conn.outbox.clear();
+                    }
+                    self.ctx.close_with(closing_frames(code, message));
+                }
+            }
+            match self.poll_flush(cx, stream) {
+                Poll::Ready(Ok(wrote)) => {
+                    if self.ctx.closing {
+                        return Poll::Ready(End::Closed);
+                    }
+                    progress |= wrote;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Gone),
+                Poll::Pending => {
+                    if self.ctx.closing {
+                        // A client that stopped reading must not hold the connection forever.
+                        let timer = self.close_timer.get_or_insert_with(|| Timer::new(CLOSE_FLUSH_TIMEOUT));
+                        if Pin::new(timer).poll(cx).is_ready() {
+                            return Poll::Ready(End::Gone);
+                        }
+                    }
+                }
+            }
+            if !progress {
+                let mut hub = self.ctx.shard.hub.borrow_mut();
+                if let Some(conn) = hub.conn_mut(self.ctx.key)
+                    && !conn.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    conn.waker = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+        }
+        // Out of budget: let the shard's other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn close_message(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::OverCapacity => "Connection too slow: outbound buffer full",
+        ErrorCode::PongTimeout => "Pong reply not received",
+        ErrorCode::Reconnect => "Server is shutting down",
+        ErrorCode::Unauthorized => "Connection terminated",
+        _ => "Connection closed",
+    }
+}
+
+/// Serves an upgraded connection until it closes. `leftover` holds bytes the client sent right
+/// after its handshake.
+pub async fn run(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    app: &Arc<App>,
+    leftover: Vec<u8>,
+) -> std::io::Result<()> {
+    let socket_id = shard.next_socket_id();
+    let key = shard.hub.borrow_mut().add(socket_id, app.idx, shard.now());
+    let established = frames::connection_established(socket_id, shard.config.activity_timeout);
+    let ctx = Ctx { shard, app, key, socket_id, closing: false };
+    let mut session =
+        Session { ctx, decoder: Decoder::new(shard.config.max_message_kb * 1024), partial: Vec::new(), close_timer: None };
+    session.ctx.send_text(&established);
+    if !leftover.is_empty() {
+        let mut buf = leftover;
+        let used = session.decode(&mut buf);
+        buf.drain(..used);
+        session.partial = buf;
+    }
+    let end = futures_lite::future::poll_fn(|cx| session.poll_turn(cx, stream)).await;
+    shard.hub.borrow_mut().remove(key);
+    match end {
+        End::Closed => finish(stream).await,
+        End::Gone => Ok(()),
+    }
+}
