@@ -48,9 +48,12 @@ impl ApiCore {
 }
 
 pub async fn run(setup: ApiSetup) {
-    let mut shards = Vec::with_capacity(setup.to_shards.len());
-    for tx in setup.to_shards {
-        shards.push(tx.connect().await);
+    // `connect` waits for the peer, so every end connects in its own task, all at once.
+    let senders: Vec<_> = setup.to_shards.into_iter().map(|tx| glommio::spawn_local(tx.connect())).collect();
+    let receivers: Vec<_> = setup.from_shards.into_iter().map(|rx| glommio::spawn_local(rx.connect())).collect();
+    let mut shards = Vec::with_capacity(senders.len());
+    for tx in senders {
+        shards.push(tx.await);
     }
     let core = Rc::new(ApiCore {
         apps: setup.apps,
@@ -58,8 +61,8 @@ pub async fn run(setup: ApiSetup) {
         shards,
         stopped_shards: Cell::new(0),
     });
-    for rx in setup.from_shards {
-        let rx = rx.connect().await;
+    for rx in receivers {
+        let rx = rx.await;
         glommio::spawn_local(serve_shard(core.clone(), rx)).detach();
     }
     // A signal handler may not touch the executor, so it only sets a flag we look at here.

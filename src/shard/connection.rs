@@ -61,7 +61,8 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
         }
         if head.path == "/up" || head.path.starts_with("/up/") {
             let r = health(shard, &head.path);
-            respond(stream, &r, head.keep_alive).await?;
+            let content_type = if r.status == 200 { "text/plain" } else { "application/json" };
+            stream.write_all(&http::response(r.status, content_type, r.body.as_bytes(), head.keep_alive)).await?;
             if !head.keep_alive {
                 return Ok(());
             }

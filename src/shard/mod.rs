@@ -145,8 +145,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// The shard's executor body: serves until told to shut down.
 pub async fn run(setup: ShardSetup) {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let to_api = setup.to_api.connect().await;
-    let from_api = setup.from_api.connect().await;
+    // `connect` waits for the peer to connect its end: connect both ends at once, or the
+    // shard and the API core would each wait for the other.
+    let (to_api, from_api) = futures_lite::future::zip(setup.to_api.connect(), setup.from_api.connect()).await;
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
     let shard = Rc::new(Shard {
         id: setup.id,

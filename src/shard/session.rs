@@ -154,11 +154,9 @@ impl Ctx<'_> {
                 return self.subscription_error(channel, "channel type not supported yet", 400);
             }
         }
-        match self.shard.hub.borrow_mut().subscribe(self.key, channel) {
-            Ok(_) => {}
-            Err(_) => {
-                return self.error(ErrorCode::Channel, &format!("Already subscribed to channel {channel}"));
-            }
+        let subscribed = self.shard.hub.borrow_mut().subscribe(self.key, channel);
+        if subscribed.is_err() {
+            return self.error(ErrorCode::Channel, &format!("Already subscribed to channel {channel}"));
         }
         self.send_text(&frames::subscription_succeeded(channel, "{}"));
     }
