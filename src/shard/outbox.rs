@@ -74,10 +74,18 @@ impl Outbox {
         }
     }
 
+    /// Drops every frame not yet started. A frame already partly written stays: cutting it
+    /// would corrupt the stream, and the close frame queued after it must arrive intact.
     pub fn clear(&mut self) {
+        let in_flight = if self.offset > 0 { self.frames.pop_front() } else { None };
         self.frames = VecDeque::new();
-        self.offset = 0;
         self.bytes = 0;
+        if let Some(front) = in_flight {
+            self.bytes = front.len() - self.offset;
+            self.frames.push_back(front);
+        } else {
+            self.offset = 0;
+        }
     }
 }
 
@@ -102,5 +110,14 @@ mod tests {
         assert_eq!(&f[off..], b"efg");
         o.consume(3);
         assert!(o.is_empty() && o.bytes() == 0);
+        // Clearing keeps a partly written frame whole.
+        o.push(Rc::from(&b"hij"[..]));
+        o.push(Rc::from(&b"klm"[..]));
+        o.consume(1);
+        o.clear();
+        assert_eq!(o.bytes(), 2);
+        buf.clear();
+        o.fill(&mut buf, 100);
+        assert_eq!(buf, b"ij");
     }
 }

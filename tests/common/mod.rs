@@ -93,6 +93,20 @@ impl Server {
         Server { child, addr, log: rx, _dir: None }
     }
 
+    /// Waits for a server log line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let line = self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     pub fn ws(&self) -> Ws {
         Ws::connect(self.addr, &format!("/app/{APP_KEY}?protocol=7&client=js&version=8.4.0&flash=false"))
     }

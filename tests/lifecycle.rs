@@ -1,0 +1,130 @@
+//! Slow consumers, graceful shutdown and configuration errors, against the real binary.
+
+mod common;
+use common::*;
+use std::net::TcpStream;
+
+#[test]
+fn slow_consumer_is_closed_4100_and_others_keep_receiving() {
+    let server = Server::start(&[("RINGCAST_OUTBOUND_BUFFER_KB", "256"), ("RUST_LOG", "info,ringcast::shard::hub=debug")]);
+    // A client with a tiny receive buffer that stops reading after subscribing.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut slow = Ws::over(TcpStream::from(socket), server.addr, "/app/app-key?protocol=7");
+    slow.expect("pusher:connection_established");
+    slow.subscribe("firehose");
+    let mut healthy = server.ws();
+    healthy.subscribe("firehose");
+
+    let reader = std::thread::spawn(move || {
+        let mut n = 0;
+        loop {
+            let ev = healthy.event();
+            if ev["event"] == "done" {
+                return n;
+            }
+            n += 1;
+        }
+    });
+    let mut api = server.api();
+    let data = "x".repeat(90 * 1024);
+    for i in 0..300 {
+        api.trigger("firehose", &format!("e{i}"), &data);
+    }
+    api.trigger("firehose", "done", "");
+    assert_eq!(reader.join().unwrap(), 300, "the healthy subscriber got every event");
+
+    // The server reports dropping the slow one (and only it); then it reads what the kernel
+    // still held for it, and the 4100 close.
+    let line = server.wait_log("closing with 4100");
+    assert!(line.contains(&slow.socket_id), "{line}");
+    loop {
+        match slow.next() {
+            Got::Event(_) => continue,
+            Got::Close(code) => {
+                assert_eq!(code, Some(4100));
+                break;
+            }
+            Got::Other(m) => panic!("unexpected {m:?}"),
+        }
+    }
+}
+
+#[test]
+fn sigterm_closes_clients_with_4200_and_exits_0() {
+    let mut server = Server::start(&[("RINGCAST_SHUTDOWN_GRACE_S", "5")]);
+    let mut clients: Vec<Ws> = (0..20).map(|_| server.ws()).collect();
+    for c in &mut clients {
+        c.subscribe("x");
+    }
+    server.signal(SIGTERM);
+    for c in &mut clients {
+        c.expect_error(4200);
+        c.expect_close(4200);
+    }
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn sigint_with_no_clients_exits_0() {
+    let mut server = Server::start(&[]);
+    server.ws().ping();
+    server.signal(SIGINT);
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+fn start_error(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = binary();
+    cmd.args(args).env("RINGCAST_PORT", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn bad_configuration_fails_with_one_line_naming_the_key() {
+    let dir = temp_dir();
+    let cases = [
+        ("[server]\nactivity_timeout = \"high\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n", "server.activity_timeout"),
+        ("[server]\nmystery = 1\n", "mystery"),
+        ("[[apps]]\nid='a'\nkey='b'\nsecret=''\n", "apps[0].secret"),
+        ("[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps]]\nid='a'\nkey='d'\nsecret='e'\n", "apps[1].id"),
+        ("[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_connections = -1\n", "max_connections"),
+        ("this is not toml", "ringcast.toml"),
+    ];
+    for (toml, key) in cases {
+        let path = dir.0.join("ringcast.toml");
+        std::fs::write(&path, toml).unwrap();
+        let (code, stderr) = start_error(&["--config", path.to_str().unwrap()], &[]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+    }
+    let (code, stderr) = start_error(&[], &[("RINGCAST_SHARDS", "lots")]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("server.shards"), "{stderr}");
+    let (code, stderr) = start_error(&["--config", "/nonexistent/ringcast.toml"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("/nonexistent/ringcast.toml"), "{stderr}");
+}
+
+#[test]
+fn help_lists_environment_variables() {
+    let out = binary().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for var in ["RINGCAST_CONFIG", "RINGCAST_PORT", "RINGCAST_HOST", "RINGCAST_SHARDS", "RINGCAST_APP_ID", "RINGCAST_APP_KEY", "RINGCAST_APP_SECRET", "RINGCAST_OUTBOUND_BUFFER_KB"] {
+        assert!(text.contains(var), "--help lists {var}");
+    }
+}
+
+#[test]
+fn port_in_use_fails_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, stderr) = start_error(&[], &[("RINGCAST_HOST", "127.0.0.1"), ("RINGCAST_PORT", &port)]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+}
