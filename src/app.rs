@@ -83,7 +83,11 @@ impl Apps {
             .collect();
         let by_key = list.iter().map(|a| (a.config.key.clone(), a.idx)).collect();
         let by_id = list.iter().map(|a| (a.config.id.clone(), a.idx)).collect();
-        Arc::new(Apps { list, by_key, by_id })
+        Arc::new(Apps {
+            list,
+            by_key,
+            by_id,
+        })
     }
 
     pub fn get(&self, idx: AppIdx) -> &Arc<App> {

@@ -21,7 +21,9 @@ pub fn sign(secret: &str, message: &[u8]) -> String {
 
 /// Checks a hex signature over the concatenation of `parts`, in constant time.
 fn verify_hex(secret: &str, parts: &[&[u8]], signature_hex: &str) -> bool {
-    let Ok(given) = hex::decode(signature_hex) else { return false };
+    let Ok(given) = hex::decode(signature_hex) else {
+        return false;
+    };
     let mut m = mac(secret);
     for p in parts {
         m.update(p);
@@ -65,7 +67,13 @@ pub fn verify_channel_auth(
 
 /// Verifies the `auth` field of a `pusher:signin`: a signature over
 /// `"{socket_id}::user::{user_data}"`.
-pub fn verify_user_auth(app_key: &str, secret: &str, socket_id: &str, user_data: &str, token: &str) -> bool {
+pub fn verify_user_auth(
+    app_key: &str,
+    secret: &str,
+    socket_id: &str,
+    user_data: &str,
+    token: &str,
+) -> bool {
     let parts: [&[u8]; 3] = [socket_id.as_bytes(), b"::user::", user_data.as_bytes()];
     verify_token(app_key, secret, &parts, token)
 }
@@ -92,7 +100,10 @@ impl std::fmt::Display for RequestAuthError {
             Self::MissingParameter(p) => write!(f, "missing {p}"),
             Self::UnsupportedVersion => write!(f, "auth_version must be 1.0"),
             Self::BadTimestamp => write!(f, "auth_timestamp is not a number"),
-            Self::StaleTimestamp => write!(f, "auth_timestamp is more than 600 s from the server's clock"),
+            Self::StaleTimestamp => write!(
+                f,
+                "auth_timestamp is more than 600 s from the server's clock"
+            ),
             Self::BodyMd5Mismatch => write!(f, "body_md5 does not match the body"),
             Self::BadSignature => write!(f, "invalid signature"),
         }
@@ -125,15 +136,24 @@ pub fn verify_request(
     body: &[u8],
     now_unix_s: i64,
 ) -> Result<(), RequestAuthError> {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let signature = get("auth_signature").ok_or(RequestAuthError::MissingParameter("auth_signature"))?;
-    let timestamp = get("auth_timestamp").ok_or(RequestAuthError::MissingParameter("auth_timestamp"))?;
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let signature =
+        get("auth_signature").ok_or(RequestAuthError::MissingParameter("auth_signature"))?;
+    let timestamp =
+        get("auth_timestamp").ok_or(RequestAuthError::MissingParameter("auth_timestamp"))?;
     if let Some(v) = get("auth_version")
         && v != "1.0"
     {
         return Err(RequestAuthError::UnsupportedVersion);
     }
-    let ts: i64 = timestamp.parse().map_err(|_| RequestAuthError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .parse()
+        .map_err(|_| RequestAuthError::BadTimestamp)?;
     if (now_unix_s - ts).abs() > MAX_CLOCK_SKEW_S {
         return Err(RequestAuthError::StaleTimestamp);
     }
@@ -181,26 +201,64 @@ mod tests {
         assert_eq!(body_md5(BODY), "ec365a775a4cd0599faeb73354201b6f");
         let s = request_string_to_sign("POST", "/apps/3/events", &params(SIG));
         assert_eq!(sign(SECRET, s.as_bytes()), SIG);
-        assert_eq!(verify_request(SECRET, "POST", "/apps/3/events", &params(SIG), BODY, 1353088179), Ok(()));
+        assert_eq!(
+            verify_request(
+                SECRET,
+                "POST",
+                "/apps/3/events",
+                &params(SIG),
+                BODY,
+                1353088179
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn request_signature_refusals() {
         let bad = SIG.replace('d', "e");
         assert_eq!(
-            verify_request(SECRET, "POST", "/apps/3/events", &params(&bad), BODY, 1353088179),
+            verify_request(
+                SECRET,
+                "POST",
+                "/apps/3/events",
+                &params(&bad),
+                BODY,
+                1353088179
+            ),
             Err(RequestAuthError::BadSignature)
         );
         assert_eq!(
-            verify_request(SECRET, "POST", "/apps/3/events", &params(SIG), BODY, 1353088179 + 601),
+            verify_request(
+                SECRET,
+                "POST",
+                "/apps/3/events",
+                &params(SIG),
+                BODY,
+                1353088179 + 601
+            ),
             Err(RequestAuthError::StaleTimestamp)
         );
         assert_eq!(
-            verify_request(SECRET, "POST", "/apps/3/events", &params(SIG), b"{}", 1353088179),
+            verify_request(
+                SECRET,
+                "POST",
+                "/apps/3/events",
+                &params(SIG),
+                b"{}",
+                1353088179
+            ),
             Err(RequestAuthError::BodyMd5Mismatch)
         );
         assert_eq!(
-            verify_request(SECRET, "POST", "/apps/3/events", &params("zz"), BODY, 1353088179),
+            verify_request(
+                SECRET,
+                "POST",
+                "/apps/3/events",
+                &params("zz"),
+                BODY,
+                1353088179
+            ),
             Err(RequestAuthError::BadSignature)
         );
     }
@@ -211,17 +269,53 @@ mod tests {
         let msg = channel_auth_message("1234.1234", "private-foobar", None);
         assert_eq!(sign(SECRET, msg.as_bytes()), expected);
         let token = format!("{KEY}:{expected}");
-        assert!(verify_channel_auth(KEY, SECRET, "1234.1234", "private-foobar", None, &token));
-        assert!(!verify_channel_auth(KEY, SECRET, "1234.1235", "private-foobar", None, &token));
-        assert!(!verify_channel_auth("other", SECRET, "1234.1234", "private-foobar", None, &token));
+        assert!(verify_channel_auth(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "private-foobar",
+            None,
+            &token
+        ));
+        assert!(!verify_channel_auth(
+            KEY,
+            SECRET,
+            "1234.1235",
+            "private-foobar",
+            None,
+            &token
+        ));
+        assert!(!verify_channel_auth(
+            "other",
+            SECRET,
+            "1234.1234",
+            "private-foobar",
+            None,
+            &token
+        ));
     }
 
     #[test]
     fn user_auth_vector() {
         let sig = sign(SECRET, b"1234.1234::user::{\"id\":\"12345\"}");
-        assert!(sig.starts_with("4708d583") && sig.ends_with("36ba"), "{sig}");
+        assert!(
+            sig.starts_with("4708d583") && sig.ends_with("36ba"),
+            "{sig}"
+        );
         let token = format!("{KEY}:{sig}");
-        assert!(verify_user_auth(KEY, SECRET, "1234.1234", "{\"id\":\"12345\"}", &token));
-        assert!(!verify_user_auth(KEY, SECRET, "1234.1234", "{\"id\":\"12346\"}", &token));
+        assert!(verify_user_auth(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "{\"id\":\"12345\"}",
+            &token
+        ));
+        assert!(!verify_user_auth(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "{\"id\":\"12346\"}",
+            &token
+        ));
     }
 }

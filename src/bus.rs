@@ -34,7 +34,10 @@ pub struct Broadcast {
 pub enum ShardCommand {
     Broadcast(Arc<Broadcast>),
     /// The answer to an [`ApiCommand::Http`] that this shard forwarded.
-    HttpResponse { request: u64, response: ApiResponse },
+    HttpResponse {
+        request: u64,
+        response: ApiResponse,
+    },
     /// Stop accepting, close every client with 4200, then report [`ApiCommand::ShardStopped`].
     Shutdown,
 }
@@ -43,8 +46,14 @@ pub enum ShardCommand {
 #[derive(Debug)]
 pub enum ApiCommand {
     /// An HTTP API request received on a shard; answered with [`ShardCommand::HttpResponse`].
-    Http { shard: ShardId, request: u64, http: ApiRequest },
-    ShardStopped { shard: ShardId },
+    Http {
+        shard: ShardId,
+        request: u64,
+        http: ApiRequest,
+    },
+    ShardStopped {
+        shard: ShardId,
+    },
 }
 
 /// Both queue ends of one shard, before they are connected inside their executors.
@@ -59,7 +68,12 @@ impl ShardLink {
     pub fn new() -> Self {
         let (to_shard, from_api) = shared_channel::new_bounded(QUEUE_CAPACITY);
         let (to_api, from_shard) = shared_channel::new_bounded(QUEUE_CAPACITY);
-        ShardLink { to_shard, from_api, to_api, from_shard }
+        ShardLink {
+            to_shard,
+            from_api,
+            to_api,
+            from_shard,
+        }
     }
 }
 

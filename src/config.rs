@@ -16,7 +16,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), reason: reason.into() }
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -171,13 +174,19 @@ pub fn env_vars() -> Vec<(String, String)> {
     let app = toml::Table::try_from(AppConfig::default()).unwrap_or_default();
     let mut out: Vec<(String, String)> = server
         .keys()
-        .map(|k| (format!("RINGCAST_{}", k.to_uppercase()), format!("server.{k}")))
+        .map(|k| {
+            (
+                format!("RINGCAST_{}", k.to_uppercase()),
+                format!("server.{k}"),
+            )
+        })
         .collect();
-    out.extend(
-        app.keys()
-            .filter(|k| *k != "webhooks")
-            .map(|k| (format!("RINGCAST_APP_{}", k.to_uppercase()), format!("apps[0].{k}"))),
-    );
+    out.extend(app.keys().filter(|k| *k != "webhooks").map(|k| {
+        (
+            format!("RINGCAST_APP_{}", k.to_uppercase()),
+            format!("apps[0].{k}"),
+        )
+    }));
     out
 }
 
@@ -192,18 +201,20 @@ impl Config {
                 let text = std::fs::read_to_string(p).map_err(|e| {
                     ConfigError::new(p.display().to_string(), format!("cannot read: {e}"))
                 })?;
-                text.parse::<toml::Table>().map_err(|e| {
-                    ConfigError::new(p.display().to_string(), one_line(e.message()))
-                })?
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::new(p.display().to_string(), one_line(e.message())))?
             }
             None => toml::Table::new(),
         };
         let from_file = path.is_some();
         apply_env(&mut tree, env, from_file)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
-            .map_err(|e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
                 let key = e.path().to_string();
-                ConfigError::new(if key == "." { "config".into() } else { key }, one_line(&e.inner().to_string()))
+                ConfigError::new(
+                    if key == "." { "config".into() } else { key },
+                    one_line(&e.inner().to_string()),
+                )
             })?;
         config.validate()?;
         Ok(config)
@@ -211,7 +222,10 @@ impl Config {
 
     /// The dev configuration: default server settings and the built-in app.
     pub fn dev() -> Config {
-        Config { server: ServerConfig::default(), apps: vec![AppConfig::dev()] }
+        Config {
+            server: ServerConfig::default(),
+            apps: vec![AppConfig::dev()],
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -234,7 +248,10 @@ impl Config {
             return Err(ConfigError::new("server.max_message_kb", "at most 16384"));
         }
         if s.host.parse::<std::net::IpAddr>().is_err() {
-            return Err(ConfigError::new("server.host", format!("`{}` is not an IP address", s.host)));
+            return Err(ConfigError::new(
+                "server.host",
+                format!("`{}` is not an IP address", s.host),
+            ));
         }
         if self.apps.is_empty() {
             return Err(ConfigError::new("apps", "no app configured"));
@@ -263,9 +280,18 @@ impl Config {
                 ("max_event_name_length", app.max_event_name_length),
                 ("max_event_channels_at_once", app.max_event_channels_at_once),
                 ("max_event_batch_size", app.max_event_batch_size),
-                ("max_presence_members_per_channel", app.max_presence_members_per_channel),
-                ("max_presence_member_size_kb", app.max_presence_member_size_kb),
-                ("user_authentication_timeout_s", app.user_authentication_timeout_s as usize),
+                (
+                    "max_presence_members_per_channel",
+                    app.max_presence_members_per_channel,
+                ),
+                (
+                    "max_presence_member_size_kb",
+                    app.max_presence_member_size_kb,
+                ),
+                (
+                    "user_authentication_timeout_s",
+                    app.user_authentication_timeout_s as usize,
+                ),
             ];
             for (field, v) in positive {
                 if v == 0 {
@@ -273,17 +299,28 @@ impl Config {
                 }
             }
             if app.max_channel_name_length > 200 {
-                return Err(ConfigError::new(k("max_channel_name_length"), "at most 200"));
+                return Err(ConfigError::new(
+                    k("max_channel_name_length"),
+                    "at most 200",
+                ));
             }
             for (w, hook) in app.webhooks.iter().enumerate() {
                 let hk = |f: &str| format!("apps[{i}].webhooks[{w}].{f}");
                 if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
-                    return Err(ConfigError::new(hk("url"), "must start with http:// or https://"));
+                    return Err(ConfigError::new(
+                        hk("url"),
+                        "must start with http:// or https://",
+                    ));
                 }
-                if let Some(bad) =
-                    hook.event_types.iter().find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
+                if let Some(bad) = hook
+                    .event_types
+                    .iter()
+                    .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
                 {
-                    return Err(ConfigError::new(hk("event_types"), format!("unknown type `{bad}`")));
+                    return Err(ConfigError::new(
+                        hk("event_types"),
+                        format!("unknown type `{bad}`"),
+                    ));
                 }
             }
         }
@@ -306,18 +343,32 @@ fn apply_env(
     let app_defaults = toml::Table::try_from(AppConfig::default()).unwrap_or_default();
     let mut app_overrides = toml::Table::new();
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("RINGCAST_") else { continue };
+        let Some(rest) = name.strip_prefix("RINGCAST_") else {
+            continue;
+        };
         let (defaults, key, is_app) = match rest.strip_prefix("APP_") {
             Some(k) => (&app_defaults, k.to_lowercase(), true),
             None => (&server_defaults, rest.to_lowercase(), false),
         };
-        let Some(default) = defaults.get(&key) else { continue };
+        let Some(default) = defaults.get(&key) else {
+            continue;
+        };
         if key == "webhooks" {
             continue;
         }
         let value = typed_like(default, &raw).ok_or_else(|| {
-            let path = if is_app { format!("apps[0].{key}") } else { format!("server.{key}") };
-            ConfigError::new(path, format!("`{raw}` (from {name}) is not a valid {}", default.type_str()))
+            let path = if is_app {
+                format!("apps[0].{key}")
+            } else {
+                format!("server.{key}")
+            };
+            ConfigError::new(
+                path,
+                format!(
+                    "`{raw}` (from {name}) is not a valid {}",
+                    default.type_str()
+                ),
+            )
         })?;
         if is_app {
             app_overrides.insert(key, value);
@@ -330,7 +381,9 @@ fn apply_env(
             }
         }
     }
-    let apps = tree.entry("apps").or_insert_with(|| toml::Value::Array(Vec::new()));
+    let apps = tree
+        .entry("apps")
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
     if let toml::Value::Array(list) = apps {
         if list.is_empty() && !from_file {
             // No file: the dev app, possibly with other credentials from the environment.
@@ -366,7 +419,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -380,8 +436,11 @@ mod tests {
 
     #[test]
     fn env_overrides_and_keeps_string_ids() {
-        let c = Config::load(None, env(&[("RINGCAST_PORT", "7000"), ("RINGCAST_APP_ID", "12345")]))
-            .unwrap();
+        let c = Config::load(
+            None,
+            env(&[("RINGCAST_PORT", "7000"), ("RINGCAST_APP_ID", "12345")]),
+        )
+        .unwrap();
         assert_eq!(c.server.port, 7000);
         assert_eq!(c.apps[0].id, "12345");
         assert_eq!(c.apps[0].key, "app-key");
@@ -401,13 +460,25 @@ mod tests {
         std::fs::write(&p, "[server]\nprot = 1\n").unwrap();
         let e = Config::load(Some(&p), env(&[])).unwrap_err();
         assert!(e.to_string().contains("prot"), "{e}");
-        std::fs::write(&p, "[server]\nport = \"x\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n").unwrap();
+        std::fs::write(
+            &p,
+            "[server]\nport = \"x\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n",
+        )
+        .unwrap();
         let e = Config::load(Some(&p), env(&[])).unwrap_err();
         assert_eq!(e.key, "server.port");
-        std::fs::write(&p, "[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_event_batch_size = 0\n").unwrap();
+        std::fs::write(
+            &p,
+            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_event_batch_size = 0\n",
+        )
+        .unwrap();
         let e = Config::load(Some(&p), env(&[])).unwrap_err();
         assert_eq!(e.key, "apps[0].max_event_batch_size");
-        std::fs::write(&p, "[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps.webhooks]]\nurl='ftp://x'\n").unwrap();
+        std::fs::write(
+            &p,
+            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps.webhooks]]\nurl='ftp://x'\n",
+        )
+        .unwrap();
         let e = Config::load(Some(&p), env(&[])).unwrap_err();
         assert_eq!(e.key, "apps[0].webhooks[0].url");
         assert!(!e.to_string().contains('\n'));

@@ -51,7 +51,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+            return Err(HeadError::TooLarge);
+        }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Malformed),
@@ -114,7 +116,10 @@ pub struct ApiResponse {
 
 impl ApiResponse {
     pub fn json(status: u16, body: impl Into<String>) -> Self {
-        ApiResponse { status, body: body.into() }
+        ApiResponse {
+            status,
+            body: body.into(),
+        }
     }
 
     /// `{"error":"…","code":"…"}` (SPEC §4).
@@ -165,14 +170,23 @@ mod tests {
     fn parses_heads() {
         let raw = b"POST /apps/1/events?auth_key=k&body_md5=x HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nX-Idempotency-Key: abc\r\n\r\n{\"a\":1}";
         let h = parse_head(raw).unwrap().unwrap();
-        assert_eq!((h.method.as_str(), h.path.as_str(), h.query.as_str()), ("POST", "/apps/1/events", "auth_key=k&body_md5=x"));
+        assert_eq!(
+            (h.method.as_str(), h.path.as_str(), h.query.as_str()),
+            ("POST", "/apps/1/events", "auth_key=k&body_md5=x")
+        );
         assert_eq!(h.content_length, 12);
         assert!(h.keep_alive);
         assert_eq!(h.idempotency_key.as_deref(), Some("abc"));
         assert_eq!(&raw[h.head_len..], b"{\"a\":1}");
         assert!(parse_head(b"GET / HTTP/1.1\r\nHost:").unwrap().is_none());
-        assert_eq!(parse_head(b"\x01\x02 nonsense\r\n\r\n").unwrap_err(), HeadError::Malformed);
-        let h = parse_head(b"GET /app/k HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n").unwrap().unwrap();
+        assert_eq!(
+            parse_head(b"\x01\x02 nonsense\r\n\r\n").unwrap_err(),
+            HeadError::Malformed
+        );
+        let h =
+            parse_head(b"GET /app/k HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert!(h.upgrade_websocket && !h.keep_alive);
         let huge = vec![b'a'; MAX_HEAD_BYTES + 1];
         assert_eq!(parse_head(&huge).unwrap_err(), HeadError::TooLarge);

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ringcast", version, about = "Pusher-compatible realtime WebSocket server (io_uring, thread-per-core)")]
+#[command(
+    name = "ringcast",
+    version,
+    about = "Pusher-compatible realtime WebSocket server (io_uring, thread-per-core)"
+)]
 #[command(after_help = env_help())]
 struct Cli {
     /// TOML configuration file (see README). Without one, a dev server with the built-in app.
@@ -18,7 +22,8 @@ struct Cli {
 }
 
 fn env_help() -> String {
-    let mut s = String::from("Environment (overrides the file; RINGCAST_APP_* apply to the first app):\n");
+    let mut s =
+        String::from("Environment (overrides the file; RINGCAST_APP_* apply to the first app):\n");
     for (var, key) in config::env_vars() {
         s.push_str(&format!("  {var:<44} {key}\n"));
     }

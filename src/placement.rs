@@ -9,7 +9,9 @@ pub fn allowed_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return vec![0];
         }
-        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
         if cpus.is_empty() { vec![0] } else { cpus }
     }
 }
@@ -30,9 +32,16 @@ pub fn plan(allowed: &[usize], requested: usize) -> Plan {
         0 => n,
         r => r,
     };
-    let api_cpu = if shards < n { allowed[shards] } else { allowed[n - 1] };
+    let api_cpu = if shards < n {
+        allowed[shards]
+    } else {
+        allowed[n - 1]
+    };
     let shard_cpus = (0..shards).map(|i| allowed[i % n]).collect();
-    Plan { shard_cpus, api_cpu }
+    Plan {
+        shard_cpus,
+        api_cpu,
+    }
 }
 
 #[cfg(test)]
@@ -41,11 +50,41 @@ mod tests {
 
     #[test]
     fn plans() {
-        assert_eq!(plan(&[0, 1], 0), Plan { shard_cpus: vec![0, 1], api_cpu: 1 });
-        assert_eq!(plan(&[3], 0), Plan { shard_cpus: vec![3], api_cpu: 3 });
-        assert_eq!(plan(&[0, 1, 2, 3], 0), Plan { shard_cpus: vec![0, 1, 2], api_cpu: 3 });
-        assert_eq!(plan(&[2, 5], 1), Plan { shard_cpus: vec![2], api_cpu: 5 });
-        assert_eq!(plan(&[0, 1], 3), Plan { shard_cpus: vec![0, 1, 0], api_cpu: 1 });
+        assert_eq!(
+            plan(&[0, 1], 0),
+            Plan {
+                shard_cpus: vec![0, 1],
+                api_cpu: 1
+            }
+        );
+        assert_eq!(
+            plan(&[3], 0),
+            Plan {
+                shard_cpus: vec![3],
+                api_cpu: 3
+            }
+        );
+        assert_eq!(
+            plan(&[0, 1, 2, 3], 0),
+            Plan {
+                shard_cpus: vec![0, 1, 2],
+                api_cpu: 3
+            }
+        );
+        assert_eq!(
+            plan(&[2, 5], 1),
+            Plan {
+                shard_cpus: vec![2],
+                api_cpu: 5
+            }
+        );
+        assert_eq!(
+            plan(&[0, 1], 3),
+            Plan {
+                shard_cpus: vec![0, 1, 0],
+                api_cpu: 1
+            }
+        );
     }
 
     #[test]

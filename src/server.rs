@@ -26,7 +26,10 @@ impl std::fmt::Display for StartError {
 }
 
 fn check_memlock() -> Result<(), StartError> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit fills the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return Ok(());
@@ -44,13 +47,17 @@ fn check_memlock() -> Result<(), StartError> {
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub fn run(config: Config) -> Result<(), StartError> {
     check_memlock()?;
-    let ip: std::net::IpAddr =
-        config.server.host.parse().map_err(|_| StartError(format!("invalid host {}", config.server.host)))?;
+    let ip: std::net::IpAddr = config
+        .server
+        .host
+        .parse()
+        .map_err(|_| StartError(format!("invalid host {}", config.server.host)))?;
     let plan = placement::plan(&placement::allowed_cpus(), config.server.shards);
     let apps = Apps::new(&config.apps);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| StartError(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| StartError(format!("signal handler: {e}")))?;
     }
 
     // Bind every shard's listener up front: the first picks the port (0 = any free one), the
@@ -58,7 +65,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let mut listeners = Vec::with_capacity(plan.shard_cpus.len());
     let mut addr = SocketAddr::new(ip, config.server.port);
     for _ in &plan.shard_cpus {
-        let l = shard::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        let l =
+            shard::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
         addr = l.local_addr().map_err(|e| StartError(e.to_string()))?;
         listeners.push(l);
     }
@@ -67,7 +75,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut shard_handles = Vec::new();
-    for (id, ((cpu, listener), link)) in plan.shard_cpus.iter().zip(listeners).zip(links).enumerate() {
+    for (id, ((cpu, listener), link)) in
+        plan.shard_cpus.iter().zip(listeners).zip(links).enumerate()
+    {
         to_shards.push(link.to_shard);
         from_shards.push(link.from_shard);
         let setup = ShardSetup {
@@ -85,12 +95,23 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
     }
-    let api_setup = ApiSetup { apps: apps.clone(), config: config.server.clone(), to_shards, from_shards, stop };
+    let api_setup = ApiSetup {
+        apps: apps.clone(),
+        config: config.server.clone(),
+        to_shards,
+        from_shards,
+        stop,
+    };
     let api = LocalExecutorBuilder::new(Placement::Fixed(plan.api_cpu))
         .name("api")
         .io_memory(IO_MEMORY_BYTES)
         .spawn(move || api::run(api_setup))
-        .map_err(|e| StartError(format!("cannot start the API core on cpu {}: {e}", plan.api_cpu)))?;
+        .map_err(|e| {
+            StartError(format!(
+                "cannot start the API core on cpu {}: {e}",
+                plan.api_cpu
+            ))
+        })?;
 
     log::info!(
         "ringcast listening on {addr} ({} shards on cpus {:?}, API core on cpu {})",
@@ -99,7 +120,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         plan.api_cpu
     );
     for app in apps.iter() {
-        log::info!("app id={} key={} secret={}", app.id(), app.key(), app.secret());
+        log::info!(
+            "app id={} key={} secret={}",
+            app.id(),
+            app.key(),
+            app.secret()
+        );
     }
 
     let _ = api.join();

@@ -6,12 +6,19 @@ use std::net::TcpStream;
 
 #[test]
 fn slow_consumer_is_closed_4100_and_others_keep_receiving() {
-    let server = Server::start(&[("RINGCAST_OUTBOUND_BUFFER_KB", "256"), ("RUST_LOG", "info,ringcast::shard::hub=debug")]);
+    let server = Server::start(&[
+        ("RINGCAST_OUTBOUND_BUFFER_KB", "256"),
+        ("RUST_LOG", "info,ringcast::shard::hub=debug"),
+    ]);
     // A client with a tiny receive buffer that stops reading after subscribing.
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
-    let mut slow = Ws::over(TcpStream::from(socket), server.addr, "/app/app-key?protocol=7");
+    let mut slow = Ws::over(
+        TcpStream::from(socket),
+        server.addr,
+        "/app/app-key?protocol=7",
+    );
     slow.expect("pusher:connection_established");
     slow.subscribe("firehose");
     let mut healthy = server.ws();
@@ -33,7 +40,11 @@ fn slow_consumer_is_closed_4100_and_others_keep_receiving() {
         api.trigger("firehose", &format!("e{i}"), &data);
     }
     api.trigger("firehose", "done", "");
-    assert_eq!(reader.join().unwrap(), 300, "the healthy subscriber got every event");
+    assert_eq!(
+        reader.join().unwrap(),
+        300,
+        "the healthy subscriber got every event"
+    );
 
     // The server reports dropping the slow one (and only it); then it reads what the kernel
     // still held for it, and the 4100 close.
@@ -81,18 +92,30 @@ fn start_error(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
 fn bad_configuration_fails_with_one_line_naming_the_key() {
     let dir = temp_dir();
     let cases = [
-        ("[server]\nactivity_timeout = \"high\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n", "server.activity_timeout"),
+        (
+            "[server]\nactivity_timeout = \"high\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n",
+            "server.activity_timeout",
+        ),
         ("[server]\nmystery = 1\n", "mystery"),
         ("[[apps]]\nid='a'\nkey='b'\nsecret=''\n", "apps[0].secret"),
-        ("[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps]]\nid='a'\nkey='d'\nsecret='e'\n", "apps[1].id"),
-        ("[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_connections = -1\n", "max_connections"),
+        (
+            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps]]\nid='a'\nkey='d'\nsecret='e'\n",
+            "apps[1].id",
+        ),
+        (
+            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_connections = -1\n",
+            "max_connections",
+        ),
         ("this is not toml", "ringcast.toml"),
     ];
     for (toml, key) in cases {
@@ -115,7 +138,16 @@ fn bad_configuration_fails_with_one_line_naming_the_key() {
 fn help_lists_environment_variables() {
     let out = binary().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for var in ["RINGCAST_CONFIG", "RINGCAST_PORT", "RINGCAST_HOST", "RINGCAST_SHARDS", "RINGCAST_APP_ID", "RINGCAST_APP_KEY", "RINGCAST_APP_SECRET", "RINGCAST_OUTBOUND_BUFFER_KB"] {
+    for var in [
+        "RINGCAST_CONFIG",
+        "RINGCAST_PORT",
+        "RINGCAST_HOST",
+        "RINGCAST_SHARDS",
+        "RINGCAST_APP_ID",
+        "RINGCAST_APP_KEY",
+        "RINGCAST_APP_SECRET",
+        "RINGCAST_OUTBOUND_BUFFER_KB",
+    ] {
         assert!(text.contains(var), "--help lists {var}");
     }
 }
@@ -124,7 +156,10 @@ fn help_lists_environment_variables() {
 fn port_in_use_fails_with_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let (code, stderr) = start_error(&[], &[("RINGCAST_HOST", "127.0.0.1"), ("RINGCAST_PORT", &port)]);
+    let (code, stderr) = start_error(
+        &[],
+        &[("RINGCAST_HOST", "127.0.0.1"), ("RINGCAST_PORT", &port)],
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }

@@ -15,9 +15,15 @@ fn publish_reaches_subscribers_with_data_byte_for_byte() {
     api.trigger("news", "story", data);
     let ev = ws.expect("story");
     assert_eq!(ev["channel"], "news");
-    assert_eq!(ev["data"], data, "data is the publisher's string, unchanged");
+    assert_eq!(
+        ev["data"], data,
+        "data is the publisher's string, unchanged"
+    );
     // An object is accepted and serialized once.
-    let r = api.post("/events", &json!({"name":"obj","channel":"news","data":{"x":1}}));
+    let r = api.post(
+        "/events",
+        &json!({"name":"obj","channel":"news","data":{"x":1}}),
+    );
     assert_eq!(r.status, 200);
     let ev = ws.expect("obj");
     assert_eq!(ev["data"], r#"{"x":1}"#);
@@ -33,11 +39,17 @@ fn keep_alive_batch_and_multi_channel() {
     let mut api = server.api();
     // Several requests on one connection.
     api.trigger("ch-a", "one", "1");
-    let r = api.post("/events", &json!({"name":"two","channels":["ch-a","ch-b"],"data":"2"}));
+    let r = api.post(
+        "/events",
+        &json!({"name":"two","channels":["ch-a","ch-b"],"data":"2"}),
+    );
     assert_eq!(r.status, 200);
-    let r = api.post("/batch_events", &json!({"batch":[
+    let r = api.post(
+        "/batch_events",
+        &json!({"batch":[
         {"channel":"ch-a","name":"three","data":"3"},
-        {"channel":"ch-b","name":"four","data":"4"}]}));
+        {"channel":"ch-b","name":"four","data":"4"}]}),
+    );
     assert_eq!((r.status, r.body.as_str()), (200, "{}"));
     assert_eq!(a.expect("one")["data"], "1");
     assert_eq!(a.expect("two")["channel"], "ch-a");
@@ -54,7 +66,10 @@ fn socket_id_excludes_the_publisher() {
     me.subscribe("room");
     other.subscribe("room");
     let mut api = server.api();
-    let r = api.post("/events", &json!({"name":"excluded","channel":"room","data":"x","socket_id":me.socket_id}));
+    let r = api.post(
+        "/events",
+        &json!({"name":"excluded","channel":"room","data":"x","socket_id":me.socket_id}),
+    );
     assert_eq!(r.status, 200);
     let r = api.post("/batch_events", &json!({"batch":[{"name":"excluded-too","channel":"room","data":"x","socket_id":me.socket_id}]}));
     assert_eq!(r.status, 200);
@@ -95,7 +110,11 @@ fn thousand_subscribers_over_all_shards_get_exactly_one_copy() {
 fn status_of(server: &Server, method: &str, target: &str, body: &[u8]) -> (u16, Value) {
     let r = server.http().request(method, target, &[], body);
     let json = r.json();
-    assert!(json["error"].is_string() && json["code"].is_string(), "error shape: {}", r.body);
+    assert!(
+        json["error"].is_string() && json["code"].is_string(),
+        "error shape: {}",
+        r.body
+    );
     (r.status, json)
 }
 
@@ -123,55 +142,187 @@ enabled = false
     );
     let now = unix_now();
     let good = br#"{"name":"e","channel":"c","data":"x"}"#;
-    let sign = |key: &str, secret: &str, path: &str, body: &[u8], ts: u64| signed_target(key, secret, "POST", path, body, &[], ts);
+    let sign = |key: &str, secret: &str, path: &str, body: &[u8], ts: u64| {
+        signed_target(key, secret, "POST", path, body, &[], ts)
+    };
     let events = "/apps/app-id/events";
 
     // Unknown app id → 404, before any signature check.
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "app-secret", "/apps/nope/events", good, now), good).0, 404);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("app-key", "app-secret", "/apps/nope/events", good, now),
+            good
+        )
+        .0,
+        404
+    );
     // Another app's key → 401; unknown key → 401.
-    assert_eq!(status_of(&server, "POST", &sign("other-key", "other-secret", events, good, now), good).0, 401);
-    assert_eq!(status_of(&server, "POST", &sign("who", "app-secret", events, good, now), good).0, 401);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("other-key", "other-secret", events, good, now),
+            good
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("who", "app-secret", events, good, now),
+            good
+        )
+        .0,
+        401
+    );
     // Wrong secret, stale timestamp, body_md5 of another body.
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "wrong", events, good, now), good).0, 401);
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "app-secret", events, good, now - 700), good).0, 401);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("app-key", "wrong", events, good, now),
+            good
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("app-key", "app-secret", events, good, now - 700),
+            good
+        )
+        .0,
+        401
+    );
     let other_body = br#"{"name":"e","channel":"c","data":"y"}"#;
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "app-secret", events, good, now), other_body).0, 401);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("app-key", "app-secret", events, good, now),
+            other_body
+        )
+        .0,
+        401
+    );
     // Missing signature entirely.
     assert_eq!(status_of(&server, "POST", events, good).0, 401);
     // Disabled app → 403.
-    assert_eq!(status_of(&server, "POST", &sign("off-key", "off-secret", "/apps/off-id/events", good, now), good).0, 403);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("off-key", "off-secret", "/apps/off-id/events", good, now),
+            good
+        )
+        .0,
+        403
+    );
     // Wrong method → 405; unknown route → 404.
     let get = signed_target("app-key", "app-secret", "GET", events, b"", &[], now);
     assert_eq!(status_of(&server, "GET", &get, b"").0, 405);
-    let nowhere = signed_target("app-key", "app-secret", "GET", "/apps/app-id/nowhere", b"", &[], now);
+    let nowhere = signed_target(
+        "app-key",
+        "app-secret",
+        "GET",
+        "/apps/app-id/nowhere",
+        b"",
+        &[],
+        now,
+    );
     assert_eq!(status_of(&server, "GET", &nowhere, b"").0, 404);
 
     let bad_bodies: Vec<(Value, u16)> = vec![
         (json!({"channel":"c","data":"x"}), 400),
         (json!({"name":"e","data":"x"}), 400),
         (json!({"name":"e","channel":"bad name","data":"x"}), 400),
-        (json!({"name":"e","channels":(0..101).map(|i| format!("c{i}")).collect::<Vec<_>>(),"data":"x"}), 400),
+        (
+            json!({"name":"e","channels":(0..101).map(|i| format!("c{i}")).collect::<Vec<_>>(),"data":"x"}),
+            400,
+        ),
         (json!({"name":"e","channels":[],"data":"x"}), 400),
-        (json!({"name":"e".repeat(201),"channel":"c","data":"x"}), 400),
-        (json!({"name":"e","channel":"c","data":"x","socket_id":"abc"}), 400),
-        (json!({"name":"e","channel":"c","data":"x","socket_id":"1.2.3"}), 400),
-        (json!({"name":"e","channel":"c","data":"x".repeat(2000)}), 413),
+        (
+            json!({"name":"e".repeat(201),"channel":"c","data":"x"}),
+            400,
+        ),
+        (
+            json!({"name":"e","channel":"c","data":"x","socket_id":"abc"}),
+            400,
+        ),
+        (
+            json!({"name":"e","channel":"c","data":"x","socket_id":"1.2.3"}),
+            400,
+        ),
+        (
+            json!({"name":"e","channel":"c","data":"x".repeat(2000)}),
+            413,
+        ),
     ];
     for (body, status) in bad_bodies {
         let bytes = body.to_string().into_bytes();
-        let (got, json) = status_of(&server, "POST", &sign("app-key", "app-secret", events, &bytes, now), &bytes);
+        let (got, json) = status_of(
+            &server,
+            "POST",
+            &sign("app-key", "app-secret", events, &bytes, now),
+            &bytes,
+        );
         assert_eq!(got, status, "{body} → {json}");
     }
     let not_json = b"{not json";
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "app-secret", events, not_json, now), not_json).0, 400);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign("app-key", "app-secret", events, not_json, now),
+            not_json
+        )
+        .0,
+        400
+    );
     let batch: Value = json!({"batch": (0..11).map(|i| json!({"name":"e","channel":format!("c{i}"),"data":"x"})).collect::<Vec<_>>()});
     let bytes = batch.to_string().into_bytes();
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "app-secret", "/apps/app-id/batch_events", &bytes, now), &bytes).0, 400);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign(
+                "app-key",
+                "app-secret",
+                "/apps/app-id/batch_events",
+                &bytes,
+                now
+            ),
+            &bytes
+        )
+        .0,
+        400
+    );
     // One bad item refuses the whole batch: nothing is delivered.
     let mut ws = server.ws();
     ws.subscribe("c");
     let mixed = json!({"batch":[{"name":"first","channel":"c","data":"x"},{"name":"e","channel":"bad name","data":"x"}]}).to_string().into_bytes();
-    assert_eq!(status_of(&server, "POST", &sign("app-key", "app-secret", "/apps/app-id/batch_events", &mixed, now), &mixed).0, 400);
+    assert_eq!(
+        status_of(
+            &server,
+            "POST",
+            &sign(
+                "app-key",
+                "app-secret",
+                "/apps/app-id/batch_events",
+                &mixed,
+                now
+            ),
+            &mixed
+        )
+        .0,
+        400
+    );
 
     // After all that, publishing still works and the refused batch delivered nothing.
     let mut api = server.api();
@@ -195,7 +346,18 @@ fn oversize_and_malformed_http_requests() {
     let mut ws = server.ws();
     ws.subscribe("q");
     let body = br#"{"name":"e","channel":"q","data":"x","info":"subscription_count,user_count"}"#;
-    let target = signed_target(APP_KEY, APP_SECRET, "POST", "/apps/app-id/events", body, &[("x_extra", "a:b,c")], unix_now());
-    assert_eq!(server.http().request("POST", &target, &[], body).status, 200);
+    let target = signed_target(
+        APP_KEY,
+        APP_SECRET,
+        "POST",
+        "/apps/app-id/events",
+        body,
+        &[("x_extra", "a:b,c")],
+        unix_now(),
+    );
+    assert_eq!(
+        server.http().request("POST", &target, &[], body).status,
+        200
+    );
     ws.expect("e");
 }

@@ -51,7 +51,9 @@ fn validate(app: &App, body: &EventBody<'_>) -> Result<Publish, ApiError> {
     let channels: Vec<String> = match (&body.channel, &body.channels) {
         (Some(c), None) => vec![c.clone()],
         (None, Some(cs)) => cs.clone(),
-        (Some(c), Some(cs)) => std::iter::once(c.clone()).chain(cs.iter().cloned()).collect(),
+        (Some(c), Some(cs)) => std::iter::once(c.clone())
+            .chain(cs.iter().cloned())
+            .collect(),
         (None, None) => return Err(ApiError::BadRequest("missing channel or channels".into())),
     };
     if channels.is_empty() || channels.len() > limits.max_event_channels_at_once {
@@ -65,20 +67,38 @@ fn validate(app: &App, body: &EventBody<'_>) -> Result<Publish, ApiError> {
             .map_err(|e| ApiError::BadRequest(format!("{e}: {c}")))?;
     }
     let except = match &body.socket_id {
-        Some(s) => Some(s.parse::<SocketId>().map_err(|_| ApiError::BadRequest(format!("invalid socket_id {s}")))?),
+        Some(s) => Some(
+            s.parse::<SocketId>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid socket_id {s}")))?,
+        ),
         None => None,
     };
     // `data` is relayed byte-for-byte when it is a string; anything else is serialized once.
     let raw = body.data.get();
-    let literal = if raw.starts_with('"') { raw.to_string() } else { frames::json_string(raw) };
+    let literal = if raw.starts_with('"') {
+        raw.to_string()
+    } else {
+        frames::json_string(raw)
+    };
     if literal.len().saturating_sub(2) > limits.max_event_payload_kb * 1024 {
-        return Err(ApiError::PayloadTooLarge(format!("data is larger than {} KB", limits.max_event_payload_kb)));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "data is larger than {} KB",
+            limits.max_event_payload_kb
+        )));
     }
     let payloads = channels
         .iter()
-        .map(|c| frames::channel_event(&body.name, c, &literal, None).into_bytes().into_boxed_slice())
+        .map(|c| {
+            frames::channel_event(&body.name, c, &literal, None)
+                .into_bytes()
+                .into_boxed_slice()
+        })
         .collect();
-    Ok(Publish { channels, payloads, except })
+    Ok(Publish {
+        channels,
+        payloads,
+        except,
+    })
 }
 
 async fn deliver(core: &ApiCore, app: &App, publish: Publish) {
@@ -96,7 +116,8 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) {
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 pub async fn trigger(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
@@ -110,9 +131,15 @@ pub async fn trigger_batch(core: &ApiCore, req: &Authed<'_>) -> Result<ApiRespon
     let body: BatchBody = parse(&req.request.body)?;
     let max = req.app.config.max_event_batch_size;
     if body.batch.len() > max {
-        return Err(ApiError::BadRequest(format!("batch has more than {max} events")));
+        return Err(ApiError::BadRequest(format!(
+            "batch has more than {max} events"
+        )));
     }
-    let publishes = body.batch.iter().map(|e| validate(req.app, e)).collect::<Result<Vec<_>, _>>()?;
+    let publishes = body
+        .batch
+        .iter()
+        .map(|e| validate(req.app, e))
+        .collect::<Result<Vec<_>, _>>()?;
     for p in publishes {
         deliver(core, req.app, p).await;
     }

@@ -8,7 +8,9 @@ mod router;
 use crate::app::Apps;
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
 use crate::config::ServerConfig;
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::timer::Timer;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -49,8 +51,16 @@ impl ApiCore {
 
 pub async fn run(setup: ApiSetup) {
     // `connect` waits for the peer, so every end connects in its own task, all at once.
-    let senders: Vec<_> = setup.to_shards.into_iter().map(|tx| glommio::spawn_local(tx.connect())).collect();
-    let receivers: Vec<_> = setup.from_shards.into_iter().map(|rx| glommio::spawn_local(rx.connect())).collect();
+    let senders: Vec<_> = setup
+        .to_shards
+        .into_iter()
+        .map(|tx| glommio::spawn_local(tx.connect()))
+        .collect();
+    let receivers: Vec<_> = setup
+        .from_shards
+        .into_iter()
+        .map(|rx| glommio::spawn_local(rx.connect()))
+        .collect();
     let mut shards = Vec::with_capacity(senders.len());
     for tx in senders {
         shards.push(tx.await);
@@ -82,15 +92,23 @@ pub async fn run(setup: ApiSetup) {
 async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            ApiCommand::Http { shard, request, http } => {
+            ApiCommand::Http {
+                shard,
+                request,
+                http,
+            } => {
                 let core = core.clone();
                 glommio::spawn_local(async move {
                     let response = route(&core, http).await;
-                    let _ = core.shards[shard].send(ShardCommand::HttpResponse { request, response }).await;
+                    let _ = core.shards[shard]
+                        .send(ShardCommand::HttpResponse { request, response })
+                        .await;
                 })
                 .detach();
             }
-            ApiCommand::ShardStopped { .. } => core.stopped_shards.set(core.stopped_shards.get() + 1),
+            ApiCommand::ShardStopped { .. } => {
+                core.stopped_shards.set(core.stopped_shards.get() + 1)
+            }
         }
     }
 }

@@ -25,7 +25,9 @@ impl ApiError {
             Self::Unauthorized(m) => ApiResponse::error(401, "unauthorized", m),
             Self::Forbidden(m) => ApiResponse::error(403, "forbidden", m),
             Self::NotFound(m) => ApiResponse::error(404, "not_found", m),
-            Self::MethodNotAllowed => ApiResponse::error(405, "method_not_allowed", "method not allowed"),
+            Self::MethodNotAllowed => {
+                ApiResponse::error(405, "method_not_allowed", "method not allowed")
+            }
             Self::PayloadTooLarge(m) => ApiResponse::error(413, "payload_too_large", m),
         }
     }
@@ -39,7 +41,11 @@ impl From<RequestAuthError> for ApiError {
 
 /// Decoded query parameters, in order. SDKs send values unescaped, so decoding is lenient.
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -77,15 +83,30 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         return Err(ApiError::NotFound(format!("no route for {}", request.path)));
     };
     // Order (SPEC §4.1): unknown app id → 404; unknown or foreign key → 401; signature.
-    let app = core.apps.by_id(app_id).ok_or_else(|| ApiError::NotFound(format!("unknown app id {app_id}")))?;
+    let app = core
+        .apps
+        .by_id(app_id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown app id {app_id}")))?;
     let params = parse_query(&request.query);
-    let key = params.iter().find(|(k, _)| k == "auth_key").map(|(_, v)| v.as_str());
+    let key = params
+        .iter()
+        .find(|(k, _)| k == "auth_key")
+        .map(|(_, v)| v.as_str());
     match key {
         None => return Err(ApiError::Unauthorized("missing auth_key".into())),
-        Some(k) if k != app.key() => return Err(ApiError::Unauthorized(format!("unknown auth_key {k}"))),
+        Some(k) if k != app.key() => {
+            return Err(ApiError::Unauthorized(format!("unknown auth_key {k}")));
+        }
         Some(_) => {}
     }
-    auth::verify_request(app.secret(), &request.method, &request.path, &params, &request.body, now_unix_s())?;
+    auth::verify_request(
+        app.secret(),
+        &request.method,
+        &request.path,
+        &params,
+        &request.body,
+        now_unix_s(),
+    )?;
     if !app.config.enabled {
         return Err(ApiError::Forbidden("app is disabled".into()));
     }
@@ -105,7 +126,10 @@ mod tests {
     #[test]
     fn query_decoding_is_lenient() {
         let q = parse_query("a=1&info=user_count,subscription_count&x=%2Fy&flag&c=a:b");
-        assert_eq!(q[1], ("info".into(), "user_count,subscription_count".into()));
+        assert_eq!(
+            q[1],
+            ("info".into(), "user_count,subscription_count".into())
+        );
         assert_eq!(q[2], ("x".into(), "/y".into()));
         assert_eq!(q[3], ("flag".into(), "".into()));
         assert_eq!(q[4], ("c".into(), "a:b".into()));

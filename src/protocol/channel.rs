@@ -45,7 +45,11 @@ const SERVER_TO_USER: &str = "#server-to-user-";
 
 // Longest prefixes first, so `private-encrypted-cache-` is not taken for `private-`.
 const PREFIXES: [(&str, ChannelKind, bool); 7] = [
-    ("private-encrypted-cache-", ChannelKind::PrivateEncrypted, true),
+    (
+        "private-encrypted-cache-",
+        ChannelKind::PrivateEncrypted,
+        true,
+    ),
     ("private-encrypted-", ChannelKind::PrivateEncrypted, false),
     ("private-cache-", ChannelKind::Private, true),
     ("private-", ChannelKind::Private, false),
@@ -70,7 +74,11 @@ impl<'a> ChannelName<'a> {
             if user.is_empty() || !user.bytes().all(allowed) {
                 return Err(ChannelNameError::BadCharacter);
             }
-            return Ok(ChannelName { name, kind: ChannelKind::ServerToUser, cache: false });
+            return Ok(ChannelName {
+                name,
+                kind: ChannelKind::ServerToUser,
+                cache: false,
+            });
         }
         if !name.bytes().all(allowed) {
             return Err(ChannelNameError::BadCharacter);
@@ -105,22 +113,46 @@ mod tests {
         assert_eq!(k("news-private-x"), Ok((ChannelKind::Public, false)));
         assert_eq!(k("private-x"), Ok((ChannelKind::Private, false)));
         assert_eq!(k("private-cache-x"), Ok((ChannelKind::Private, true)));
-        assert_eq!(k("private-encrypted-x"), Ok((ChannelKind::PrivateEncrypted, false)));
-        assert_eq!(k("private-encrypted-cache-x"), Ok((ChannelKind::PrivateEncrypted, true)));
+        assert_eq!(
+            k("private-encrypted-x"),
+            Ok((ChannelKind::PrivateEncrypted, false))
+        );
+        assert_eq!(
+            k("private-encrypted-cache-x"),
+            Ok((ChannelKind::PrivateEncrypted, true))
+        );
         assert_eq!(k("presence-x"), Ok((ChannelKind::Presence, false)));
         assert_eq!(k("presence-cache-x"), Ok((ChannelKind::Presence, true)));
-        assert_eq!(k("#server-to-user-42"), Ok((ChannelKind::ServerToUser, false)));
+        assert_eq!(
+            k("#server-to-user-42"),
+            Ok((ChannelKind::ServerToUser, false))
+        );
     }
 
     #[test]
     fn rejects_bad_names() {
         assert_eq!(ChannelName::parse("", 200), Err(ChannelNameError::Empty));
-        assert_eq!(ChannelName::parse("a b", 200), Err(ChannelNameError::BadCharacter));
-        assert_eq!(ChannelName::parse("a#b", 200), Err(ChannelNameError::BadCharacter));
-        assert_eq!(ChannelName::parse("#server-to-user-", 200), Err(ChannelNameError::BadCharacter));
-        assert_eq!(ChannelName::parse("é", 200), Err(ChannelNameError::BadCharacter));
+        assert_eq!(
+            ChannelName::parse("a b", 200),
+            Err(ChannelNameError::BadCharacter)
+        );
+        assert_eq!(
+            ChannelName::parse("a#b", 200),
+            Err(ChannelNameError::BadCharacter)
+        );
+        assert_eq!(
+            ChannelName::parse("#server-to-user-", 200),
+            Err(ChannelNameError::BadCharacter)
+        );
+        assert_eq!(
+            ChannelName::parse("é", 200),
+            Err(ChannelNameError::BadCharacter)
+        );
         let long = "a".repeat(201);
-        assert_eq!(ChannelName::parse(&long, 200), Err(ChannelNameError::TooLong { max: 200 }));
+        assert_eq!(
+            ChannelName::parse(&long, 200),
+            Err(ChannelNameError::TooLong { max: 200 })
+        );
         assert!(ChannelName::parse("A-z_0=9@,.;", 200).is_ok());
     }
 }

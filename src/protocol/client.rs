@@ -12,13 +12,27 @@ use std::borrow::Cow;
 pub enum ClientMessage<'a> {
     Ping,
     Pong,
-    Subscribe { channel: Cow<'a, str>, auth: Option<Cow<'a, str>>, channel_data: Option<Cow<'a, str>> },
-    Unsubscribe { channel: Cow<'a, str> },
-    Signin { auth: Cow<'a, str>, user_data: Cow<'a, str> },
+    Subscribe {
+        channel: Cow<'a, str>,
+        auth: Option<Cow<'a, str>>,
+        channel_data: Option<Cow<'a, str>>,
+    },
+    Unsubscribe {
+        channel: Cow<'a, str>,
+    },
+    Signin {
+        auth: Cow<'a, str>,
+        user_data: Cow<'a, str>,
+    },
     /// `client-*` event; its `data` is taken raw from the original bytes by the caller.
-    ClientEvent { event: Cow<'a, str>, channel: Cow<'a, str> },
+    ClientEvent {
+        event: Cow<'a, str>,
+        channel: Cow<'a, str>,
+    },
     /// Any other event name: ignored, as Pusher does.
-    Other { event: Cow<'a, str> },
+    Other {
+        event: Cow<'a, str>,
+    },
 }
 
 /// Why a client frame was not understood; answered with `pusher:error` 4000.
@@ -28,7 +42,10 @@ pub enum ParseError {
     NotAnObject,
     MissingEvent,
     /// A known event whose fields are missing or of the wrong type.
-    BadField { event: &'static str, field: &'static str },
+    BadField {
+        event: &'static str,
+        field: &'static str,
+    },
 }
 
 impl std::fmt::Display for ParseError {
@@ -72,7 +89,8 @@ impl<'a> ClientMessage<'a> {
             "pusher:pong" => ClientMessage::Pong,
             "pusher:subscribe" => {
                 let data = data_object(&value);
-                let channel = str_field(data, "channel").ok_or(bad("pusher:subscribe", "channel"))?;
+                let channel =
+                    str_field(data, "channel").ok_or(bad("pusher:subscribe", "channel"))?;
                 // Some clients send `channel_data` as an object rather than a JSON string; the
                 // signature is over the string, so only the string form can ever verify.
                 ClientMessage::Subscribe {
@@ -89,11 +107,13 @@ impl<'a> ClientMessage<'a> {
                 let data = data_object(&value);
                 ClientMessage::Signin {
                     auth: str_field(data, "auth").ok_or(bad("pusher:signin", "auth"))?,
-                    user_data: str_field(data, "user_data").ok_or(bad("pusher:signin", "user_data"))?,
+                    user_data: str_field(data, "user_data")
+                        .ok_or(bad("pusher:signin", "user_data"))?,
                 }
             }
             e if e.starts_with("client-") => ClientMessage::ClientEvent {
-                channel: str_field(Some(&value), "channel").ok_or(bad("client event", "channel"))?,
+                channel: str_field(Some(&value), "channel")
+                    .ok_or(bad("client event", "channel"))?,
                 event,
             },
             _ => ClientMessage::Other { event },
@@ -114,11 +134,27 @@ mod tests {
 
     #[test]
     fn parses_known_events() {
-        assert_eq!(parse(r#"{"event":"pusher:ping","data":{}}"#).unwrap(), "Ping");
+        assert_eq!(
+            parse(r#"{"event":"pusher:ping","data":{}}"#).unwrap(),
+            "Ping"
+        );
         let s = parse(r#"{"event":"pusher:subscribe","data":{"channel":"a\"b","auth":"k:s","channel_data":"{\"user_id\":1}"}}"#).unwrap();
-        assert!(s.contains(r#"channel: "a\"b""#) && s.contains(r#"auth: Some("k:s")"#) && s.contains("user_id"), "{s}");
-        assert!(parse(r#"{"event":"pusher:unsubscribe","data":{"channel":"x"}}"#).unwrap().contains("Unsubscribe"));
-        assert!(parse(r#"{"event":"client-x","channel":"private-a","data":{"a":1}}"#).unwrap().contains("ClientEvent"));
+        assert!(
+            s.contains(r#"channel: "a\"b""#)
+                && s.contains(r#"auth: Some("k:s")"#)
+                && s.contains("user_id"),
+            "{s}"
+        );
+        assert!(
+            parse(r#"{"event":"pusher:unsubscribe","data":{"channel":"x"}}"#)
+                .unwrap()
+                .contains("Unsubscribe")
+        );
+        assert!(
+            parse(r#"{"event":"client-x","channel":"private-a","data":{"a":1}}"#)
+                .unwrap()
+                .contains("ClientEvent")
+        );
         assert!(parse(r#"{"event":"whatever"}"#).unwrap().contains("Other"));
     }
 
@@ -128,8 +164,17 @@ mod tests {
         assert_eq!(parse("[1,2]"), Err(ParseError::NotAnObject));
         assert_eq!(parse(r#"{"data":{}}"#), Err(ParseError::MissingEvent));
         assert_eq!(parse(r#"{"event":5}"#), Err(ParseError::MissingEvent));
-        assert!(matches!(parse(r#"{"event":"pusher:subscribe","data":{}}"#), Err(ParseError::BadField { .. })));
-        assert!(matches!(parse(r#"{"event":"pusher:subscribe","data":{"channel":1}}"#), Err(ParseError::BadField { .. })));
-        assert_eq!(parse(r#"{"event":"pusher:ping""#), Err(ParseError::InvalidJson));
+        assert!(matches!(
+            parse(r#"{"event":"pusher:subscribe","data":{}}"#),
+            Err(ParseError::BadField { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"event":"pusher:subscribe","data":{"channel":1}}"#),
+            Err(ParseError::BadField { .. })
+        ));
+        assert_eq!(
+            parse(r#"{"event":"pusher:ping""#),
+            Err(ParseError::InvalidJson)
+        );
     }
 }

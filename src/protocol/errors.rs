@@ -44,7 +44,10 @@ impl ErrorCode {
 
     /// Whether the server closes the connection with this code after reporting it.
     pub fn closes(self) -> bool {
-        !matches!(self, Self::Malformed | Self::Channel | Self::ClientEvent | Self::Watchlist)
+        !matches!(
+            self,
+            Self::Malformed | Self::Channel | Self::ClientEvent | Self::Watchlist
+        )
     }
 
     /// Whether a `pusher:error` event is sent. Not for a slow consumer (its outbox is full,
@@ -62,10 +65,24 @@ mod tests {
     fn table_matches_spec() {
         use ErrorCode::*;
         let open = [Malformed, Channel, ClientEvent, Watchlist];
-        let closed = [UnknownApp, AppDisabled, OverQuota, UnsupportedProtocol, Unauthorized, OverCapacity, Reconnect, PongTimeout];
+        let closed = [
+            UnknownApp,
+            AppDisabled,
+            OverQuota,
+            UnsupportedProtocol,
+            Unauthorized,
+            OverCapacity,
+            Reconnect,
+            PongTimeout,
+        ];
         assert!(open.iter().all(|c| !c.closes()));
         assert!(closed.iter().all(|c| c.closes()));
         let codes: Vec<u16> = open.iter().chain(closed.iter()).map(|c| c.code()).collect();
-        assert_eq!(codes, [4000, 4300, 4301, 4302, 4001, 4003, 4004, 4007, 4009, 4100, 4200, 4201]);
+        assert_eq!(
+            codes,
+            [
+                4000, 4300, 4301, 4302, 4001, 4003, 4004, 4007, 4009, 4100, 4200, 4201
+            ]
+        );
     }
 }

@@ -13,7 +13,10 @@ pub fn json_string(s: &str) -> String {
 
 pub fn connection_established(socket_id: SocketId, activity_timeout: u64) -> String {
     let inner = format!(r#"{{"socket_id":"{socket_id}","activity_timeout":{activity_timeout}}}"#);
-    format!(r#"{{"event":"pusher:connection_established","data":{}}}"#, json_string(&inner))
+    format!(
+        r#"{{"event":"pusher:connection_established","data":{}}}"#,
+        json_string(&inner)
+    )
 }
 
 pub fn error(code: ErrorCode, message: &str) -> String {
@@ -48,7 +51,12 @@ pub fn subscription_error(channel: &str, error: &str, status: u16) -> String {
 
 /// A channel event. `data_literal` is already a JSON value (normally a string literal taken
 /// byte-for-byte from the publisher); it is embedded as is, never re-encoded.
-pub fn channel_event(event: &str, channel: &str, data_literal: &str, user_id: Option<&str>) -> String {
+pub fn channel_event(
+    event: &str,
+    channel: &str,
+    data_literal: &str,
+    user_id: Option<&str>,
+) -> String {
     let mut out = String::with_capacity(40 + event.len() + channel.len() + data_literal.len());
     let _ = write!(
         out,
@@ -87,7 +95,8 @@ mod tests {
             channel_event("e", "c", r#""{\"a\":1}""#, Some("u1")),
             r#"{"event":"e","channel":"c","data":"{\"a\":1}","user_id":"u1"}"#
         );
-        let v: serde_json::Value = serde_json::from_str(&subscription_error("private-a", "bad", 401)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&subscription_error("private-a", "bad", 401)).unwrap();
         assert_eq!(v["data"]["status"], 401);
         assert_eq!(v["data"]["type"], "AuthError");
     }

@@ -13,7 +13,10 @@ pub struct SocketId {
 impl SocketId {
     /// `counter` is the shard's connection counter; `nonce` makes ids hard to guess.
     pub fn new(shard: usize, counter: u64, nonce: u32) -> Self {
-        SocketId { seq: (counter << 8) | (shard as u64 & 0xff), nonce }
+        SocketId {
+            seq: (counter << 8) | (shard as u64 & 0xff),
+            nonce,
+        }
     }
 
     pub fn shard(&self) -> usize {
@@ -56,7 +59,17 @@ mod tests {
         let s = id.to_string();
         assert_eq!(s.parse::<SocketId>(), Ok(id));
         assert_eq!(id.shard(), 3);
-        for bad in ["", "1", "1.", ".1", "1.2.3", "a.1", "1.-2", " 1.2", "99999999999999999999999.1"] {
+        for bad in [
+            "",
+            "1",
+            "1.",
+            ".1",
+            "1.2.3",
+            "a.1",
+            "1.-2",
+            " 1.2",
+            "99999999999999999999999.1",
+        ] {
             assert!(bad.parse::<SocketId>().is_err(), "{bad}");
         }
     }

@@ -61,8 +61,19 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
         }
         if head.path == "/up" || head.path.starts_with("/up/") {
             let r = health(shard, &head.path);
-            let content_type = if r.status == 200 { "text/plain" } else { "application/json" };
-            stream.write_all(&http::response(r.status, content_type, r.body.as_bytes(), head.keep_alive)).await?;
+            let content_type = if r.status == 200 {
+                "text/plain"
+            } else {
+                "application/json"
+            };
+            stream
+                .write_all(&http::response(
+                    r.status,
+                    content_type,
+                    r.body.as_bytes(),
+                    head.keep_alive,
+                ))
+                .await?;
             if !head.keep_alive {
                 return Ok(());
             }
@@ -100,7 +111,9 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
 
 fn health(shard: &Shard, path: &str) -> ApiResponse {
     match path.strip_prefix("/up/") {
-        Some(id) if shard.apps.by_id(id).is_none() => ApiResponse::error(404, "not_found", "unknown app"),
+        Some(id) if shard.apps.by_id(id).is_none() => {
+            ApiResponse::error(404, "not_found", "unknown app")
+        }
         _ if shard.stopping.get() => ApiResponse::error(503, "unavailable", "shutting down"),
         _ => ApiResponse::json(200, "OK"),
     }
@@ -130,24 +143,37 @@ async fn upgrade(
             return respond(stream, &r, false).await;
         }
     };
-    stream.write_all(&handshake::switching_protocols(&accept)).await?;
+    stream
+        .write_all(&handshake::switching_protocols(&accept))
+        .await?;
     stream.set_read_timeout(None)?;
 
     let refusal = match shard.apps.by_key(&key) {
-        None => Some((ErrorCode::UnknownApp, format!("App key {key} not in this cluster"))),
-        Some(app) if !app.config.enabled => Some((ErrorCode::AppDisabled, "App is disabled".into())),
-        Some(_) if !matches!(protocol_version(&head.query), Some(v) if v >= 5) => {
-            Some((ErrorCode::UnsupportedProtocol, "Unsupported protocol version".into()))
+        None => Some((
+            ErrorCode::UnknownApp,
+            format!("App key {key} not in this cluster"),
+        )),
+        Some(app) if !app.config.enabled => {
+            Some((ErrorCode::AppDisabled, "App is disabled".into()))
         }
-        Some(_) if shard.stopping.get() => Some((ErrorCode::Reconnect, "Server is shutting down".into())),
+        Some(_) if !matches!(protocol_version(&head.query), Some(v) if v >= 5) => Some((
+            ErrorCode::UnsupportedProtocol,
+            "Unsupported protocol version".into(),
+        )),
+        Some(_) if shard.stopping.get() => {
+            Some((ErrorCode::Reconnect, "Server is shutting down".into()))
+        }
         // Last: a refusal after this point would leak the counted connection.
-        Some(app) if !app.try_acquire_connection() => {
-            Some((ErrorCode::OverQuota, "Application is over connection quota".into()))
-        }
+        Some(app) if !app.try_acquire_connection() => Some((
+            ErrorCode::OverQuota,
+            "Application is over connection quota".into(),
+        )),
         Some(_) => None,
     };
     if let Some((code, message)) = refusal {
-        stream.write_all(&session::closing_frames(code, &message)).await?;
+        stream
+            .write_all(&session::closing_frames(code, &message))
+            .await?;
         return session::finish(stream).await;
     }
     let app = shard.apps.by_key(&key).expect("checked above").clone();

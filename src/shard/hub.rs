@@ -67,7 +67,11 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(apps: usize, outbound_limit: usize) -> Self {
-        Hub { conns: Slab::new(), channels: (0..apps).map(|_| AHashMap::new()).collect(), outbound_limit }
+        Hub {
+            conns: Slab::new(),
+            channels: (0..apps).map(|_| AHashMap::new()).collect(),
+            outbound_limit,
+        }
     }
 
     pub fn add(&mut self, socket_id: SocketId, app: AppIdx, now: Tick) -> ConnKey {
@@ -85,7 +89,9 @@ impl Hub {
 
     /// Removes a connection and its subscriptions; returns the channels it left.
     pub fn remove(&mut self, key: ConnKey) -> Vec<Rc<str>> {
-        let Some(conn) = self.conns.try_remove(key) else { return Vec::new() };
+        let Some(conn) = self.conns.try_remove(key) else {
+            return Vec::new();
+        };
         let index = &mut self.channels[conn.app.0 as usize];
         for ch in &conn.channels {
             if let Some(subs) = index.get_mut(ch) {
@@ -119,11 +125,15 @@ impl Hub {
     }
 
     pub fn is_subscribed(&self, key: ConnKey, channel: &str) -> bool {
-        self.conns.get(key).is_some_and(|c| c.channels.iter().any(|ch| &**ch == channel))
+        self.conns
+            .get(key)
+            .is_some_and(|c| c.channels.iter().any(|ch| &**ch == channel))
     }
 
     pub fn subscribe(&mut self, key: ConnKey, channel: &str) -> Result<Occupancy, SubscribeError> {
-        let Some(conn) = self.conns.get_mut(key) else { return Ok(Occupancy::Unchanged) };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(Occupancy::Unchanged);
+        };
         if conn.channels.iter().any(|ch| &**ch == channel) {
             return Err(SubscribeError::AlreadySubscribed);
         }
@@ -137,12 +147,25 @@ impl Hub {
         Ok(occupancy)
     }
 
-    pub fn unsubscribe(&mut self, key: ConnKey, channel: &str) -> Result<Occupancy, UnsubscribeError> {
-        let conn = self.conns.get_mut(key).ok_or(UnsubscribeError::NotSubscribed)?;
-        let pos = conn.channels.iter().position(|ch| &**ch == channel).ok_or(UnsubscribeError::NotSubscribed)?;
+    pub fn unsubscribe(
+        &mut self,
+        key: ConnKey,
+        channel: &str,
+    ) -> Result<Occupancy, UnsubscribeError> {
+        let conn = self
+            .conns
+            .get_mut(key)
+            .ok_or(UnsubscribeError::NotSubscribed)?;
+        let pos = conn
+            .channels
+            .iter()
+            .position(|ch| &**ch == channel)
+            .ok_or(UnsubscribeError::NotSubscribed)?;
         conn.channels.swap_remove(pos);
         let index = &mut self.channels[conn.app.0 as usize];
-        let Some(subs) = index.get_mut(channel) else { return Ok(Occupancy::Unchanged) };
+        let Some(subs) = index.get_mut(channel) else {
+            return Ok(Occupancy::Unchanged);
+        };
         if let Some(i) = subs.iter().position(|k| *k == key) {
             subs.swap_remove(i);
         }
@@ -155,7 +178,9 @@ impl Hub {
 
     /// Local subscriber count of a channel.
     pub fn subscribers(&self, app: AppIdx, channel: &str) -> usize {
-        self.channels[app.0 as usize].get(channel).map_or(0, Vec::len)
+        self.channels[app.0 as usize]
+            .get(channel)
+            .map_or(0, Vec::len)
     }
 
     /// Queues a frame for one connection. A connection over its outbound limit is marked for
@@ -173,7 +198,10 @@ impl Hub {
         // The limit bounds the backlog: one frame always fits into an empty outbox, so an
         // event larger than the limit still reaches a client that keeps up.
         if !conn.outbox.is_empty() && conn.outbox.bytes() + frame.len() > limit {
-            log::debug!("socket {}: over {limit} unsent bytes, closing with 4100", conn.socket_id);
+            log::debug!(
+                "socket {}: over {limit} unsent bytes, closing with 4100",
+                conn.socket_id
+            );
             conn.outbox.clear();
             conn.close = Some(ErrorCode::OverCapacity);
             conn.wake();
@@ -188,8 +216,16 @@ impl Hub {
 
     /// Delivers a frame to every local subscriber of a channel but `except`; returns how many
     /// connections it was queued for.
-    pub fn publish(&mut self, app: AppIdx, channel: &str, frame: &Frame, except: Option<SocketId>) -> usize {
-        let Some(subs) = self.channels[app.0 as usize].get(channel) else { return 0 };
+    pub fn publish(
+        &mut self,
+        app: AppIdx,
+        channel: &str,
+        frame: &Frame,
+        except: Option<SocketId>,
+    ) -> usize {
+        let Some(subs) = self.channels[app.0 as usize].get(channel) else {
+            return 0;
+        };
         let mut delivered = 0;
         for &key in subs {
             let conn = &mut self.conns[key];
@@ -226,11 +262,9 @@ impl Hub {
         let limit = self.outbound_limit;
         for (_, conn) in self.conns.iter_mut() {
             match conn.ping_sent {
-                Some(sent) if now.saturating_sub(sent) >= pong_timeout => {
-                    if conn.close.is_none() {
-                        conn.close = Some(ErrorCode::PongTimeout);
-                        conn.wake();
-                    }
+                Some(sent) if now.saturating_sub(sent) >= pong_timeout && conn.close.is_none() => {
+                    conn.close = Some(ErrorCode::PongTimeout);
+                    conn.wake();
                 }
                 None if now.saturating_sub(conn.last_seen) >= activity_timeout => {
                     conn.ping_sent = Some(now);
@@ -258,12 +292,21 @@ mod tests {
         let b = hub.add(SocketId::new(0, 2, 2), app, 0);
         assert_eq!(hub.subscribe(a, "ch"), Ok(Occupancy::Changed));
         assert_eq!(hub.subscribe(b, "ch"), Ok(Occupancy::Unchanged));
-        assert_eq!(hub.subscribe(b, "ch"), Err(SubscribeError::AlreadySubscribed));
-        assert_eq!(hub.publish(app, "ch", &frame("x"), Some(SocketId::new(0, 1, 1))), 1);
+        assert_eq!(
+            hub.subscribe(b, "ch"),
+            Err(SubscribeError::AlreadySubscribed)
+        );
+        assert_eq!(
+            hub.publish(app, "ch", &frame("x"), Some(SocketId::new(0, 1, 1))),
+            1
+        );
         assert!(hub.conn(a).unwrap().outbox.is_empty());
         assert_eq!(hub.conn(b).unwrap().outbox.bytes(), 1);
         assert_eq!(hub.unsubscribe(a, "ch"), Ok(Occupancy::Unchanged));
-        assert_eq!(hub.unsubscribe(a, "ch"), Err(UnsubscribeError::NotSubscribed));
+        assert_eq!(
+            hub.unsubscribe(a, "ch"),
+            Err(UnsubscribeError::NotSubscribed)
+        );
         assert_eq!(hub.remove(b).len(), 1);
         assert_eq!(hub.subscribers(app, "ch"), 0);
     }

@@ -89,7 +89,14 @@ impl Shard {
     pub async fn call_api(&self, http: crate::http::ApiRequest) -> ApiResponse {
         let (tx, rx) = local_channel::new_bounded(1);
         let request = self.pending_http.borrow_mut().insert(tx) as u64;
-        let sent = self.to_api.send(ApiCommand::Http { shard: self.id, request, http }).await;
+        let sent = self
+            .to_api
+            .send(ApiCommand::Http {
+                shard: self.id,
+                request,
+                http,
+            })
+            .await;
         if sent.is_err() {
             self.pending_http.borrow_mut().try_remove(request as usize);
             return ApiResponse::error(503, "unavailable", "server is shutting down");
@@ -118,11 +125,12 @@ impl Shard {
     /// Closes every connection with 4200 and waits (at most the grace period) for them to go.
     async fn shut_down(&self) {
         self.stopping.set(true);
-        let mut hub = self.hub.borrow_mut();
-        for key in hub.keys() {
-            hub.request_close(key, ErrorCode::Reconnect);
+        {
+            let mut hub = self.hub.borrow_mut();
+            for key in hub.keys() {
+                hub.request_close(key, ErrorCode::Reconnect);
+            }
         }
-        drop(hub);
         let deadline = Instant::now() + Duration::from_secs(self.config.shutdown_grace_s);
         while !self.hub.borrow().is_empty() && Instant::now() < deadline {
             Timer::new(Duration::from_millis(10)).await;
@@ -147,7 +155,8 @@ pub async fn run(setup: ShardSetup) {
     use std::os::fd::{FromRawFd, IntoRawFd};
     // `connect` waits for the peer to connect its end: connect both ends at once, or the
     // shard and the API core would each wait for the other.
-    let (to_api, from_api) = futures_lite::future::zip(setup.to_api.connect(), setup.from_api.connect()).await;
+    let (to_api, from_api) =
+        futures_lite::future::zip(setup.to_api.connect(), setup.from_api.connect()).await;
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
     let shard = Rc::new(Shard {
         id: setup.id,
@@ -176,11 +185,16 @@ pub async fn run(setup: ShardSetup) {
             ShardCommand::Broadcast(b) => {
                 shard.deliver(&b);
             }
-            ShardCommand::HttpResponse { request, response } => shard.complete_http(request, response),
+            ShardCommand::HttpResponse { request, response } => {
+                shard.complete_http(request, response)
+            }
             ShardCommand::Shutdown => {
                 accept.cancel().await;
                 shard.shut_down().await;
-                let _ = shard.to_api.send(ApiCommand::ShardStopped { shard: shard.id }).await;
+                let _ = shard
+                    .to_api
+                    .send(ApiCommand::ShardStopped { shard: shard.id })
+                    .await;
                 return;
             }
         }
@@ -220,6 +234,9 @@ async fn sweep_loop(shard: Rc<Shard>) {
     loop {
         Timer::new(Duration::from_secs(1)).await;
         shard.tick();
-        shard.hub.borrow_mut().sweep(shard.now(), activity, pong, &shard.ping_frame);
+        shard
+            .hub
+            .borrow_mut()
+            .sweep(shard.now(), activity, pong, &shard.ping_frame);
     }
 }

@@ -57,7 +57,9 @@ impl Outbox {
     pub fn consume(&mut self, mut n: usize) {
         self.bytes -= n.min(self.bytes);
         while n > 0 {
-            let Some(front) = self.frames.front() else { break };
+            let Some(front) = self.frames.front() else {
+                break;
+            };
             let rest = front.len() - self.offset;
             if n >= rest {
                 n -= rest;
@@ -77,7 +79,11 @@ impl Outbox {
     /// Drops every frame not yet started. A frame already partly written stays: cutting it
     /// would corrupt the stream, and the close frame queued after it must arrive intact.
     pub fn clear(&mut self) {
-        let in_flight = if self.offset > 0 { self.frames.pop_front() } else { None };
+        let in_flight = if self.offset > 0 {
+            self.frames.pop_front()
+        } else {
+            None
+        };
         self.frames = VecDeque::new();
         self.bytes = 0;
         if let Some(front) = in_flight {

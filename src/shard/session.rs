@@ -71,7 +71,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn send_text(&self, json: &str) {
-        self.shard.hub.borrow_mut().send(self.key, ws::frame::text(json.as_bytes()).into());
+        self.shard
+            .hub
+            .borrow_mut()
+            .send(self.key, ws::frame::text(json.as_bytes()).into());
     }
 
     fn error(&self, code: ErrorCode, message: &str) {
@@ -93,7 +96,10 @@ impl Ctx<'_> {
             Incoming::Text(bytes) => self.on_text(bytes),
             Incoming::Binary => self.error(ErrorCode::Malformed, "binary frames are not supported"),
             Incoming::Ping(payload) => {
-                self.shard.hub.borrow_mut().send(self.key, ws::frame::pong(payload).into());
+                self.shard
+                    .hub
+                    .borrow_mut()
+                    .send(self.key, ws::frame::pong(payload).into());
             }
             Incoming::Pong => {}
             Incoming::Close(code) => {
@@ -102,7 +108,11 @@ impl Ctx<'_> {
                 return ControlFlow::Break(());
             }
         }
-        if self.closing { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if self.closing {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 
     fn on_text(&mut self, bytes: &mut [u8]) {
@@ -114,20 +124,32 @@ impl Ctx<'_> {
         match message {
             ClientMessage::Ping => self.send_text(frames::PONG),
             ClientMessage::Pong | ClientMessage::Other { .. } => {}
-            ClientMessage::Subscribe { channel, auth, channel_data } => {
-                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref())
-            }
+            ClientMessage::Subscribe {
+                channel,
+                auth,
+                channel_data,
+            } => self.subscribe(&channel, auth.as_deref(), channel_data.as_deref()),
             ClientMessage::Unsubscribe { channel } => {
-                if self.shard.hub.borrow_mut().unsubscribe(self.key, &channel).is_err() {
-                    self.error(ErrorCode::Channel, &format!("Not subscribed to channel {channel}"));
+                if self
+                    .shard
+                    .hub
+                    .borrow_mut()
+                    .unsubscribe(self.key, &channel)
+                    .is_err()
+                {
+                    self.error(
+                        ErrorCode::Channel,
+                        &format!("Not subscribed to channel {channel}"),
+                    );
                 }
             }
             ClientMessage::Signin { .. } => {
                 self.error(ErrorCode::Malformed, "pusher:signin is not supported yet")
             }
-            ClientMessage::ClientEvent { .. } => {
-                self.error(ErrorCode::ClientEvent, "client events are not supported yet")
-            }
+            ClientMessage::ClientEvent { .. } => self.error(
+                ErrorCode::ClientEvent,
+                "client events are not supported yet",
+            ),
         }
     }
 
@@ -156,7 +178,10 @@ impl Ctx<'_> {
         }
         let subscribed = self.shard.hub.borrow_mut().subscribe(self.key, channel);
         if subscribed.is_err() {
-            return self.error(ErrorCode::Channel, &format!("Already subscribed to channel {channel}"));
+            return self.error(
+                ErrorCode::Channel,
+                &format!("Already subscribed to channel {channel}"),
+            );
         }
         self.send_text(&frames::subscription_succeeded(channel, "{}"));
     }
@@ -190,12 +215,17 @@ impl Session<'_> {
 
     fn fail(&mut self, e: WsError) {
         if !self.ctx.closing {
-            self.ctx.close_with(ws::frame::close(e.close_code(), e.reason()));
+            self.ctx
+                .close_with(ws::frame::close(e.close_code(), e.reason()));
         }
     }
 
     /// Reads what the socket has and processes every complete frame in it.
-    fn poll_read(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<std::io::Result<usize>> {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+    ) -> Poll<std::io::Result<usize>> {
         let shard = self.ctx.shard.clone();
         let mut scratch = shard.read_scratch.borrow_mut();
         let n = match Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
@@ -226,7 +256,11 @@ impl Session<'_> {
     }
 
     /// Writes the outbox, several frames per write. `Ready(Ok(wrote))` once it is empty.
-    fn poll_flush(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<std::io::Result<bool>> {
+    fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+    ) -> Poll<std::io::Result<bool>> {
         let shard = self.ctx.shard;
         let key = self.ctx.key;
         let mut wrote = false;
@@ -235,7 +269,9 @@ impl Session<'_> {
             wbuf.clear();
             let single = {
                 let hub = shard.hub.borrow();
-                let Some(conn) = hub.conn(key) else { return Poll::Ready(Ok(wrote)) };
+                let Some(conn) = hub.conn(key) else {
+                    return Poll::Ready(Ok(wrote));
+                };
                 if conn.outbox.is_empty() {
                     return Poll::Ready(Ok(wrote));
                 }
@@ -250,7 +286,9 @@ impl Session<'_> {
                 None => &wbuf,
             };
             match Pin::new(&mut *stream).poll_write(cx, bytes) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
                 Poll::Ready(Ok(n)) => {
                     if let Some(conn) = shard.hub.borrow_mut().conn_mut(key) {
                         conn.outbox.consume(n);
@@ -274,7 +312,13 @@ impl Session<'_> {
                 }
             }
             if !self.ctx.closing {
-                let requested = self.ctx.shard.hub.borrow_mut().conn_mut(self.ctx.key).and_then(|c| c.close);
+                let requested = self
+                    .ctx
+                    .shard
+                    .hub
+                    .borrow_mut()
+                    .conn_mut(self.ctx.key)
+                    .and_then(|c| c.close);
                 if let Some(code) = requested {
                     let message = close_message(code);
                     if code == ErrorCode::OverCapacity
@@ -296,7 +340,9 @@ impl Session<'_> {
                 Poll::Pending => {
                     if self.ctx.closing {
                         // A client that stopped reading must not hold the connection forever.
-                        let timer = self.close_timer.get_or_insert_with(|| Timer::new(CLOSE_FLUSH_TIMEOUT));
+                        let timer = self
+                            .close_timer
+                            .get_or_insert_with(|| Timer::new(CLOSE_FLUSH_TIMEOUT));
                         if Pin::new(timer).poll(cx).is_ready() {
                             return Poll::Ready(End::Gone);
                         }
@@ -340,9 +386,19 @@ pub async fn run(
     let socket_id = shard.next_socket_id();
     let key = shard.hub.borrow_mut().add(socket_id, app.idx, shard.now());
     let established = frames::connection_established(socket_id, shard.config.activity_timeout);
-    let ctx = Ctx { shard, app, key, socket_id, closing: false };
-    let mut session =
-        Session { ctx, decoder: Decoder::new(shard.config.max_message_kb * 1024), partial: Vec::new(), close_timer: None };
+    let ctx = Ctx {
+        shard,
+        app,
+        key,
+        socket_id,
+        closing: false,
+    };
+    let mut session = Session {
+        ctx,
+        decoder: Decoder::new(shard.config.max_message_kb * 1024),
+        partial: Vec::new(),
+        close_timer: None,
+    };
     session.ctx.send_text(&established);
     if !leftover.is_empty() {
         let mut buf = leftover;

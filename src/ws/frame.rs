@@ -63,7 +63,10 @@ fn unmask(buf: &mut [u8], mask: [u8; 4]) {
 
 impl Decoder {
     pub fn new(max_message: usize) -> Self {
-        Decoder { max_message, fragment: None }
+        Decoder {
+            max_message,
+            fragment: None,
+        }
     }
 
     /// Decodes the complete frames at the start of `buf` and hands each complete message or
@@ -141,11 +144,16 @@ impl Decoder {
                     if header.is_final {
                         Self::deliver(text, payload, &mut on)?
                     } else {
-                        self.fragment = Some(Box::new(Fragment { text, data: payload.to_vec() }));
+                        self.fragment = Some(Box::new(Fragment {
+                            text,
+                            data: payload.to_vec(),
+                        }));
                         ControlFlow::Continue(())
                     }
                 }
-                OpCode::Data(Data::Reserved(_)) => return Err(WsError::Protocol("reserved opcode")),
+                OpCode::Data(Data::Reserved(_)) => {
+                    return Err(WsError::Protocol("reserved opcode"));
+                }
             };
             if flow.is_break() {
                 break;
@@ -171,7 +179,11 @@ impl Decoder {
 
 /// An unmasked server frame: header then payload, in one allocation.
 pub fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader { is_final: true, opcode, ..FrameHeader::default() };
+    let header = FrameHeader {
+        is_final: true,
+        opcode,
+        ..FrameHeader::default()
+    };
     let mut out = Vec::with_capacity(header.len(payload.len() as u64) + payload.len());
     // Writing into a Vec cannot fail.
     let _ = header.format(payload.len() as u64, &mut out);
@@ -247,9 +259,18 @@ mod tests {
         let mut big = client_frame(0x81, b"12345");
         assert_eq!(collect(&mut d, &mut big).0, Err(WsError::MessageTooBig));
         let mut unmasked = vec![0x81, 0x01, b'a'];
-        assert_eq!(collect(&mut Decoder::new(9), &mut unmasked).0.unwrap_err().close_code(), 1002);
+        assert_eq!(
+            collect(&mut Decoder::new(9), &mut unmasked)
+                .0
+                .unwrap_err()
+                .close_code(),
+            1002
+        );
         let mut bad_utf8 = client_frame(0x81, &[0xff, 0xfe]);
-        assert_eq!(collect(&mut Decoder::new(9), &mut bad_utf8).0, Err(WsError::InvalidUtf8));
+        assert_eq!(
+            collect(&mut Decoder::new(9), &mut bad_utf8).0,
+            Err(WsError::InvalidUtf8)
+        );
         let mut cont = client_frame(0x80, b"x");
         assert!(collect(&mut Decoder::new(9), &mut cont).0.is_err());
         let mut d = Decoder::new(4);

@@ -28,7 +28,9 @@ pub fn accept_key(head: &RequestHead) -> Result<String, HandshakeError> {
         return Err(HandshakeError::UnsupportedVersion);
     }
     let key = head.ws_key.as_deref().ok_or(HandshakeError::MissingKey)?;
-    Ok(tungstenite::handshake::derive_accept_key(key.trim().as_bytes()))
+    Ok(tungstenite::handshake::derive_accept_key(
+        key.trim().as_bytes(),
+    ))
 }
 
 /// The `101 Switching Protocols` answer.

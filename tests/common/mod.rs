@@ -37,7 +37,11 @@ impl Drop for TempDir {
 pub fn temp_dir() -> TempDir {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!("ringcast-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let p = std::env::temp_dir().join(format!(
+        "ringcast-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&p).unwrap();
     TempDir(p)
 }
@@ -67,11 +71,17 @@ impl Server {
         if let Some(p) = config {
             cmd.arg("--config").arg(p);
         }
-        cmd.env("RINGCAST_HOST", "127.0.0.1").env("RINGCAST_PORT", "0").env("RUST_LOG", "info");
+        cmd.env("RINGCAST_HOST", "127.0.0.1")
+            .env("RINGCAST_PORT", "0")
+            .env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start ringcast");
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ringcast");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -90,7 +100,12 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
-        Server { child, addr, log: rx, _dir: None }
+        Server {
+            child,
+            addr,
+            log: rx,
+            _dir: None,
+        }
     }
 
     /// Waits for a server log line containing `needle`.
@@ -108,7 +123,10 @@ impl Server {
     }
 
     pub fn ws(&self) -> Ws {
-        Ws::connect(self.addr, &format!("/app/{APP_KEY}?protocol=7&client=js&version=8.4.0&flash=false"))
+        Ws::connect(
+            self.addr,
+            &format!("/app/{APP_KEY}?protocol=7&client=js&version=8.4.0&flash=false"),
+        )
     }
 
     pub fn ws_path(&self, path: &str) -> Ws {
@@ -120,7 +138,12 @@ impl Server {
     }
 
     pub fn api(&self) -> Api {
-        Api { http: self.http(), app_id: APP_ID.into(), key: APP_KEY.into(), secret: APP_SECRET.into() }
+        Api {
+            http: self.http(),
+            app_id: APP_ID.into(),
+            key: APP_KEY.into(),
+            secret: APP_SECRET.into(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -183,7 +206,8 @@ impl Ws {
         let mut ws = Self::connect_raw(addr, path);
         let ev = ws.event();
         assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
-        let data: Value = serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
+        let data: Value =
+            serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
         ws.socket_id = data["socket_id"].as_str().unwrap().to_string();
         ws
     }
@@ -196,20 +220,30 @@ impl Ws {
     pub fn over(stream: TcpStream, addr: SocketAddr, path: &str) -> Ws {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let url = format!("ws://{addr}{path}");
-        let (ws, _) = tungstenite::client::client(url.as_str(), MaybeTlsStream::Plain(stream)).expect("handshake");
-        Ws { ws, socket_id: String::new() }
+        let (ws, _) = tungstenite::client::client(url.as_str(), MaybeTlsStream::Plain(stream))
+            .expect("handshake");
+        Ws {
+            ws,
+            socket_id: String::new(),
+        }
     }
 
     pub fn next(&mut self) -> Got {
         loop {
             match self.ws.read() {
-                Ok(Message::Text(t)) => return Got::Event(serde_json::from_str(&t).expect("server sent JSON")),
+                Ok(Message::Text(t)) => {
+                    return Got::Event(serde_json::from_str(&t).expect("server sent JSON"));
+                }
                 Ok(Message::Close(frame)) => return Got::Close(frame.map(|f| u16::from(f.code))),
-                Ok(Message::Pong(_)) | Ok(Message::Ping(_)) | Ok(Message::Frame(_)) | Ok(Message::Binary(_)) => {
+                Ok(Message::Pong(_))
+                | Ok(Message::Ping(_))
+                | Ok(Message::Frame(_))
+                | Ok(Message::Binary(_)) => {
                     // Pings are answered by tungstenite itself; surface everything else.
                     continue;
                 }
-                Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                Err(tungstenite::Error::ConnectionClosed)
+                | Err(tungstenite::Error::AlreadyClosed) => {
                     return Got::Close(None);
                 }
                 Err(e) => panic!("websocket read failed: {e}"),
@@ -269,7 +303,10 @@ impl Ws {
     }
 
     pub fn close(mut self) {
-        let _ = self.ws.close(Some(tungstenite::protocol::CloseFrame { code: CloseCode::Normal, reason: "".into() }));
+        let _ = self.ws.close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }));
     }
 }
 
@@ -309,11 +346,23 @@ impl Http {
     pub fn connect(addr: SocketAddr) -> Http {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        Http { stream, buf: Vec::new() }
+        Http {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
-    pub fn request(&mut self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n", body.len());
+    pub fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -336,18 +385,33 @@ impl Http {
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]).to_string();
         let mut lines = head.split("\r\n");
-        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let len: usize = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
         while self.buf.len() < head_end + len {
             self.fill();
         }
         let body = String::from_utf8_lossy(&self.buf[head_end..head_end + len]).to_string();
         self.buf.drain(..head_end + len);
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     fn fill(&mut self) {
@@ -367,11 +431,22 @@ pub struct Api {
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Signs `path` with `params` the way Pusher's SDKs do; returns the full target.
-pub fn signed_target(key: &str, secret: &str, method: &str, path: &str, body: &[u8], extra: &[(&str, &str)], timestamp: u64) -> String {
+pub fn signed_target(
+    key: &str,
+    secret: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+    timestamp: u64,
+) -> String {
     let ts = timestamp.to_string();
     let md5 = md5_hex(body);
     let mut params: Vec<(String, String)> = vec![
@@ -393,8 +468,21 @@ pub fn signed_target(key: &str, secret: &str, method: &str, path: &str, body: &[
 impl Api {
     pub fn call(&mut self, method: &str, subpath: &str, body: &[u8]) -> Response {
         let path = format!("/apps/{}{subpath}", self.app_id);
-        let target = signed_target(&self.key, &self.secret, method, &path, body, &[], unix_now());
-        self.http.request(method, &target, &[("Content-Type", "application/json")], body)
+        let target = signed_target(
+            &self.key,
+            &self.secret,
+            method,
+            &path,
+            body,
+            &[],
+            unix_now(),
+        );
+        self.http.request(
+            method,
+            &target,
+            &[("Content-Type", "application/json")],
+            body,
+        )
     }
 
     pub fn post(&mut self, subpath: &str, body: &Value) -> Response {
@@ -403,7 +491,10 @@ impl Api {
 
     /// Publishes and asserts 200 `{}`.
     pub fn trigger(&mut self, channel: &str, event: &str, data: &str) {
-        let r = self.post("/events", &serde_json::json!({"name": event, "channel": channel, "data": data}));
+        let r = self.post(
+            "/events",
+            &serde_json::json!({"name": event, "channel": channel, "data": data}),
+        );
         assert_eq!((r.status, r.body.as_str()), (200, "{}"), "publish failed");
     }
 }
