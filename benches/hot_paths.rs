@@ -34,10 +34,19 @@ fn encode(c: &mut Criterion) {
     let data = serde_json::to_string(&"x".repeat(100)).unwrap();
     let mut g = c.benchmark_group("frame_encode");
     g.bench_function("channel_event_json_100B", |b| {
-        b.iter(|| black_box(frames::channel_event(black_box("my-event"), black_box("my-channel"), &data, None)))
+        b.iter(|| {
+            black_box(frames::channel_event(
+                black_box("my-event"),
+                black_box("my-channel"),
+                &data,
+                None,
+            ))
+        })
     });
     let payload = frames::channel_event("my-event", "my-channel", &data, None).into_bytes();
-    g.bench_function("ws_text_frame_150B", |b| b.iter(|| black_box(ws::frame::text(black_box(&payload)))));
+    g.bench_function("ws_text_frame_150B", |b| {
+        b.iter(|| black_box(ws::frame::text(black_box(&payload))))
+    });
     g.finish();
 }
 
@@ -48,19 +57,30 @@ fn signature(c: &mut Criterion) {
         ("auth_timestamp", "1353088179"),
         ("auth_version", "1.0"),
         ("body_md5", "ec365a775a4cd0599faeb73354201b6f"),
-        ("auth_signature", "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c"),
+        (
+            "auth_signature",
+            "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c",
+        ),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     c.bench_function("http_signature_check", |b| {
         b.iter(|| {
-            auth::verify_request("7ad3773142a6692b25b8", "POST", "/apps/3/events", black_box(&params), body, 1353088179)
-                .unwrap()
+            auth::verify_request(
+                "7ad3773142a6692b25b8",
+                "POST",
+                "/apps/3/events",
+                black_box(&params),
+                body,
+                1353088179,
+            )
+            .unwrap()
         })
     });
     c.bench_function("channel_auth_check", |b| {
-        let token = "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
+        let token =
+            "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
         b.iter(|| {
             assert!(auth::verify_channel_auth(
                 "278d425bdf160c739803",

@@ -4,20 +4,37 @@
 
 use super::Shard;
 use super::session;
+use crate::app::App;
 use crate::http::{self, ApiRequest, ApiResponse, RequestHead};
 use crate::protocol::ErrorCode;
 use crate::ws::handshake;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an HTTP client may sit idle between or inside requests.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the HTTP phase ended with.
+enum Next {
+    Done,
+    /// An accepted WebSocket upgrade: the session continues in a task of its own, so that
+    /// none of the HTTP phase's state stays allocated for the connection's lifetime.
+    Session {
+        app: Arc<App>,
+        leftover: Vec<u8>,
+    },
+}
+
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    if let Err(e) = serve_http(&shard, &mut stream).await {
-        log::debug!("shard {}: connection ended: {e}", shard.id);
+    match serve_http(&shard, &mut stream).await {
+        Ok(Next::Done) => {}
+        Ok(Next::Session { app, leftover }) => {
+            glommio::spawn_local(session::serve(shard, stream, app, leftover)).detach();
+        }
+        Err(e) => log::debug!("shard {}: connection ended: {e}", shard.id),
     }
 }
 
@@ -35,7 +52,7 @@ async fn respond(stream: &mut TcpStream, r: &ApiResponse, keep_alive: bool) -> s
     stream.write_all(&bytes).await
 }
 
-async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Result<()> {
+async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Result<Next> {
     stream.set_read_timeout(Some(HTTP_IDLE_TIMEOUT))?;
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -44,12 +61,12 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
                 Ok(Some(head)) => break head,
                 Ok(None) => {
                     if read_more(stream, &mut buf).await? == 0 {
-                        return Ok(());
+                        return Ok(Next::Done);
                     }
                 }
                 Err(e) => {
                     let r = ApiResponse::error(e.status(), "bad_request", "malformed HTTP request");
-                    return respond(stream, &r, false).await;
+                    return respond(stream, &r, false).await.map(|_| Next::Done);
                 }
             }
         };
@@ -75,22 +92,22 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
                 ))
                 .await?;
             if !head.keep_alive {
-                return Ok(());
+                return Ok(Next::Done);
             }
             continue;
         }
 
         if head.chunked {
             let r = ApiResponse::error(411, "length_required", "send the body with Content-Length");
-            return respond(stream, &r, false).await;
+            return respond(stream, &r, false).await.map(|_| Next::Done);
         }
         if head.content_length > http::MAX_BODY_BYTES {
             let r = ApiResponse::error(413, "payload_too_large", "request body is too large");
-            return respond(stream, &r, false).await;
+            return respond(stream, &r, false).await.map(|_| Next::Done);
         }
         while buf.len() < head.content_length {
             if read_more(stream, &mut buf).await? == 0 {
-                return Ok(());
+                return Ok(Next::Done);
             }
         }
         let body: Vec<u8> = buf.drain(..head.content_length).collect();
@@ -104,7 +121,7 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
         let response = shard.call_api(request).await;
         respond(stream, &response, head.keep_alive).await?;
         if !head.keep_alive {
-            return Ok(());
+            return Ok(Next::Done);
         }
     }
 }
@@ -135,12 +152,12 @@ async fn upgrade(
     head: RequestHead,
     key: String,
     leftover: Vec<u8>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Next> {
     let accept = match handshake::accept_key(&head) {
         Ok(a) => a,
         Err(e) => {
             let r = ApiResponse::error(e.status(), "bad_request", "expected a WebSocket upgrade");
-            return respond(stream, &r, false).await;
+            return respond(stream, &r, false).await.map(|_| Next::Done);
         }
     };
     stream
@@ -148,36 +165,40 @@ async fn upgrade(
         .await?;
     stream.set_read_timeout(None)?;
 
-    let refusal = match shard.apps.by_key(&key) {
-        None => Some((
+    let app = match shard.apps.by_key(&key) {
+        None => Err((
             ErrorCode::UnknownApp,
             format!("App key {key} not in this cluster"),
         )),
-        Some(app) if !app.config.enabled => {
-            Some((ErrorCode::AppDisabled, "App is disabled".into()))
-        }
-        Some(_) if !matches!(protocol_version(&head.query), Some(v) if v >= 5) => Some((
+        Some(app) if !app.config.enabled => Err((ErrorCode::AppDisabled, "App is disabled".into())),
+        Some(_) if !matches!(protocol_version(&head.query), Some(v) if v >= 5) => Err((
             ErrorCode::UnsupportedProtocol,
             "Unsupported protocol version".into(),
         )),
         Some(_) if shard.stopping.get() => {
-            Some((ErrorCode::Reconnect, "Server is shutting down".into()))
+            Err((ErrorCode::Reconnect, "Server is shutting down".into()))
         }
         // Last: a refusal after this point would leak the counted connection.
-        Some(app) if !app.try_acquire_connection() => Some((
+        Some(app) if !app.try_acquire_connection() => Err((
             ErrorCode::OverQuota,
             "Application is over connection quota".into(),
         )),
-        Some(_) => None,
+        Some(app) => Ok(app.clone()),
     };
-    if let Some((code, message)) = refusal {
-        stream
-            .write_all(&session::closing_frames(code, &message))
-            .await?;
-        return session::finish(stream).await;
+    match app {
+        Ok(app) => {
+            let leftover = if leftover.is_empty() {
+                Vec::new()
+            } else {
+                leftover
+            };
+            Ok(Next::Session { app, leftover })
+        }
+        Err((code, message)) => {
+            stream
+                .write_all(&session::closing_frames(code, &message))
+                .await?;
+            session::finish(stream).await.map(|_| Next::Done)
+        }
     }
-    let app = shard.apps.by_key(&key).expect("checked above").clone();
-    let result = session::run(shard, stream, &app, leftover).await;
-    app.release_connection();
-    result
 }

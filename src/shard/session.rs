@@ -375,9 +375,17 @@ fn close_message(code: ErrorCode) -> &'static str {
     }
 }
 
-/// Serves an upgraded connection until it closes. `leftover` holds bytes the client sent right
-/// after its handshake.
-pub async fn run(
+/// The session task: serves an upgraded connection until it closes, then releases its place
+/// in the app's connection quota. `leftover` holds bytes the client sent right after its
+/// handshake.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, app: Arc<App>, leftover: Vec<u8>) {
+    if let Err(e) = run(&shard, &mut stream, &app, leftover).await {
+        log::debug!("shard {}: session ended: {e}", shard.id);
+    }
+    app.release_connection();
+}
+
+async fn run(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
     app: &Arc<App>,
@@ -404,12 +412,38 @@ pub async fn run(
         let mut buf = leftover;
         let used = session.decode(&mut buf);
         buf.drain(..used);
-        session.partial = buf;
+        if !buf.is_empty() {
+            session.partial = buf;
+        }
     }
     let end = futures_lite::future::poll_fn(|cx| session.poll_turn(cx, stream)).await;
     shard.hub.borrow_mut().remove(key);
     match end {
         End::Closed => finish(stream).await,
         End::Gone => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Prints the sizes that make up an idle connection's memory (run with --nocapture).
+    #[test]
+    fn report_sizes() {
+        eprintln!(
+            "Conn: {} bytes",
+            std::mem::size_of::<super::super::hub::Conn>()
+        );
+        eprintln!(
+            "TcpStream: {} bytes",
+            std::mem::size_of::<glommio::net::TcpStream>()
+        );
+        eprintln!(
+            "Session: {} bytes",
+            std::mem::size_of::<super::Session<'static>>()
+        );
+        eprintln!(
+            "Timer: {} bytes",
+            std::mem::size_of::<glommio::timer::Timer>()
+        );
     }
 }

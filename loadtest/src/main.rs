@@ -1,0 +1,340 @@
+//! ringcast-loadgen: opens N WebSocket connections (spread over 127.0.0.x source addresses),
+//! subscribes them to C channels, publishes signed events at a fixed rate (open loop: each
+//! event has an intended send time, carried in its payload, and latency counts from it), and
+//! reports deliveries/s, latency percentiles, lost and duplicate deliveries, and the server's
+//! RSS per connection and CPU use. Run it pinned to a core other than the server's.
+
+mod client;
+mod publisher;
+mod server_stats;
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use publisher::{Credentials, Publisher};
+use serde_json::json;
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+#[derive(Parser, Clone)]
+#[command(about = "Load generator for Pusher-compatible servers")]
+struct Args {
+    /// Server address (WebSocket and HTTP API on the same port).
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    target: String,
+    #[arg(long, default_value = "app-id")]
+    app_id: String,
+    #[arg(long, default_value = "app-key")]
+    key: String,
+    #[arg(long, default_value = "app-secret")]
+    secret: String,
+    /// WebSocket connections to open (one process holds about 19k: run several for more).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Channels; connection i subscribes to channel i % channels (1 = fan-out).
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    /// Events per second, in total over all channels.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Source addresses 127.0.0.1 ..= 127.0.0.N.
+    #[arg(long, default_value_t = 8)]
+    sources: u8,
+    /// Parallel keep-alive publishing connections.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Connection attempts in flight at once.
+    #[arg(long, default_value_t = 100)]
+    connect_concurrency: usize,
+    /// Extra bytes of padding in each event's data.
+    #[arg(long, default_value_t = 0)]
+    payload_bytes: usize,
+    /// The server's process id, to report its RSS per connection and CPU use.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Seconds to wait for stragglers after the last publish.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Print only the JSON report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Default)]
+struct Stats {
+    latency_us: Option<Histogram<u64>>,
+    /// Deliveries per event sequence number.
+    received: Vec<u32>,
+    delivered: u64,
+    duplicates: u64,
+    closed: u64,
+    last_delivery: Option<Instant>,
+}
+
+fn event_data(seq: u64, intended_ns: u64, pad: &str) -> String {
+    format!(r#"{{"i":{seq},"t":{intended_ns},"p":"{pad}"}}"#)
+}
+
+async fn reader(
+    stream: tokio::net::TcpStream,
+    mut buf: Vec<u8>,
+    stats: Rc<RefCell<Stats>>,
+    epoch: Instant,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut last_seq: Option<u64> = None;
+    buf.reserve(16 * 1024);
+    loop {
+        let mut consumed = 0;
+        while let Some(f) = client::parse_frame(&buf[consumed..]) {
+            let payload = &buf[consumed + f.start..consumed + f.end];
+            match f.opcode {
+                1 => {
+                    if let (Some(seq), Some(t)) = (
+                        client::number_after(payload, br#"\"i\":"#),
+                        client::number_after(payload, br#"\"t\":"#),
+                    ) {
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        let mut s = stats.borrow_mut();
+                        if last_seq.is_some_and(|l| seq <= l) {
+                            s.duplicates += 1;
+                        } else {
+                            last_seq = Some(seq);
+                            if let Some(r) = s.received.get_mut(seq as usize) {
+                                *r += 1;
+                            }
+                            s.delivered += 1;
+                            let us = now.saturating_sub(t) / 1000;
+                            if let Some(h) = s.latency_us.as_mut() {
+                                let _ = h.record(us.max(1));
+                            }
+                            s.last_delivery = Some(Instant::now());
+                        }
+                    } else if client::contains(payload, b"pusher:ping") {
+                        let _ = wr
+                            .write_all(&client::client_text(
+                                br#"{"event":"pusher:pong","data":{}}"#,
+                            ))
+                            .await;
+                    }
+                }
+                8 => {
+                    stats.borrow_mut().closed += 1;
+                    return;
+                }
+                _ => {}
+            }
+            consumed += f.end;
+        }
+        buf.drain(..consumed);
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => {
+                stats.borrow_mut().closed += 1;
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+async fn run(args: Args) -> serde_json::Value {
+    let target: SocketAddr = args
+        .target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("cannot resolve {}", args.target));
+    let creds = Rc::new(Credentials {
+        app_id: args.app_id.clone(),
+        key: args.key.clone(),
+        secret: args.secret.clone(),
+    });
+    let epoch = Instant::now();
+    let rss_before = args.server_pid.and_then(server_stats::rss_kib);
+
+    // Connect and subscribe, `connect_concurrency` at a time.
+    let sem = Rc::new(Semaphore::new(args.connect_concurrency));
+    let connect_hist = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
+    let connect_start = Instant::now();
+    let mut tasks = Vec::with_capacity(args.connections);
+    for i in 0..args.connections {
+        let sem = sem.clone();
+        let hist = connect_hist.clone();
+        let key = args.key.clone();
+        let source = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (i % args.sources.max(1) as usize) as u8,
+        ));
+        let channel = format!("lg-{}", i % args.channels);
+        tasks.push(tokio::task::spawn_local(async move {
+            let _permit = sem.acquire().await.ok()?;
+            let t = Instant::now();
+            let (mut stream, mut buf) = client::connect(target, source, &key).await.ok()?;
+            client::subscribe(&mut stream, &mut buf, &channel)
+                .await
+                .ok()?;
+            let _ = hist.borrow_mut().record(t.elapsed().as_micros() as u64);
+            Some((stream, buf, i % args.channels))
+        }));
+    }
+    let mut conns = Vec::with_capacity(args.connections);
+    for t in tasks {
+        if let Ok(Some(c)) = t.await {
+            conns.push(c);
+        }
+    }
+    let connect_secs = connect_start.elapsed().as_secs_f64();
+    let connect_errors = args.connections - conns.len();
+    let mut subscribers = vec![0u64; args.channels];
+    for (_, _, ch) in &conns {
+        subscribers[*ch] += 1;
+    }
+    let rss_after = args.server_pid.and_then(server_stats::rss_kib);
+
+    let total_events = (args.rate * args.duration).round() as usize;
+    let stats = Rc::new(RefCell::new(Stats {
+        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).ok(),
+        received: vec![0; total_events],
+        ..Stats::default()
+    }));
+    for (stream, buf, _) in conns {
+        tokio::task::spawn_local(reader(stream, buf, stats.clone(), epoch));
+    }
+
+    // Open-loop publishing: event k is due at start + k / rate, whatever happened before it.
+    let cpu_before = args.server_pid.and_then(server_stats::cpu_seconds);
+    let publish_start = Instant::now();
+    let errors = Rc::new(RefCell::new(0u64));
+    let pad = "x".repeat(args.payload_bytes);
+    let mut pubs = Vec::new();
+    for j in 0..args.publishers.max(1) {
+        let creds = creds.clone();
+        let errors = errors.clone();
+        let (channels, rate, step, pad) = (
+            args.channels,
+            args.rate,
+            args.publishers.max(1),
+            pad.clone(),
+        );
+        pubs.push(tokio::task::spawn_local(async move {
+            let Ok(mut p) = Publisher::connect(target).await else {
+                *errors.borrow_mut() += 1;
+                return;
+            };
+            let path = format!("/apps/{}/events", creds.app_id);
+            for k in (j..total_events).step_by(step) {
+                let due = publish_start + Duration::from_secs_f64(k as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let intended = due.duration_since(epoch).as_nanos() as u64;
+                let data = event_data(k as u64, intended, &pad);
+                let body =
+                    json!({"name": "lg", "channel": format!("lg-{}", k % channels), "data": data})
+                        .to_string();
+                match p.post(&creds, &path, body.as_bytes()).await {
+                    Ok(200) => {}
+                    _ => *errors.borrow_mut() += 1,
+                }
+            }
+        }));
+    }
+    for p in pubs {
+        let _ = p.await;
+    }
+    let publish_secs = publish_start.elapsed().as_secs_f64();
+    let expected: u64 = (0..total_events)
+        .map(|k| subscribers[k % args.channels])
+        .sum();
+    let drain_deadline = Instant::now() + Duration::from_secs_f64(args.drain);
+    while stats.borrow().delivered < expected && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu_after = args.server_pid.and_then(server_stats::cpu_seconds);
+
+    let s = stats.borrow();
+    let window = s
+        .last_delivery
+        .map(|l| l.duration_since(publish_start).as_secs_f64())
+        .unwrap_or(publish_secs);
+    let h = s.latency_us.as_ref().expect("histogram");
+    let ch = connect_hist.borrow();
+    let cpu_pct = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => Some(100.0 * (b - a) / window.max(publish_secs)),
+        _ => None,
+    };
+    let rss_per_conn = match (rss_before, rss_after) {
+        (Some(a), Some(b)) if args.connections > connect_errors => {
+            Some((b as f64 - a as f64) / (args.connections - connect_errors) as f64)
+        }
+        _ => None,
+    };
+    json!({
+        "target": args.target,
+        "connections": args.connections,
+        "channels": args.channels,
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "payload_bytes": args.payload_bytes,
+        "connect": {
+            "ok": args.connections - connect_errors,
+            "errors": connect_errors,
+            "per_s": (args.connections - connect_errors) as f64 / connect_secs,
+            "p50_ms": percentile_ms(&ch, 0.5),
+            "p99_ms": percentile_ms(&ch, 0.99),
+        },
+        "events_sent": total_events,
+        "publish_errors": *errors.borrow(),
+        "expected_deliveries": expected,
+        "delivered": s.delivered,
+        "lost": expected.saturating_sub(s.delivered),
+        "duplicates": s.duplicates,
+        "closed_connections": s.closed,
+        "deliveries_per_s": s.delivered as f64 / window.max(1e-9),
+        "offered_deliveries_per_s": expected as f64 / args.duration,
+        "latency_ms": {
+            "p50": percentile_ms(h, 0.5),
+            "p99": percentile_ms(h, 0.99),
+            "p999": percentile_ms(h, 0.999),
+            "max": h.max() as f64 / 1000.0,
+        },
+        "server": {
+            "rss_kib_before": rss_before,
+            "rss_kib_subscribed": rss_after,
+            "rss_per_connection_kib": rss_per_conn,
+            "cpu_percent_of_one_core": cpu_pct,
+        },
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    let json_only = args.json;
+    let report = local.block_on(&rt, run(args));
+    if json_only {
+        println!("{report}");
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    }
+}
