@@ -10,11 +10,24 @@ use glommio::{LocalExecutorBuilder, Placement};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// glommio refuses to start below this locked-memory limit.
 const MIN_MEMLOCK_BYTES: u64 = 512 * 1024;
 /// Registered I/O memory per executor; ringcast does no DMA file I/O, so the minimum.
-const IO_MEMORY_BYTES: usize = 64 * 1024;
+pub const IO_MEMORY_BYTES: usize = 64 * 1024;
+/// How often a busy executor stops running tasks to look at I/O and at messages from other
+/// cores. glommio's default (100 ms) lets a broadcast wait that long behind busy sessions;
+/// `benches/cross_core_hop.rs` measures the difference.
+pub const PREEMPT_TIMER: Duration = Duration::from_micros(250);
+
+/// An executor as ringcast runs them: pinned, minimal I/O memory, prompt cross-core wakes.
+fn executor(name: &str, cpu: usize) -> LocalExecutorBuilder {
+    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .name(name)
+        .io_memory(IO_MEMORY_BYTES)
+        .preempt_timer(PREEMPT_TIMER)
+}
 
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -88,9 +101,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             from_api: link.from_api,
             to_api: link.to_api,
         };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
-            .name(&format!("shard-{id}"))
-            .io_memory(IO_MEMORY_BYTES)
+        let handle = executor(&format!("shard-{id}"), *cpu)
             .spawn(move || shard::run(setup))
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
@@ -102,9 +113,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         from_shards,
         stop,
     };
-    let api = LocalExecutorBuilder::new(Placement::Fixed(plan.api_cpu))
-        .name("api")
-        .io_memory(IO_MEMORY_BYTES)
+    let api = executor("api", plan.api_cpu)
         .spawn(move || api::run(api_setup))
         .map_err(|e| {
             StartError(format!(

@@ -32,7 +32,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     match serve_http(&shard, &mut stream).await {
         Ok(Next::Done) => {}
         Ok(Next::Session { app, leftover }) => {
-            glommio::spawn_local(session::serve(shard, stream, app, leftover)).detach();
+            let queue = shard.sessions_queue;
+            match glommio::spawn_local_into(session::serve(shard, stream, app, leftover), queue) {
+                Ok(task) => {
+                    task.detach();
+                }
+                Err(e) => log::warn!("cannot start a session: {e}"),
+            }
         }
         Err(e) => log::debug!("shard {}: connection ended: {e}", shard.id),
     }

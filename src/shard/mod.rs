@@ -14,14 +14,19 @@ use crate::http::ApiResponse;
 use crate::protocol::{ErrorCode, SocketId, frames};
 use crate::ws;
 use glommio::channels::local_channel::{self, LocalSender};
-use glommio::channels::shared_channel::{ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::net::TcpListener;
 use glommio::timer::Timer;
+use glommio::{Latency, Shares, TaskQueueHandle};
 use hub::{Hub, Tick};
 use outbox::Frame;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +64,8 @@ pub struct Shard {
     started: Instant,
     now: Cell<Tick>,
     pub stopping: Cell<bool>,
+    /// Where WebSocket sessions run: throughput work, preempted whenever control work waits.
+    pub sessions_queue: TaskQueueHandle,
     /// Frames every connection may receive, encoded once.
     pub ping_frame: Frame,
 }
@@ -158,6 +165,18 @@ pub async fn run(setup: ShardSetup) {
     let (to_api, from_api) =
         futures_lite::future::zip(setup.to_api.connect(), setup.from_api.connect()).await;
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
+    // Two task queues. Control work (cross-core commands, accepting, HTTP requests) is
+    // latency-sensitive: glommio then preempts the sessions often enough that a broadcast or a
+    // publish is picked up within a fraction of a millisecond, even while thousands of
+    // sessions are flushing. Broadcasts queued meanwhile coalesce into the next writes.
+    let executor = glommio::executor();
+    let control = executor.create_task_queue(
+        Shares::default(),
+        Latency::Matters(Duration::from_micros(500)),
+        "control",
+    );
+    let sessions_queue =
+        executor.create_task_queue(Shares::default(), Latency::NotImportant, "sessions");
     let shard = Rc::new(Shard {
         id: setup.id,
         hub: RefCell::new(Hub::new(setup.apps.len(), outbound_limit)),
@@ -172,14 +191,25 @@ pub async fn run(setup: ShardSetup) {
         started: Instant::now(),
         now: Cell::new(0),
         stopping: Cell::new(false),
+        sessions_queue,
         ping_frame: ws::frame::text(frames::PING.as_bytes()).into(),
         config: setup.config,
     });
     // SAFETY: the fd comes from a listening std socket whose ownership we hand over.
     let listener = unsafe { TcpListener::from_raw_fd(setup.listener.into_raw_fd()) };
-    let accept = glommio::spawn_local(accept_loop(shard.clone(), listener));
-    glommio::spawn_local(sweep_loop(shard.clone())).detach();
+    let spawn = |f| glommio::spawn_local_into(f, control).expect("the control queue exists");
+    let accept =
+        spawn(Box::pin(accept_loop(shard.clone(), listener)) as Pin<Box<dyn Future<Output = ()>>>);
+    spawn(Box::pin(sweep_loop(shard.clone()))).detach();
+    spawn(Box::pin(command_loop(shard, from_api, accept))).await;
+}
 
+/// Carries out the API core's commands until shutdown.
+async fn command_loop(
+    shard: Rc<Shard>,
+    from_api: ConnectedReceiver<ShardCommand>,
+    accept: glommio::Task<()>,
+) {
     while let Some(cmd) = from_api.recv().await {
         match cmd {
             ShardCommand::Broadcast(b) => {

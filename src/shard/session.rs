@@ -423,27 +423,3 @@ async fn run(
         End::Gone => Ok(()),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    /// Prints the sizes that make up an idle connection's memory (run with --nocapture).
-    #[test]
-    fn report_sizes() {
-        eprintln!(
-            "Conn: {} bytes",
-            std::mem::size_of::<super::super::hub::Conn>()
-        );
-        eprintln!(
-            "TcpStream: {} bytes",
-            std::mem::size_of::<glommio::net::TcpStream>()
-        );
-        eprintln!(
-            "Session: {} bytes",
-            std::mem::size_of::<super::Session<'static>>()
-        );
-        eprintln!(
-            "Timer: {} bytes",
-            std::mem::size_of::<glommio::timer::Timer>()
-        );
-    }
-}
