@@ -57,6 +57,15 @@ fn check_memlock() -> Result<(), StartError> {
     Ok(())
 }
 
+/// Checks that nothing else listens on `addr` and resolves port 0 to a free port. SO_REUSEPORT
+/// would otherwise let a second ringcast (or anything of the same user) silently share the
+/// port and split the connections; a plain bind fails on any socket already there.
+fn claim_port(addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let probe = std::net::TcpListener::bind(addr)
+        .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+    probe.local_addr().map_err(|e| StartError(e.to_string()))
+}
+
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub fn run(config: Config) -> Result<(), StartError> {
     check_memlock()?;
@@ -75,8 +84,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
     // Bind every shard's listener up front: the first picks the port (0 = any free one), the
     // rest join it with SO_REUSEPORT. A bind error fails the start with one line.
+    let mut addr = claim_port(SocketAddr::new(ip, config.server.port))?;
     let mut listeners = Vec::with_capacity(plan.shard_cpus.len());
-    let mut addr = SocketAddr::new(ip, config.server.port);
     for _ in &plan.shard_cpus {
         let l =
             shard::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;

@@ -153,6 +153,19 @@ fn help_lists_environment_variables() {
 }
 
 #[test]
+fn second_server_on_the_same_port_is_refused() {
+    let first = Server::start(&[]);
+    let port = first.addr.port().to_string();
+    let (code, stderr) = start_error(
+        &[],
+        &[("RINGCAST_HOST", "127.0.0.1"), ("RINGCAST_PORT", &port)],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    first.ws().ping();
+}
+
+#[test]
 fn port_in_use_fails_with_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

@@ -165,16 +165,14 @@ pub async fn run(setup: ShardSetup) {
     let (to_api, from_api) =
         futures_lite::future::zip(setup.to_api.connect(), setup.from_api.connect()).await;
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
-    // Two task queues. Control work (cross-core commands, accepting, HTTP requests) is
-    // latency-sensitive: glommio then preempts the sessions often enough that a broadcast or a
-    // publish is picked up within a fraction of a millisecond, even while thousands of
-    // sessions are flushing. Broadcasts queued meanwhile coalesce into the next writes.
+    // Two task queues, so that control work (cross-core commands, accepting, HTTP requests)
+    // gets its share of the core at every preemption point (server::PREEMPT_TIMER) instead of
+    // waiting behind thousands of flushing sessions; broadcasts queued meanwhile coalesce into
+    // the sessions' next writes. Not `Latency::Matters`: glommio 0.9 then routes the queue's
+    // I/O through its latency ring, and under load we saw the shard sleep through accept
+    // completions (connections stuck in the backlog).
     let executor = glommio::executor();
-    let control = executor.create_task_queue(
-        Shares::default(),
-        Latency::Matters(Duration::from_micros(500)),
-        "control",
-    );
+    let control = executor.create_task_queue(Shares::default(), Latency::NotImportant, "control");
     let sessions_queue =
         executor.create_task_queue(Shares::default(), Latency::NotImportant, "sessions");
     let shard = Rc::new(Shard {
