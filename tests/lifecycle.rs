@@ -176,3 +176,60 @@ fn port_in_use_fails_with_one_line() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
+
+#[test]
+fn single_cpu_affinity_places_one_shard_and_the_api_core_on_it() {
+    use std::os::unix::process::CommandExt;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpu = cpus - 1;
+    let mut cmd = binary();
+    cmd.env("RINGCAST_HOST", "127.0.0.1")
+        .env("RINGCAST_PORT", "0");
+    // SAFETY: pre_exec runs in the child between fork and exec; sched_setaffinity is
+    // async-signal-safe and only touches the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::spawn_command(cmd);
+    let line = server.wait_log("");
+    let _ = line;
+    // The start line names the placement: one shard, on the allowed CPU only.
+    assert!(
+        server
+            .start_line
+            .contains(&format!("1 shards on cpus [{cpu}], API core on cpu {cpu}")),
+        "{}",
+        server.start_line
+    );
+    let mut sub = server.ws();
+    sub.subscribe("solo");
+    server.api().trigger("solo", "e", "d");
+    assert_eq!(sub.expect("e")["data"], "d");
+}
+
+#[test]
+fn one_shard_serves_websockets_and_the_api() {
+    let server = Server::start(&[("RINGCAST_SHARDS", "1")]);
+    assert!(
+        server.start_line.contains("(1 shards"),
+        "{}",
+        server.start_line
+    );
+    let mut clients: Vec<Ws> = (0..20).map(|_| server.ws()).collect();
+    for c in &mut clients {
+        c.subscribe("one");
+    }
+    server.api().trigger("one", "e", "x");
+    for c in &mut clients {
+        c.expect("e");
+    }
+}

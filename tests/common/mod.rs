@@ -23,6 +23,8 @@ pub const APP_SECRET: &str = "app-secret";
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The server's "listening on …" log line.
+    pub start_line: String,
     pub log: mpsc::Receiver<String>,
     _dir: Option<TempDir>,
 }
@@ -77,6 +79,11 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::spawn_command(cmd)
+    }
+
+    /// Starts a prepared command and waits for the server to report its address.
+    pub fn spawn_command(mut cmd: Command) -> Server {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -92,17 +99,19 @@ impl Server {
             }
         });
         let deadline = Instant::now() + WAIT;
-        let addr = loop {
+        let (addr, start_line) = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("ringcast did not report its address");
             if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
+                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                break (addr, line.clone());
             }
         };
         Server {
             child,
             addr,
+            start_line,
             log: rx,
             _dir: None,
         }
