@@ -196,71 +196,26 @@ mod tests {
     const BODY: &[u8] = br#"{"name":"foo","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#;
     const SIG: &str = "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c";
 
+    fn verify(sig: &str, body: &[u8], now: i64) -> Result<(), RequestAuthError> {
+        verify_request(SECRET, "POST", "/apps/3/events", &params(sig), body, now)
+    }
+
     #[test]
     fn request_signature_vector() {
         assert_eq!(body_md5(BODY), "ec365a775a4cd0599faeb73354201b6f");
         let s = request_string_to_sign("POST", "/apps/3/events", &params(SIG));
         assert_eq!(sign(SECRET, s.as_bytes()), SIG);
-        assert_eq!(
-            verify_request(
-                SECRET,
-                "POST",
-                "/apps/3/events",
-                &params(SIG),
-                BODY,
-                1353088179
-            ),
-            Ok(())
-        );
+        assert_eq!(verify(SIG, BODY, 1353088179), Ok(()));
     }
 
     #[test]
     fn request_signature_refusals() {
+        use RequestAuthError::*;
         let bad = SIG.replace('d', "e");
-        assert_eq!(
-            verify_request(
-                SECRET,
-                "POST",
-                "/apps/3/events",
-                &params(&bad),
-                BODY,
-                1353088179
-            ),
-            Err(RequestAuthError::BadSignature)
-        );
-        assert_eq!(
-            verify_request(
-                SECRET,
-                "POST",
-                "/apps/3/events",
-                &params(SIG),
-                BODY,
-                1353088179 + 601
-            ),
-            Err(RequestAuthError::StaleTimestamp)
-        );
-        assert_eq!(
-            verify_request(
-                SECRET,
-                "POST",
-                "/apps/3/events",
-                &params(SIG),
-                b"{}",
-                1353088179
-            ),
-            Err(RequestAuthError::BodyMd5Mismatch)
-        );
-        assert_eq!(
-            verify_request(
-                SECRET,
-                "POST",
-                "/apps/3/events",
-                &params("zz"),
-                BODY,
-                1353088179
-            ),
-            Err(RequestAuthError::BadSignature)
-        );
+        assert_eq!(verify(&bad, BODY, 1353088179), Err(BadSignature));
+        assert_eq!(verify(SIG, BODY, 1353088179 + 601), Err(StaleTimestamp));
+        assert_eq!(verify(SIG, b"{}", 1353088179), Err(BodyMd5Mismatch));
+        assert_eq!(verify("zz", BODY, 1353088179), Err(BadSignature));
     }
 
     #[test]

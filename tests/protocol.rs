@@ -175,21 +175,11 @@ fn unmasked_frame_closes_1002() {
 
 #[test]
 fn app_refusals() {
-    let server = Server::with_config(
-        r#"
-[[apps]]
-id = "app-id"
-key = "app-key"
-secret = "app-secret"
-max_connections = 1
-
-[[apps]]
-id = "off-id"
-key = "off-key"
-secret = "off-secret"
-enabled = false
-"#,
-    );
+    let server = Server::with_config(&format!(
+        "{}{}",
+        dev_app_toml("max_connections = 1"),
+        app_toml("off", "enabled = false")
+    ));
     let refused = |path: &str, code: u16| {
         let mut ws = Ws::connect_raw(server.addr, path);
         ws.expect_error(code as u64);

@@ -120,26 +120,12 @@ fn status_of(server: &Server, method: &str, target: &str, body: &[u8]) -> (u16, 
 
 #[test]
 fn refusals_have_the_spec_status_codes() {
-    let server = Server::with_config(
-        r#"
-[[apps]]
-id = "app-id"
-key = "app-key"
-secret = "app-secret"
-max_event_payload_kb = 1
-
-[[apps]]
-id = "other-id"
-key = "other-key"
-secret = "other-secret"
-
-[[apps]]
-id = "off-id"
-key = "off-key"
-secret = "off-secret"
-enabled = false
-"#,
-    );
+    let server = Server::with_config(&format!(
+        "{}{}{}",
+        dev_app_toml("max_event_payload_kb = 1"),
+        app_toml("other", ""),
+        app_toml("off", "enabled = false")
+    ));
     let now = unix_now();
     let good = br#"{"name":"e","channel":"c","data":"x"}"#;
     let sign = |key: &str, secret: &str, path: &str, body: &[u8], ts: u64| {
@@ -147,83 +133,98 @@ enabled = false
     };
     let events = "/apps/app-id/events";
 
-    // Unknown app id → 404, before any signature check.
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("app-key", "app-secret", "/apps/nope/events", good, now),
-            good
-        )
-        .0,
-        404
-    );
-    // Another app's key → 401; unknown key → 401.
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("other-key", "other-secret", events, good, now),
-            good
-        )
-        .0,
-        401
-    );
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("who", "app-secret", events, good, now),
-            good
-        )
-        .0,
-        401
-    );
-    // Wrong secret, stale timestamp, body_md5 of another body.
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("app-key", "wrong", events, good, now),
-            good
-        )
-        .0,
-        401
-    );
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("app-key", "app-secret", events, good, now - 700),
-            good
-        )
-        .0,
-        401
-    );
-    let other_body = br#"{"name":"e","channel":"c","data":"y"}"#;
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("app-key", "app-secret", events, good, now),
-            other_body
-        )
-        .0,
-        401
-    );
-    // Missing signature entirely.
+    // (what, key, secret, path, signed body, sent body, timestamp, status)
+    let other = br#"{"name":"e","channel":"c","data":"y"}"#;
+    let signing_cases: [(&str, &str, &str, &str, &[u8], &[u8], u64, u16); 8] = [
+        (
+            "unknown app id, before any signature check",
+            "app-key",
+            "app-secret",
+            "/apps/nope/events",
+            good,
+            good,
+            now,
+            404,
+        ),
+        (
+            "another app's key",
+            "other-key",
+            "other-secret",
+            events,
+            good,
+            good,
+            now,
+            401,
+        ),
+        (
+            "unknown key",
+            "who",
+            "app-secret",
+            events,
+            good,
+            good,
+            now,
+            401,
+        ),
+        (
+            "wrong secret",
+            "app-key",
+            "wrong",
+            events,
+            good,
+            good,
+            now,
+            401,
+        ),
+        (
+            "stale timestamp",
+            "app-key",
+            "app-secret",
+            events,
+            good,
+            good,
+            now - 700,
+            401,
+        ),
+        (
+            "body_md5 of another body",
+            "app-key",
+            "app-secret",
+            events,
+            good,
+            other,
+            now,
+            401,
+        ),
+        (
+            "disabled app",
+            "off-key",
+            "off-secret",
+            "/apps/off/events",
+            good,
+            good,
+            now,
+            403,
+        ),
+        (
+            "control: a good request",
+            "app-key",
+            "app-secret",
+            events,
+            good,
+            good,
+            now,
+            200,
+        ),
+    ];
+    for (what, key, secret, path, signed, sent, ts, status) in signing_cases {
+        let r = server
+            .http()
+            .request("POST", &sign(key, secret, path, signed, ts), &[], sent);
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+    }
+    // No signature at all.
     assert_eq!(status_of(&server, "POST", events, good).0, 401);
-    // Disabled app → 403.
-    assert_eq!(
-        status_of(
-            &server,
-            "POST",
-            &sign("off-key", "off-secret", "/apps/off-id/events", good, now),
-            good
-        )
-        .0,
-        403
-    );
     // Wrong method → 405; unknown route → 404.
     let get = signed_target("app-key", "app-secret", "GET", events, b"", &[], now);
     assert_eq!(status_of(&server, "GET", &get, b"").0, 405);

@@ -48,6 +48,18 @@ pub fn temp_dir() -> TempDir {
     TempDir(p)
 }
 
+/// An `[[apps]]` table for a test config: the given credentials plus extra `key = value` lines.
+pub fn app_toml(id: &str, extra: &str) -> String {
+    format!("[[apps]]\nid = \"{id}\"\nkey = \"{id}-key\"\nsecret = \"{id}-secret\"\n{extra}\n")
+}
+
+/// The dev app's credentials as an `[[apps]]` table, plus extra lines.
+pub fn dev_app_toml(extra: &str) -> String {
+    format!(
+        "[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n{extra}\n"
+    )
+}
+
 pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringcast"))
 }
