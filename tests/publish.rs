@@ -133,95 +133,104 @@ fn refusals_have_the_spec_status_codes() {
     };
     let events = "/apps/app-id/events";
 
-    // (what, key, secret, path, signed body, sent body, timestamp, status)
+    struct Case<'a> {
+        what: &'a str,
+        key: &'a str,
+        secret: &'a str,
+        path: &'a str,
+        /// The body the signature covers, and the body actually sent.
+        bodies: (&'a [u8], &'a [u8]),
+        timestamp: u64,
+        status: u16,
+    }
+    let case = |what, key, secret, path, bodies, timestamp, status| Case {
+        what,
+        key,
+        secret,
+        path,
+        bodies,
+        timestamp,
+        status,
+    };
     let other = br#"{"name":"e","channel":"c","data":"y"}"#;
-    let signing_cases: [(&str, &str, &str, &str, &[u8], &[u8], u64, u16); 8] = [
-        (
+    let cases = [
+        case(
             "unknown app id, before any signature check",
             "app-key",
             "app-secret",
             "/apps/nope/events",
-            good,
-            good,
+            (good, good),
             now,
             404,
         ),
-        (
+        case(
             "another app's key",
             "other-key",
             "other-secret",
             events,
-            good,
-            good,
+            (good, good),
             now,
             401,
         ),
-        (
+        case(
             "unknown key",
             "who",
             "app-secret",
             events,
-            good,
-            good,
+            (good, good),
             now,
             401,
         ),
-        (
+        case(
             "wrong secret",
             "app-key",
             "wrong",
             events,
-            good,
-            good,
+            (good, good),
             now,
             401,
         ),
-        (
+        case(
             "stale timestamp",
             "app-key",
             "app-secret",
             events,
-            good,
-            good,
+            (good, good),
             now - 700,
             401,
         ),
-        (
+        case(
             "body_md5 of another body",
             "app-key",
             "app-secret",
             events,
-            good,
-            other,
+            (good, other),
             now,
             401,
         ),
-        (
+        case(
             "disabled app",
             "off-key",
             "off-secret",
             "/apps/off/events",
-            good,
-            good,
+            (good, good),
             now,
             403,
         ),
-        (
+        case(
             "control: a good request",
             "app-key",
             "app-secret",
             events,
-            good,
-            good,
+            (good, good),
             now,
             200,
         ),
     ];
-    for (what, key, secret, path, signed, sent, ts, status) in signing_cases {
-        let r = server
-            .http()
-            .request("POST", &sign(key, secret, path, signed, ts), &[], sent);
-        assert_eq!(r.status, status, "{what}: {}", r.body);
+    for c in cases {
+        let target = sign(c.key, c.secret, c.path, c.bodies.0, c.timestamp);
+        let r = server.http().request("POST", &target, &[], c.bodies.1);
+        assert_eq!(r.status, c.status, "{}: {}", c.what, r.body);
     }
     // No signature at all.
     assert_eq!(status_of(&server, "POST", events, good).0, 401);
