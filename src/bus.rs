@@ -54,6 +54,9 @@ pub enum ApiCommand {
     ShardStopped {
         shard: ShardId,
     },
+    /// A client event that passed the shard's checks, to relay to every shard (the sender
+    /// excluded by `except`).
+    ClientEvent(Broadcast),
 }
 
 /// Both queue ends of one shard, before they are connected inside their executors.

@@ -109,6 +109,7 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
             ApiCommand::ShardStopped { .. } => {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)
             }
+            ApiCommand::ClientEvent(b) => core.broadcast(b).await,
         }
     }
 }

@@ -40,6 +40,14 @@ pub fn subscription_succeeded(channel: &str, data_json: &str) -> String {
     )
 }
 
+/// `pusher:signin_success`: `data` is an object holding the `user_data` string.
+pub fn signin_success(user_data: &str) -> String {
+    format!(
+        r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#,
+        json_string(user_data)
+    )
+}
+
 /// `pusher:subscription_error`, which pusher-js and Laravel Echo report per channel.
 pub fn subscription_error(channel: &str, error: &str, status: u16) -> String {
     format!(

@@ -30,6 +30,10 @@ pub struct Conn {
     /// A close the connection's task must carry out.
     pub close: Option<ErrorCode>,
     pub channels: Vec<Rc<str>>,
+    /// The user this connection signed in as (`pusher:signin`).
+    pub user_id: Option<Rc<str>>,
+    /// Client events sent in the current second, for `max_client_events_per_second`.
+    pub client_events: (Tick, u32),
 }
 
 impl Conn {
@@ -84,6 +88,8 @@ impl Hub {
             ping_sent: None,
             close: None,
             channels: Vec::new(),
+            user_id: None,
+            client_events: (now, 0),
         })
     }
 

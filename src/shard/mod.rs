@@ -59,6 +59,9 @@ pub struct Shard {
     pub read_scratch: RefCell<Box<[u8]>>,
     pub write_scratch: RefCell<Vec<u8>>,
     pub json_buffers: RefCell<simd_json::Buffers>,
+    /// The current client message before simd-json parses it in place: client events relay
+    /// their `data` byte-for-byte from here.
+    pub message_copy: RefCell<Vec<u8>>,
     connections_made: Cell<u64>,
     rng: Cell<u64>,
     started: Instant,
@@ -111,6 +114,11 @@ impl Shard {
         rx.recv()
             .await
             .unwrap_or_else(|| ApiResponse::error(503, "unavailable", "server is shutting down"))
+    }
+
+    /// Hands a message to the API core without waiting; `false` when its queue is full.
+    pub fn try_send_api(&self, cmd: ApiCommand) -> bool {
+        self.to_api.try_send(cmd).is_ok()
     }
 
     fn complete_http(&self, request: u64, response: ApiResponse) {
@@ -184,6 +192,7 @@ pub async fn run(setup: ShardSetup) {
         read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
         write_scratch: RefCell::new(Vec::with_capacity(WRITE_CHUNK_BYTES)),
         json_buffers: RefCell::new(simd_json::Buffers::new(4096)),
+        message_copy: RefCell::new(Vec::with_capacity(4096)),
         connections_made: Cell::new(0),
         rng: Cell::new(seed(setup.id)),
         started: Instant::now(),

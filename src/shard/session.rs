@@ -6,6 +6,7 @@ use super::Shard;
 use super::hub::ConnKey;
 use crate::app::App;
 use crate::auth;
+use crate::bus::{ApiCommand, Broadcast};
 use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ErrorCode, SocketId, frames};
 use crate::ws::{self, Decoder, Incoming, WsError};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -19,6 +20,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// The one field of a client event taken from the original bytes.
+#[derive(serde::Deserialize)]
+struct RawClientEvent<'a> {
+    #[serde(borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
+}
 
 /// How long a closing connection may take to accept its last frames.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,6 +124,9 @@ impl Ctx<'_> {
     }
 
     fn on_text(&mut self, bytes: &mut [u8]) {
+        let mut original = self.shard.message_copy.borrow_mut();
+        original.clear();
+        original.extend_from_slice(bytes);
         let mut buffers = self.shard.json_buffers.borrow_mut();
         let message = match ClientMessage::parse(bytes, &mut buffers) {
             Ok(m) => m,
@@ -143,13 +154,12 @@ impl Ctx<'_> {
                     );
                 }
             }
-            ClientMessage::Signin { .. } => {
-                self.error(ErrorCode::Malformed, "pusher:signin is not supported yet")
+            ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data),
+            ClientMessage::ClientEvent { event, channel } => {
+                if let Err(reason) = self.client_event(&event, &channel, &original) {
+                    self.error(ErrorCode::ClientEvent, &reason);
+                }
             }
-            ClientMessage::ClientEvent { .. } => self.error(
-                ErrorCode::ClientEvent,
-                "client events are not supported yet",
-            ),
         }
     }
 
@@ -171,7 +181,22 @@ impl Ctx<'_> {
                     return self.subscription_error(channel, "invalid signature", 401);
                 }
             }
-            ChannelKind::Presence | ChannelKind::ServerToUser => {
+            ChannelKind::ServerToUser => {
+                let own = self
+                    .shard
+                    .hub
+                    .borrow()
+                    .conn(self.key)
+                    .and_then(|c| c.user_id.clone());
+                if own.as_deref() != name.server_to_user_id() {
+                    return self.subscription_error(
+                        channel,
+                        "only the signed-in user may subscribe",
+                        403,
+                    );
+                }
+            }
+            ChannelKind::Presence => {
                 let _ = channel_data;
                 return self.subscription_error(channel, "channel type not supported yet", 400);
             }
@@ -184,6 +209,100 @@ impl Ctx<'_> {
             );
         }
         self.send_text(&frames::subscription_succeeded(channel, "{}"));
+    }
+
+    /// `pusher:signin` (SPEC §3, user authentication). A bad signature or user closes with 4009.
+    fn signin(&mut self, auth: &str, user_data: &str) {
+        let socket_id = self.socket_id.to_string();
+        let (key, secret) = (self.app.key(), self.app.secret());
+        if !auth::verify_user_auth(key, secret, &socket_id, user_data, auth) {
+            return self.close_with(closing_frames(ErrorCode::Unauthorized, "Invalid signature"));
+        }
+        let id = serde_json::from_str::<serde_json::Value>(user_data)
+            .ok()
+            .and_then(|v| {
+                v.get("id")
+                    .and_then(|id| id.as_str())
+                    .filter(|id| !id.is_empty())
+                    .map(Rc::<str>::from)
+            });
+        let Some(id) = id else {
+            let reason = "user_data needs a non-empty string id";
+            return self.close_with(closing_frames(ErrorCode::Unauthorized, reason));
+        };
+        if let Some(conn) = self.shard.hub.borrow_mut().conn_mut(self.key) {
+            conn.user_id = Some(id);
+        }
+        self.send_text(&frames::signin_success(user_data));
+    }
+
+    /// Checks a client event against every rule of SPEC §3 and hands it to the API core, which
+    /// relays it to every shard; the sender is excluded. `Err` is the 4301 message.
+    fn client_event(&self, event: &str, channel: &str, original: &[u8]) -> Result<(), String> {
+        let limits = &self.app.config;
+        if !limits.enable_client_messages {
+            return Err("Client events are not enabled for this app".into());
+        }
+        let name = ChannelName::parse(channel, limits.max_channel_name_length)
+            .map_err(|e| e.to_string())?;
+        match name.kind {
+            ChannelKind::Private | ChannelKind::Presence => {}
+            ChannelKind::PrivateEncrypted => {
+                return Err("Client events are not allowed on encrypted channels".into());
+            }
+            _ => {
+                return Err(
+                    "Client events are only allowed on private and presence channels".into(),
+                );
+            }
+        }
+        if event.len() > limits.max_event_name_length {
+            return Err(format!(
+                "Event name is longer than {} characters",
+                limits.max_event_name_length
+            ));
+        }
+        let raw = serde_json::from_slice::<RawClientEvent>(original)
+            .map_err(|_| "Invalid client event".to_string())?;
+        let data = raw.data.map_or("{}", |d| d.get());
+        if data.len() > limits.max_event_payload_kb * 1024 {
+            return Err(format!(
+                "Event data is larger than {} KB",
+                limits.max_event_payload_kb
+            ));
+        }
+        {
+            let mut hub = self.shard.hub.borrow_mut();
+            if !hub.is_subscribed(self.key, channel) {
+                return Err(format!("Not subscribed to channel {channel}"));
+            }
+            let now = self.shard.now();
+            let conn = hub.conn_mut(self.key).ok_or("connection is gone")?;
+            let (second, count) = conn.client_events;
+            let count = if second == now { count } else { 0 };
+            if count >= limits.max_client_events_per_second {
+                return Err(format!(
+                    "Over {} client events per second",
+                    limits.max_client_events_per_second
+                ));
+            }
+            conn.client_events = (now, count + 1);
+        }
+        let payload = frames::channel_event(event, channel, data, None)
+            .into_bytes()
+            .into_boxed_slice();
+        let relayed = self.shard.try_send_api(ApiCommand::ClientEvent(Broadcast {
+            app: self.app.idx,
+            channel: channel.into(),
+            payload,
+            except: Some(self.socket_id),
+            published_at: std::time::Instant::now(),
+        }));
+        if relayed {
+            Ok(())
+        } else {
+            Err("Server busy, client event dropped".into())
+        }
     }
 
     fn subscription_error(&self, channel: &str, error: &str, status: u16) {
