@@ -40,6 +40,14 @@ pub enum ShardCommand {
     },
     /// Stop accepting, close every client with 4200, then report [`ApiCommand::ShardStopped`].
     Shutdown,
+    /// The answer to a [`PresenceJoin`]: the presence payload for `subscription_succeeded`,
+    /// or why the join was refused.
+    PresenceReply {
+        conn: usize,
+        socket_id: SocketId,
+        channel: Box<str>,
+        result: Result<String, String>,
+    },
 }
 
 /// Shard → API core.
@@ -57,6 +65,30 @@ pub enum ApiCommand {
     /// A client event that passed the shard's checks, to relay to every shard (the sender
     /// excluded by `except`).
     ClientEvent(Broadcast),
+    /// A connection asks to join a presence channel; answered with
+    /// [`ShardCommand::PresenceReply`].
+    PresenceJoin(PresenceJoin),
+    /// A presence connection left (unsubscribed or disconnected), or gave up a pending join.
+    PresenceLeave {
+        app: AppIdx,
+        channel: Box<str>,
+        user_id: Box<str>,
+        socket_id: SocketId,
+    },
+}
+
+/// A presence subscription whose signature and `channel_data` the shard has checked.
+#[derive(Debug)]
+pub struct PresenceJoin {
+    pub shard: ShardId,
+    /// The connection's place in its shard's hub, checked against `socket_id` on reply.
+    pub conn: usize,
+    pub socket_id: SocketId,
+    pub app: AppIdx,
+    pub channel: Box<str>,
+    pub user_id: Box<str>,
+    /// `user_info` as the client sent it (raw JSON), or `null`.
+    pub user_info: Box<str>,
 }
 
 /// Both queue ends of one shard, before they are connected inside their executors.

@@ -3,16 +3,18 @@
 //! — one message per shard.
 
 mod events;
+mod presence;
 mod router;
 
 use crate::app::Apps;
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
+use crate::cluster::{LocalPresence, Presence};
 use crate::config::ServerConfig;
 use glommio::channels::shared_channel::{
     ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
 use glommio::timer::Timer;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,11 +38,19 @@ pub struct ApiCore {
     pub config: ServerConfig,
     shards: Vec<ConnectedSender<ShardCommand>>,
     stopped_shards: Cell<usize>,
+    pub presence: RefCell<Box<dyn Presence>>,
 }
 
 impl ApiCore {
     /// Sends one broadcast to every shard. Waits while a shard's queue is full, so a flood of
     /// publishes slows the publishers instead of growing memory.
+    /// Sends a command to one shard.
+    pub async fn send_to(&self, shard: usize, cmd: ShardCommand) {
+        if let Some(tx) = self.shards.get(shard) {
+            let _ = tx.send(cmd).await;
+        }
+    }
+
     pub async fn broadcast(&self, b: Broadcast) {
         let b = Arc::new(b);
         for shard in &self.shards {
@@ -70,6 +80,7 @@ pub async fn run(setup: ApiSetup) {
         config: setup.config,
         shards,
         stopped_shards: Cell::new(0),
+        presence: RefCell::new(Box::new(LocalPresence::default())),
     });
     for rx in receivers {
         let rx = rx.await;
@@ -110,6 +121,13 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)
             }
             ApiCommand::ClientEvent(b) => core.broadcast(b).await,
+            ApiCommand::PresenceJoin(join) => presence::join(&core, join).await,
+            ApiCommand::PresenceLeave {
+                app,
+                channel,
+                user_id,
+                socket_id,
+            } => presence::leave(&core, app, &channel, &user_id, socket_id).await,
         }
     }
 }

@@ -34,6 +34,17 @@ pub struct Conn {
     pub user_id: Option<Rc<str>>,
     /// Client events sent in the current second, for `max_client_events_per_second`.
     pub client_events: (Tick, u32),
+    /// Presence channels joined or being joined, with the user id given in `channel_data`.
+    pub presence: Vec<PresenceSub>,
+}
+
+/// A connection's membership of a presence channel. Not `confirmed` until the API core has
+/// admitted it; only then is the connection in the channel index.
+#[derive(Debug, Clone)]
+pub struct PresenceSub {
+    pub channel: Rc<str>,
+    pub user_id: Rc<str>,
+    pub confirmed: bool,
 }
 
 impl Conn {
@@ -90,14 +101,14 @@ impl Hub {
             channels: Vec::new(),
             user_id: None,
             client_events: (now, 0),
+            presence: Vec::new(),
         })
     }
 
-    /// Removes a connection and its subscriptions; returns the channels it left.
-    pub fn remove(&mut self, key: ConnKey) -> Vec<Rc<str>> {
-        let Some(conn) = self.conns.try_remove(key) else {
-            return Vec::new();
-        };
+    /// Removes a connection and its subscriptions; returns it, for what must follow its
+    /// departure (presence leaves).
+    pub fn remove(&mut self, key: ConnKey) -> Option<Conn> {
+        let conn = self.conns.try_remove(key)?;
         let index = &mut self.channels[conn.app.0 as usize];
         for ch in &conn.channels {
             if let Some(subs) = index.get_mut(ch) {
@@ -107,7 +118,7 @@ impl Hub {
                 }
             }
         }
-        conn.channels
+        Some(conn)
     }
 
     pub fn len(&self) -> usize {
@@ -313,7 +324,7 @@ mod tests {
             hub.unsubscribe(a, "ch"),
             Err(UnsubscribeError::NotSubscribed)
         );
-        assert_eq!(hub.remove(b).len(), 1);
+        assert_eq!(hub.remove(b).map(|c| c.channels.len()), Some(1));
         assert_eq!(hub.subscribers(app, "ch"), 0);
     }
 

@@ -62,6 +62,7 @@ pub struct Shard {
     /// The current client message before simd-json parses it in place: client events relay
     /// their `data` byte-for-byte from here.
     pub message_copy: RefCell<Vec<u8>>,
+    api_ordered: LocalSender<ApiCommand>,
     connections_made: Cell<u64>,
     rng: Cell<u64>,
     started: Instant,
@@ -114,6 +115,46 @@ impl Shard {
         rx.recv()
             .await
             .unwrap_or_else(|| ApiResponse::error(503, "unavailable", "server is shutting down"))
+    }
+
+    /// Queues a message for the API core that must not be lost or reordered (presence joins
+    /// and leaves): one task forwards them in order, waiting for room in the cross-core queue.
+    /// The local queue holds at most one entry per pending membership change.
+    pub fn send_api_ordered(&self, cmd: ApiCommand) {
+        let _ = self.api_ordered.try_send(cmd);
+    }
+
+    /// The API core's answer to a presence join: subscribe and confirm, or report the refusal.
+    fn presence_reply(
+        &self,
+        key: hub::ConnKey,
+        socket_id: SocketId,
+        channel: &str,
+        result: Result<String, String>,
+    ) {
+        let mut hub = self.hub.borrow_mut();
+        let Some(conn) = hub.conn_mut(key).filter(|c| c.socket_id == socket_id) else {
+            return;
+        };
+        let Some(pos) = conn
+            .presence
+            .iter()
+            .position(|p| &*p.channel == channel && !p.confirmed)
+        else {
+            return; // unsubscribed meanwhile: its leave is already on the way
+        };
+        let frame = match result {
+            Ok(data) => {
+                conn.presence[pos].confirmed = true;
+                let _ = hub.subscribe(key, channel);
+                frames::subscription_succeeded(channel, &data)
+            }
+            Err(reason) => {
+                conn.presence.swap_remove(pos);
+                frames::subscription_error(channel, &reason, 403)
+            }
+        };
+        hub.send(key, ws::frame::text(frame.as_bytes()).into());
     }
 
     /// Hands a message to the API core without waiting; `false` when its queue is full.
@@ -183,6 +224,7 @@ pub async fn run(setup: ShardSetup) {
     let control = executor.create_task_queue(Shares::default(), Latency::NotImportant, "control");
     let sessions_queue =
         executor.create_task_queue(Shares::default(), Latency::NotImportant, "sessions");
+    let (api_ordered, ordered_rx) = local_channel::new_unbounded();
     let shard = Rc::new(Shard {
         id: setup.id,
         hub: RefCell::new(Hub::new(setup.apps.len(), outbound_limit)),
@@ -193,6 +235,7 @@ pub async fn run(setup: ShardSetup) {
         write_scratch: RefCell::new(Vec::with_capacity(WRITE_CHUNK_BYTES)),
         json_buffers: RefCell::new(simd_json::Buffers::new(4096)),
         message_copy: RefCell::new(Vec::with_capacity(4096)),
+        api_ordered,
         connections_made: Cell::new(0),
         rng: Cell::new(seed(setup.id)),
         started: Instant::now(),
@@ -208,6 +251,7 @@ pub async fn run(setup: ShardSetup) {
     let accept =
         spawn(Box::pin(accept_loop(shard.clone(), listener)) as Pin<Box<dyn Future<Output = ()>>>);
     spawn(Box::pin(sweep_loop(shard.clone()))).detach();
+    spawn(Box::pin(forward_ordered(shard.clone(), ordered_rx))).detach();
     spawn(Box::pin(command_loop(shard, from_api, accept))).await;
 }
 
@@ -225,6 +269,12 @@ async fn command_loop(
             ShardCommand::HttpResponse { request, response } => {
                 shard.complete_http(request, response)
             }
+            ShardCommand::PresenceReply {
+                conn,
+                socket_id,
+                channel,
+                result,
+            } => shard.presence_reply(conn, socket_id, &channel, result),
             ShardCommand::Shutdown => {
                 accept.cancel().await;
                 shard.shut_down().await;
@@ -261,6 +311,17 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 log::warn!("shard {}: accept failed: {e}", shard.id);
                 Timer::new(Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+async fn forward_ordered(
+    shard: Rc<Shard>,
+    rx: glommio::channels::local_channel::LocalReceiver<ApiCommand>,
+) {
+    while let Some(cmd) = rx.recv().await {
+        if shard.to_api.send(cmd).await.is_err() {
+            return;
         }
     }
 }

@@ -4,9 +4,10 @@
 
 use super::Shard;
 use super::hub::ConnKey;
+use super::hub::PresenceSub;
 use crate::app::App;
 use crate::auth;
-use crate::bus::{ApiCommand, Broadcast};
+use crate::bus::{ApiCommand, Broadcast, PresenceJoin};
 use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ErrorCode, SocketId, frames};
 use crate::ws::{self, Decoder, Incoming, WsError};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -20,6 +21,26 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// `channel_data` of a presence subscription: `user_id` a string or a number, `user_info` kept
+/// as the client wrote it.
+#[derive(serde::Deserialize)]
+struct ChannelData<'a> {
+    #[serde(default)]
+    user_id: serde_json::Value,
+    #[serde(borrow)]
+    user_info: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Tells the API core a connection left a presence channel (joined or still pending).
+fn leave_presence(shard: &Shard, app: crate::app::AppIdx, socket_id: SocketId, p: &PresenceSub) {
+    shard.send_api_ordered(ApiCommand::PresenceLeave {
+        app,
+        channel: (*p.channel).into(),
+        user_id: (*p.user_id).into(),
+        socket_id,
+    });
+}
 
 /// The one field of a client event taken from the original bytes.
 #[derive(serde::Deserialize)]
@@ -140,20 +161,7 @@ impl Ctx<'_> {
                 auth,
                 channel_data,
             } => self.subscribe(&channel, auth.as_deref(), channel_data.as_deref()),
-            ClientMessage::Unsubscribe { channel } => {
-                if self
-                    .shard
-                    .hub
-                    .borrow_mut()
-                    .unsubscribe(self.key, &channel)
-                    .is_err()
-                {
-                    self.error(
-                        ErrorCode::Channel,
-                        &format!("Not subscribed to channel {channel}"),
-                    );
-                }
-            }
+            ClientMessage::Unsubscribe { channel } => self.unsubscribe(&channel),
             ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data),
             ClientMessage::ClientEvent { event, channel } => {
                 if let Err(reason) = self.client_event(&event, &channel, &original) {
@@ -196,10 +204,7 @@ impl Ctx<'_> {
                     );
                 }
             }
-            ChannelKind::Presence => {
-                let _ = channel_data;
-                return self.subscription_error(channel, "channel type not supported yet", 400);
-            }
+            ChannelKind::Presence => return self.presence_subscribe(channel, auth, channel_data),
         }
         let subscribed = self.shard.hub.borrow_mut().subscribe(self.key, channel);
         if subscribed.is_err() {
@@ -271,6 +276,7 @@ impl Ctx<'_> {
                 limits.max_event_payload_kb
             ));
         }
+        let user_id;
         {
             let mut hub = self.shard.hub.borrow_mut();
             if !hub.is_subscribed(self.key, channel) {
@@ -287,8 +293,14 @@ impl Ctx<'_> {
                 ));
             }
             conn.client_events = (now, count + 1);
+            // On presence channels the relayed event names its sender.
+            user_id = conn
+                .presence
+                .iter()
+                .find(|p| &*p.channel == channel)
+                .map(|p| p.user_id.clone());
         }
-        let payload = frames::channel_event(event, channel, data, None)
+        let payload = frames::channel_event(event, channel, data, user_id.as_deref())
             .into_bytes()
             .into_boxed_slice();
         let relayed = self.shard.try_send_api(ApiCommand::ClientEvent(Broadcast {
@@ -302,6 +314,100 @@ impl Ctx<'_> {
             Ok(())
         } else {
             Err("Server busy, client event dropped".into())
+        }
+    }
+
+    /// A presence subscription: checked here, admitted by the API core, which owns membership;
+    /// `subscription_succeeded` follows its answer (`Shard::presence_reply`).
+    fn presence_subscribe(
+        &mut self,
+        channel: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) {
+        let Some(data) = channel_data else {
+            return self.subscription_error(channel, "presence channels need channel_data", 400);
+        };
+        let Some(token) = auth.filter(|a| !a.is_empty()) else {
+            return self.subscription_error(channel, "missing auth signature", 401);
+        };
+        let socket_id = self.socket_id.to_string();
+        if !auth::verify_channel_auth(
+            self.app.key(),
+            self.app.secret(),
+            &socket_id,
+            channel,
+            Some(data),
+            token,
+        ) {
+            return self.subscription_error(channel, "invalid signature", 401);
+        }
+        let Ok(parsed) = serde_json::from_str::<ChannelData>(data) else {
+            return self.subscription_error(channel, "channel_data is not a JSON object", 400);
+        };
+        let user_id = match parsed.user_id {
+            serde_json::Value::String(s) if !s.is_empty() => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return self.subscription_error(channel, "channel_data needs a user_id", 400),
+        };
+        let user_info = parsed.user_info.map_or("null", |r| r.get());
+        let max = self.app.config.max_presence_member_size_kb;
+        if user_info.len() > max * 1024 {
+            return self.subscription_error(
+                channel,
+                &format!("user_info is larger than {max} KB"),
+                403,
+            );
+        }
+        {
+            let mut hub = self.shard.hub.borrow_mut();
+            let already = hub.is_subscribed(self.key, channel);
+            let Some(conn) = hub.conn_mut(self.key) else {
+                return;
+            };
+            if already || conn.presence.iter().any(|p| &*p.channel == channel) {
+                drop(hub);
+                return self.error(
+                    ErrorCode::Channel,
+                    &format!("Already subscribed to channel {channel}"),
+                );
+            }
+            conn.presence.push(PresenceSub {
+                channel: channel.into(),
+                user_id: user_id.as_str().into(),
+                confirmed: false,
+            });
+        }
+        self.shard
+            .send_api_ordered(ApiCommand::PresenceJoin(PresenceJoin {
+                shard: self.shard.id,
+                conn: self.key,
+                socket_id: self.socket_id,
+                app: self.app.idx,
+                channel: channel.into(),
+                user_id: user_id.into(),
+                user_info: user_info.into(),
+            }));
+    }
+
+    /// `pusher:unsubscribe`: leaves the channel index and, for presence, the membership.
+    fn unsubscribe(&mut self, channel: &str) {
+        let (indexed, presence) = {
+            let mut hub = self.shard.hub.borrow_mut();
+            let indexed = hub.unsubscribe(self.key, channel).is_ok();
+            let presence = hub.conn_mut(self.key).and_then(|c| {
+                let pos = c.presence.iter().position(|p| &*p.channel == channel)?;
+                Some(c.presence.swap_remove(pos))
+            });
+            (indexed, presence)
+        };
+        match presence {
+            Some(p) => leave_presence(self.shard, self.app.idx, self.socket_id, &p),
+            None if !indexed => self.error(
+                ErrorCode::Channel,
+                &format!("Not subscribed to channel {channel}"),
+            ),
+            None => {}
         }
     }
 
@@ -536,7 +642,10 @@ async fn run(
         }
     }
     let end = futures_lite::future::poll_fn(|cx| session.poll_turn(cx, stream)).await;
-    shard.hub.borrow_mut().remove(key);
+    let gone = shard.hub.borrow_mut().remove(key);
+    for p in gone.iter().flat_map(|c| c.presence.iter()) {
+        leave_presence(shard, app.idx, socket_id, p);
+    }
     match end {
         End::Closed => finish(stream).await,
         End::Gone => Ok(()),
