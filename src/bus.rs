@@ -75,6 +75,12 @@ pub enum ApiCommand {
         user_id: Box<str>,
         socket_id: SocketId,
     },
+    /// A connection subscribed to (`+1`) or left (`-1`) a channel on this shard.
+    Subscriptions {
+        app: AppIdx,
+        channel: Box<str>,
+        delta: i64,
+    },
 }
 
 /// A presence subscription whose signature and `channel_data` the shard has checked.

@@ -2,6 +2,7 @@
 //! (channel, event) to the shards with its frame encoded once.
 
 use super::ApiCore;
+use super::channels::{self, Info};
 use super::router::{ApiError, Authed};
 use crate::app::App;
 use crate::bus::Broadcast;
@@ -9,6 +10,7 @@ use crate::http::ApiResponse;
 use crate::protocol::{ChannelName, SocketId, frames};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
 use std::time::Instant;
 
 #[derive(Deserialize)]
@@ -20,7 +22,6 @@ struct EventBody<'a> {
     channels: Option<Vec<String>>,
     socket_id: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     info: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
@@ -35,6 +36,7 @@ struct BatchBody<'a> {
 
 /// One validated event, ready to broadcast.
 struct Publish {
+    info: Info,
     channels: Vec<String>,
     payloads: Vec<Box<[u8]>>,
     except: Option<SocketId>,
@@ -95,14 +97,25 @@ fn validate(app: &App, body: &EventBody<'_>) -> Result<Publish, ApiError> {
         })
         .collect();
     Ok(Publish {
+        info: Info::parse(body.info.as_deref()),
         channels,
         payloads,
         except,
     })
 }
 
-async fn deliver(core: &ApiCore, app: &App, publish: Publish) {
+/// Broadcasts a validated event; returns the `info` counts asked for, per channel.
+async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Value> {
     let now = Instant::now();
+    let mut info = Map::new();
+    if publish.info.any() {
+        for channel in &publish.channels {
+            info.insert(
+                channel.clone(),
+                Value::Object(channels::counts(core, app.idx, channel, publish.info)),
+            );
+        }
+    }
     for (channel, payload) in publish.channels.into_iter().zip(publish.payloads) {
         core.broadcast(Broadcast {
             app: app.idx,
@@ -113,6 +126,7 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) {
         })
         .await;
     }
+    info
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -123,7 +137,14 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
 pub async fn trigger(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
     let body: EventBody = parse(&req.request.body)?;
     let publish = validate(req.app, &body)?;
-    deliver(core, req.app, publish).await;
+    let asked = publish.info.any();
+    let info = deliver(core, req.app, publish).await;
+    if asked {
+        return Ok(ApiResponse::json(
+            200,
+            json!({ "channels": info }).to_string(),
+        ));
+    }
     Ok(ApiResponse::json(200, "{}"))
 }
 
@@ -140,8 +161,23 @@ pub async fn trigger_batch(core: &ApiCore, req: &Authed<'_>) -> Result<ApiRespon
         .iter()
         .map(|e| validate(req.app, e))
         .collect::<Result<Vec<_>, _>>()?;
+    let asked = publishes.iter().any(|p| p.info.any());
+    let mut items = Vec::with_capacity(publishes.len());
     for p in publishes {
-        deliver(core, req.app, p).await;
+        // A batch item has one channel; its answer is that channel's counts.
+        let info = deliver(core, req.app, p).await;
+        items.push(
+            info.into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| json!({})),
+        );
+    }
+    if asked {
+        return Ok(ApiResponse::json(
+            200,
+            json!({ "batch": items }).to_string(),
+        ));
     }
     Ok(ApiResponse::json(200, "{}"))
 }

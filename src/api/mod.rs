@@ -2,13 +2,14 @@
 //! the bus), verifies signatures, owns cluster-wide state, and sends broadcasts to the shards
 //! — one message per shard.
 
+mod channels;
 mod events;
 mod presence;
 mod router;
 
 use crate::app::Apps;
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
-use crate::cluster::{LocalPresence, Presence};
+use crate::cluster::{LocalPresence, LocalSubscriptions, Presence, Subscriptions};
 use crate::config::ServerConfig;
 use glommio::channels::shared_channel::{
     ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
@@ -39,6 +40,7 @@ pub struct ApiCore {
     shards: Vec<ConnectedSender<ShardCommand>>,
     stopped_shards: Cell<usize>,
     pub presence: RefCell<Box<dyn Presence>>,
+    pub subscriptions: RefCell<Box<dyn Subscriptions>>,
 }
 
 impl ApiCore {
@@ -81,6 +83,7 @@ pub async fn run(setup: ApiSetup) {
         shards,
         stopped_shards: Cell::new(0),
         presence: RefCell::new(Box::new(LocalPresence::default())),
+        subscriptions: RefCell::new(Box::new(LocalSubscriptions::default())),
     });
     for rx in receivers {
         let rx = rx.await;
@@ -122,6 +125,13 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
             }
             ApiCommand::ClientEvent(b) => core.broadcast(b).await,
             ApiCommand::PresenceJoin(join) => presence::join(&core, join).await,
+            ApiCommand::Subscriptions {
+                app,
+                channel,
+                delta,
+            } => {
+                core.subscriptions.borrow_mut().add(app, &channel, delta);
+            }
             ApiCommand::PresenceLeave {
                 app,
                 channel,

@@ -1,7 +1,7 @@
 //! Routing and request authentication for the HTTP API (SPEC §4, §4.1). Every error answer
 //! is made here or in a handler as an [`ApiError`], mapped to a status in one place.
 
-use super::{ApiCore, events};
+use super::{ApiCore, channels, events};
 use crate::app::App;
 use crate::auth::{self, RequestAuthError};
 use crate::http::{ApiRequest, ApiResponse};
@@ -66,7 +66,17 @@ fn now_unix_s() -> i64 {
 /// An authenticated request, ready for a handler.
 pub struct Authed<'a> {
     pub app: &'a Arc<App>,
+    pub params: Vec<(String, String)>,
     pub request: &'a ApiRequest,
+}
+
+impl Authed<'_> {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Answers one HTTP API request.
@@ -110,11 +120,19 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
     if !app.config.enabled {
         return Err(ApiError::Forbidden("app is disabled".into()));
     }
-    let authed = Authed { app, request };
+    let authed = Authed {
+        app,
+        params,
+        request,
+    };
     match (request.method.as_str(), rest) {
         ("POST", ["events"]) => events::trigger(core, &authed).await,
         ("POST", ["batch_events"]) => events::trigger_batch(core, &authed).await,
+        ("GET", ["channels"]) => channels::list(core, &authed),
+        ("GET", ["channels", channel]) => channels::show(core, &authed, channel),
+        ("GET", ["channels", channel, "users"]) => channels::users(core, &authed, channel),
         (_, ["events"] | ["batch_events"]) => Err(ApiError::MethodNotAllowed),
+        (m, ["channels", ..]) if m != "GET" => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {}", request.path))),
     }
 }

@@ -3,5 +3,7 @@
 //! replace today's in-memory implementation without touching the API core.
 
 pub mod presence;
+pub mod subscriptions;
 
 pub use presence::{JoinError, Joined, Left, LocalPresence, Presence};
+pub use subscriptions::{LocalSubscriptions, Subscriptions};

@@ -124,6 +124,15 @@ impl Shard {
         let _ = self.api_ordered.try_send(cmd);
     }
 
+    /// Reports a subscription change to the API core, which keeps the cluster-wide counts.
+    pub fn count_subscription(&self, app: crate::app::AppIdx, channel: &str, delta: i64) {
+        self.send_api_ordered(ApiCommand::Subscriptions {
+            app,
+            channel: channel.into(),
+            delta,
+        });
+    }
+
     /// The API core's answer to a presence join: subscribe and confirm, or report the refusal.
     fn presence_reply(
         &self,
@@ -146,7 +155,10 @@ impl Shard {
         let frame = match result {
             Ok(data) => {
                 conn.presence[pos].confirmed = true;
-                let _ = hub.subscribe(key, channel);
+                let app = conn.app;
+                if hub.subscribe(key, channel).is_ok() {
+                    self.count_subscription(app, channel, 1);
+                }
                 frames::subscription_succeeded(channel, &data)
             }
             Err(reason) => {

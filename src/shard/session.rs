@@ -207,6 +207,9 @@ impl Ctx<'_> {
             ChannelKind::Presence => return self.presence_subscribe(channel, auth, channel_data),
         }
         let subscribed = self.shard.hub.borrow_mut().subscribe(self.key, channel);
+        if subscribed.is_ok() {
+            self.shard.count_subscription(self.app.idx, channel, 1);
+        }
         if subscribed.is_err() {
             return self.error(
                 ErrorCode::Channel,
@@ -401,6 +404,9 @@ impl Ctx<'_> {
             });
             (indexed, presence)
         };
+        if indexed {
+            self.shard.count_subscription(self.app.idx, channel, -1);
+        }
         match presence {
             Some(p) => leave_presence(self.shard, self.app.idx, self.socket_id, &p),
             None if !indexed => self.error(
@@ -643,6 +649,9 @@ async fn run(
     }
     let end = futures_lite::future::poll_fn(|cx| session.poll_turn(cx, stream)).await;
     let gone = shard.hub.borrow_mut().remove(key);
+    for ch in gone.iter().flat_map(|c| c.channels.iter()) {
+        shard.count_subscription(app.idx, ch, -1);
+    }
     for p in gone.iter().flat_map(|c| c.presence.iter()) {
         leave_presence(shard, app.idx, socket_id, p);
     }

@@ -506,6 +506,21 @@ impl Api {
         )
     }
 
+    /// A signed GET with query parameters (sent unescaped, as the SDKs do).
+    pub fn get(&mut self, subpath: &str, params: &[(&str, &str)]) -> Response {
+        let path = format!("/apps/{}{subpath}", self.app_id);
+        let target = signed_target(
+            &self.key,
+            &self.secret,
+            "GET",
+            &path,
+            b"",
+            params,
+            unix_now(),
+        );
+        self.http.request("GET", &target, &[], b"")
+    }
+
     pub fn post(&mut self, subpath: &str, body: &Value) -> Response {
         self.call("POST", subpath, body.to_string().as_bytes())
     }
