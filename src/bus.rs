@@ -27,6 +27,8 @@ pub struct Broadcast {
     pub except: Option<SocketId>,
     /// When the API core accepted the publish, for the publish→write latency figures.
     pub published_at: std::time::Instant,
+    /// A publish to a cache channel: every shard remembers it for later subscribers.
+    pub cacheable: bool,
 }
 
 /// API core → shard.

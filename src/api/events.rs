@@ -117,12 +117,14 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Val
         }
     }
     for (channel, payload) in publish.channels.into_iter().zip(publish.payloads) {
+        let cacheable = ChannelName::parse(&channel, usize::MAX).is_ok_and(|c| c.cache);
         core.broadcast(Broadcast {
             app: app.idx,
             channel: channel.into_boxed_str(),
             payload,
             except: publish.except,
             published_at: now,
+            cacheable,
         })
         .await;
     }

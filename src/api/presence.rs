@@ -23,6 +23,7 @@ fn member_event(
         payload: payload.into_bytes().into_boxed_slice(),
         except,
         published_at: Instant::now(),
+        cacheable: false,
     }
 }
 

@@ -48,6 +48,14 @@ pub fn signin_success(user_data: &str) -> String {
     )
 }
 
+/// `pusher:cache_miss`: a cache channel has no (unexpired) last event.
+pub fn cache_miss(channel: &str) -> String {
+    format!(
+        r#"{{"event":"pusher:cache_miss","channel":{}}}"#,
+        json_string(channel)
+    )
+}
+
 /// `pusher:subscription_error`, which pusher-js and Laravel Echo report per channel.
 pub fn subscription_error(channel: &str, error: &str, status: u16) -> String {
     format!(

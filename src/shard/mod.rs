@@ -2,6 +2,7 @@
 //! and owning its connections and local channel index. It talks to the API core only through
 //! the queues in [`crate::bus`].
 
+pub mod cache;
 pub mod connection;
 pub mod hub;
 pub mod outbox;
@@ -11,7 +12,7 @@ use crate::app::Apps;
 use crate::bus::{ApiCommand, Broadcast, ShardCommand, ShardId};
 use crate::config::ServerConfig;
 use crate::http::ApiResponse;
-use crate::protocol::{ErrorCode, SocketId, frames};
+use crate::protocol::{ChannelName, ErrorCode, SocketId, frames};
 use crate::ws;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{
@@ -63,6 +64,8 @@ pub struct Shard {
     /// their `data` byte-for-byte from here.
     pub message_copy: RefCell<Vec<u8>>,
     api_ordered: LocalSender<ApiCommand>,
+    /// The last event of every cache channel, for new subscribers.
+    last_events: RefCell<cache::LastEvents>,
     connections_made: Cell<u64>,
     rng: Cell<u64>,
     started: Instant,
@@ -133,7 +136,8 @@ impl Shard {
         });
     }
 
-    /// The API core's answer to a presence join: subscribe and confirm, or report the refusal.
+    /// The API core's answer to a presence join: subscribe and confirm (then replay a cache
+    /// channel's last event), or report the refusal.
     fn presence_reply(
         &self,
         key: hub::ConnKey,
@@ -152,21 +156,29 @@ impl Shard {
         else {
             return; // unsubscribed meanwhile: its leave is already on the way
         };
-        let frame = match result {
+        let app = conn.app;
+        let data = match result {
             Ok(data) => {
                 conn.presence[pos].confirmed = true;
-                let app = conn.app;
-                if hub.subscribe(key, channel).is_ok() {
-                    self.count_subscription(app, channel, 1);
-                }
-                frames::subscription_succeeded(channel, &data)
+                data
             }
             Err(reason) => {
                 conn.presence.swap_remove(pos);
-                frames::subscription_error(channel, &reason, 403)
+                let refusal = frames::subscription_error(channel, &reason, 403);
+                return hub.send(key, ws::frame::text(refusal.as_bytes()).into());
             }
         };
-        hub.send(key, ws::frame::text(frame.as_bytes()).into());
+        if hub.subscribe(key, channel).is_ok() {
+            self.count_subscription(app, channel, 1);
+        }
+        hub.send(
+            key,
+            ws::frame::text(frames::subscription_succeeded(channel, &data).as_bytes()).into(),
+        );
+        drop(hub);
+        if ChannelName::parse(channel, usize::MAX).is_ok_and(|c| c.cache) {
+            self.replay_cache(key, app, channel);
+        }
     }
 
     /// Hands a message to the API core without waiting; `false` when its queue is full.
@@ -183,11 +195,30 @@ impl Shard {
     /// Encodes a broadcast's frame once and queues it for every local subscriber.
     fn deliver(&self, b: &Broadcast) -> usize {
         let mut hub = self.hub.borrow_mut();
-        if hub.subscribers(b.app, &b.channel) == 0 {
+        let subscribers = hub.subscribers(b.app, &b.channel);
+        if subscribers == 0 && !b.cacheable {
             return 0;
         }
         let frame: Frame = ws::frame::text(&b.payload).into();
+        if b.cacheable {
+            let ttl = self.apps.get(b.app).config.cache_ttl_s as Tick;
+            self.last_events
+                .borrow_mut()
+                .store(b.app, &b.channel, frame.clone(), self.now() + ttl);
+        }
+        if subscribers == 0 {
+            return 0;
+        }
         hub.publish(b.app, &b.channel, &frame, b.except)
+    }
+
+    /// Right after a cache channel's `subscription_succeeded`: its last event, or
+    /// `pusher:cache_miss`.
+    pub fn replay_cache(&self, key: hub::ConnKey, app: crate::app::AppIdx, channel: &str) {
+        let cached = self.last_events.borrow().get(app, channel, self.now());
+        let frame = cached
+            .unwrap_or_else(|| ws::frame::text(frames::cache_miss(channel).as_bytes()).into());
+        self.hub.borrow_mut().send(key, frame);
     }
 
     /// Closes every connection with 4200 and waits (at most the grace period) for them to go.
@@ -248,6 +279,7 @@ pub async fn run(setup: ShardSetup) {
         json_buffers: RefCell::new(simd_json::Buffers::new(4096)),
         message_copy: RefCell::new(Vec::with_capacity(4096)),
         api_ordered,
+        last_events: RefCell::new(cache::LastEvents::default()),
         connections_made: Cell::new(0),
         rng: Cell::new(seed(setup.id)),
         started: Instant::now(),
@@ -348,5 +380,8 @@ async fn sweep_loop(shard: Rc<Shard>) {
             .hub
             .borrow_mut()
             .sweep(shard.now(), activity, pong, &shard.ping_frame);
+        if shard.now() % 60 == 0 {
+            shard.last_events.borrow_mut().purge(shard.now());
+        }
     }
 }

@@ -217,6 +217,9 @@ impl Ctx<'_> {
             );
         }
         self.send_text(&frames::subscription_succeeded(channel, "{}"));
+        if name.cache {
+            self.shard.replay_cache(self.key, self.app.idx, channel);
+        }
     }
 
     /// `pusher:signin` (SPEC §3, user authentication). A bad signature or user closes with 4009.
@@ -312,6 +315,7 @@ impl Ctx<'_> {
             payload,
             except: Some(self.socket_id),
             published_at: std::time::Instant::now(),
+            cacheable: false,
         }));
         if relayed {
             Ok(())

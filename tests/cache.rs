@@ -1,0 +1,140 @@
+//! Cache channels (SPEC §3): the last published event is replayed right after
+//! `subscription_succeeded` on every shard, or `pusher:cache_miss` is sent; the private and
+//! presence variants keep their authorization; client events are not cached; entries expire.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn shard_of(ws: &Ws) -> u64 {
+    ws.socket_id
+        .split('.')
+        .next()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        & 0xff
+}
+
+fn sign_private(ws: &Ws, channel: &str) -> String {
+    format!(
+        "{APP_KEY}:{}",
+        hmac_hex(APP_SECRET, &format!("{}:{channel}", ws.socket_id))
+    )
+}
+
+#[test]
+fn last_event_is_replayed_on_every_shard_or_cache_miss() {
+    let server = Server::start(&[("RINGCAST_SHARDS", "2")]);
+    let mut first = server.ws();
+    first.subscribe("cache-news");
+    let miss = first.expect("pusher:cache_miss");
+    assert_eq!(miss["channel"], "cache-news");
+
+    let mut api = server.api();
+    api.trigger("cache-news", "headline", "old");
+    api.trigger("cache-news", "headline", "new");
+    assert_eq!(first.expect("headline")["data"], "old");
+    assert_eq!(first.expect("headline")["data"], "new");
+
+    let mut shards = std::collections::HashSet::new();
+    let mut tries = 0;
+    while shards.len() < 2 {
+        let mut ws = server.ws();
+        shards.insert(shard_of(&ws));
+        ws.subscribe("cache-news");
+        let ev = ws.expect("headline");
+        assert_eq!(
+            (ev["channel"].as_str(), ev["data"].as_str()),
+            (Some("cache-news"), Some("new"))
+        );
+        ws.ping(); // and nothing else
+        tries += 1;
+        assert!(tries < 200, "connections never reached both shards");
+    }
+
+    // `cache-` only counts at the start of the name.
+    let mut plain = server.ws();
+    plain.subscribe("news-cache-x");
+    plain.ping();
+}
+
+#[test]
+fn private_and_presence_cache_channels_keep_their_authorization() {
+    let server = Server::start(&[]);
+    let mut api = server.api();
+    api.trigger("private-cache-a", "e", "p");
+    api.trigger("presence-cache-b", "e", "q");
+
+    let mut ws = server.ws();
+    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"private-cache-a","auth":"app-key:00"}}));
+    ws.expect("pusher:subscription_error");
+    let auth = sign_private(&ws, "private-cache-a");
+    ws.send_json(
+        json!({"event":"pusher:subscribe","data":{"channel":"private-cache-a","auth":auth}}),
+    );
+    ws.expect("pusher_internal:subscription_succeeded");
+    assert_eq!(ws.expect("e")["data"], "p");
+
+    let data = r#"{"user_id":"u1"}"#;
+    let sig = hmac_hex(
+        APP_SECRET,
+        &format!("{}:presence-cache-b:{data}", ws.socket_id),
+    );
+    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"presence-cache-b","auth":format!("{APP_KEY}:{sig}"),"channel_data":data}}));
+    ws.expect("pusher_internal:subscription_succeeded");
+    assert_eq!(ws.expect("e")["data"], "q");
+}
+
+#[test]
+fn client_events_are_not_cached() {
+    let server = Server::start(&[]);
+    let mut a = server.ws();
+    let auth = sign_private(&a, "private-cache-c");
+    a.send_json(
+        json!({"event":"pusher:subscribe","data":{"channel":"private-cache-c","auth":auth}}),
+    );
+    a.expect("pusher_internal:subscription_succeeded");
+    a.expect("pusher:cache_miss");
+    let mut b = server.ws();
+    let auth = sign_private(&b, "private-cache-c");
+    b.send_json(
+        json!({"event":"pusher:subscribe","data":{"channel":"private-cache-c","auth":auth}}),
+    );
+    b.expect("pusher_internal:subscription_succeeded");
+    b.expect("pusher:cache_miss");
+    a.send(r#"{"event":"client-x","channel":"private-cache-c","data":{}}"#);
+    b.expect("client-x");
+    let mut c = server.ws();
+    let auth = sign_private(&c, "private-cache-c");
+    c.send_json(
+        json!({"event":"pusher:subscribe","data":{"channel":"private-cache-c","auth":auth}}),
+    );
+    c.expect("pusher_internal:subscription_succeeded");
+    c.expect("pusher:cache_miss");
+}
+
+#[test]
+fn cached_events_expire_after_cache_ttl() {
+    let server = Server::with_config(&dev_app_toml("cache_ttl_s = 1"));
+    server.api().trigger("cache-short", "e", "x");
+    // Subscribe until the entry has expired: first the event, later only cache_miss.
+    let mut saw_event = false;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut ws = server.ws();
+        ws.subscribe("cache-short");
+        let ev = ws.event();
+        match ev["event"].as_str() {
+            Some("e") => saw_event = true,
+            Some("pusher:cache_miss") => break,
+            _ => panic!("unexpected {ev}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cached event never expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(saw_event, "the event was cached before it expired");
+}
