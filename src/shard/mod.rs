@@ -380,7 +380,7 @@ async fn sweep_loop(shard: Rc<Shard>) {
             .hub
             .borrow_mut()
             .sweep(shard.now(), activity, pong, &shard.ping_frame);
-        if shard.now() % 60 == 0 {
+        if shard.now().is_multiple_of(60) {
             shard.last_events.borrow_mut().purge(shard.now());
         }
     }
