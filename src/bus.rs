@@ -42,6 +42,11 @@ pub enum ShardCommand {
     },
     /// Stop accepting, close every client with 4200, then report [`ApiCommand::ShardStopped`].
     Shutdown,
+    /// Close every connection signed in as this user with 4009 (`terminate_connections`).
+    TerminateUser {
+        app: AppIdx,
+        user_id: Box<str>,
+    },
     /// The answer to a [`PresenceJoin`]: the presence payload for `subscription_succeeded`,
     /// or why the join was refused.
     PresenceReply {

@@ -234,3 +234,65 @@ fn client_event_refusals_are_4301_and_keep_the_connection() {
     quiet.expect_error(4301);
     quiet.ping();
 }
+
+#[test]
+fn terminate_connections_closes_every_connection_of_the_user_4009() {
+    let server = Server::start(&[]);
+    let mut targets = clients_on_both_shards(&server, 2);
+    for ws in &mut targets {
+        assert_eq!(
+            signin(ws, r#"{"id":"42"}"#)["event"],
+            "pusher:signin_success"
+        );
+    }
+    let mut bystander = server.ws();
+    assert_eq!(
+        signin(&mut bystander, r#"{"id":"43"}"#)["event"],
+        "pusher:signin_success"
+    );
+    let mut api = server.api();
+    let r = api.post("/users/42/terminate_connections", &json!({}));
+    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    for ws in &mut targets {
+        ws.expect_error(4009);
+        ws.expect_close(4009);
+    }
+    bystander.ping();
+
+    // The Python SDK's path, without the /apps/{id} prefix: the app comes from auth_key.
+    let mut again = server.ws();
+    assert_eq!(
+        signin(&mut again, r#"{"id":"42"}"#)["event"],
+        "pusher:signin_success"
+    );
+    let body = b"{}";
+    let target = signed_target(
+        APP_KEY,
+        APP_SECRET,
+        "POST",
+        "/users/42/terminate_connections",
+        body,
+        &[],
+        unix_now(),
+    );
+    assert_eq!(
+        server.http().request("POST", &target, &[], body).status,
+        200
+    );
+    again.expect_error(4009);
+    again.expect_close(4009);
+    let stranger = signed_target(
+        "nobody",
+        APP_SECRET,
+        "POST",
+        "/users/42/terminate_connections",
+        body,
+        &[],
+        unix_now(),
+    );
+    assert_eq!(
+        server.http().request("POST", &stranger, &[], body).status,
+        401
+    );
+    bystander.ping();
+}

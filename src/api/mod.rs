@@ -7,7 +7,7 @@ mod events;
 mod presence;
 mod router;
 
-use crate::app::Apps;
+use crate::app::{AppIdx, Apps};
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
 use crate::cluster::{LocalPresence, LocalSubscriptions, Presence, Subscriptions};
 use crate::config::ServerConfig;
@@ -46,6 +46,18 @@ pub struct ApiCore {
 impl ApiCore {
     /// Sends one broadcast to every shard. Waits while a shard's queue is full, so a flood of
     /// publishes slows the publishers instead of growing memory.
+    /// Closes every connection of a signed-in user, on every shard.
+    pub async fn terminate_user(&self, app: AppIdx, user_id: &str) {
+        for shard in &self.shards {
+            let _ = shard
+                .send(ShardCommand::TerminateUser {
+                    app,
+                    user_id: user_id.into(),
+                })
+                .await;
+        }
+    }
+
     /// Sends a command to one shard.
     pub async fn send_to(&self, shard: usize, cmd: ShardCommand) {
         if let Some(tx) = self.shards.get(shard) {

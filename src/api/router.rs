@@ -89,26 +89,39 @@ pub async fn route(core: &ApiCore, request: ApiRequest) -> ApiResponse {
 
 async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
-    let ["apps", app_id, rest @ ..] = segments.as_slice() else {
-        return Err(ApiError::NotFound(format!("no route for {}", request.path)));
-    };
-    // Order (SPEC §4.1): unknown app id → 404; unknown or foreign key → 401; signature.
-    let app = core
-        .apps
-        .by_id(app_id)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown app id {app_id}")))?;
     let params = parse_query(&request.query);
     let key = params
         .iter()
         .find(|(k, _)| k == "auth_key")
         .map(|(_, v)| v.as_str());
-    match key {
-        None => return Err(ApiError::Unauthorized("missing auth_key".into())),
-        Some(k) if k != app.key() => {
-            return Err(ApiError::Unauthorized(format!("unknown auth_key {k}")));
+    // Order (SPEC §4.1): unknown app id → 404; unknown or foreign key → 401; signature.
+    let (app, rest): (&Arc<App>, Vec<&str>) = match segments.as_slice() {
+        ["apps", app_id, rest @ ..] => {
+            let app = core
+                .apps
+                .by_id(app_id)
+                .ok_or_else(|| ApiError::NotFound(format!("unknown app id {app_id}")))?;
+            match key {
+                None => return Err(ApiError::Unauthorized("missing auth_key".into())),
+                Some(k) if k != app.key() => {
+                    return Err(ApiError::Unauthorized(format!("unknown auth_key {k}")));
+                }
+                Some(_) => {}
+            }
+            (app, rest.to_vec())
         }
-        Some(_) => {}
-    }
+        // The Python SDK posts terminate_connections without the /apps/{id} prefix: the app
+        // is the one whose key signed the request.
+        ["users", _, "terminate_connections"] => {
+            let k = key.ok_or_else(|| ApiError::Unauthorized("missing auth_key".into()))?;
+            let app = core
+                .apps
+                .by_key(k)
+                .ok_or_else(|| ApiError::Unauthorized(format!("unknown auth_key {k}")))?;
+            (app, segments.clone())
+        }
+        _ => return Err(ApiError::NotFound(format!("no route for {}", request.path))),
+    };
     auth::verify_request(
         app.secret(),
         &request.method,
@@ -125,9 +138,15 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         params,
         request,
     };
-    match (request.method.as_str(), rest) {
+    match (request.method.as_str(), rest.as_slice()) {
         ("POST", ["events"]) => events::trigger(core, &authed).await,
         ("POST", ["batch_events"]) => events::trigger_batch(core, &authed).await,
+        ("POST", ["users", user_id, "terminate_connections"]) => {
+            let user_id = percent_encoding::percent_decode_str(user_id).decode_utf8_lossy();
+            core.terminate_user(app.idx, &user_id).await;
+            Ok(ApiResponse::json(200, "{}"))
+        }
+        (_, ["users", _, "terminate_connections"]) => Err(ApiError::MethodNotAllowed),
         ("GET", ["channels"]) => channels::list(core, &authed),
         ("GET", ["channels", channel]) => channels::show(core, &authed, channel),
         ("GET", ["channels", channel, "users"]) => channels::users(core, &authed, channel),

@@ -255,6 +255,16 @@ impl Hub {
         delivered
     }
 
+    /// Requests that every connection signed in as `user_id` be closed with `code`.
+    pub fn close_user(&mut self, app: AppIdx, user_id: &str, code: ErrorCode) {
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.app == app && conn.user_id.as_deref() == Some(user_id) && conn.close.is_none() {
+                conn.close = Some(code);
+                conn.wake();
+            }
+        }
+    }
+
     /// Requests that a connection be closed with `code` by its task.
     pub fn request_close(&mut self, key: ConnKey, code: ErrorCode) {
         if let Some(conn) = self.conns.get_mut(key)

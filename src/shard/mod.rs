@@ -313,6 +313,12 @@ async fn command_loop(
             ShardCommand::HttpResponse { request, response } => {
                 shard.complete_http(request, response)
             }
+            ShardCommand::TerminateUser { app, user_id } => {
+                shard
+                    .hub
+                    .borrow_mut()
+                    .close_user(app, &user_id, ErrorCode::Unauthorized)
+            }
             ShardCommand::PresenceReply {
                 conn,
                 socket_id,
