@@ -142,3 +142,53 @@ fn channel_queries_are_exact_across_shards() {
     assert_eq!(removed["data"], r#"{"user_id":"u2"}"#);
     p2.ping();
 }
+
+fn count_of(ev: &Value) -> u64 {
+    assert_eq!(ev["event"], "pusher_internal:subscription_count", "{ev}");
+    let data: Value = serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
+    data["subscription_count"].as_u64().unwrap()
+}
+
+#[test]
+fn subscription_count_events_follow_every_change_when_enabled() {
+    let server = Server::with_config(&format!(
+        "{}{}",
+        dev_app_toml("subscription_count_events = true"),
+        app_toml("plain", "")
+    ));
+    let mut a = server.ws();
+    a.subscribe("room");
+    assert_eq!(count_of(&a.event()), 1);
+    let mut b = server.ws();
+    b.subscribe("room");
+    assert_eq!(count_of(&a.event()), 2);
+    assert_eq!(count_of(&b.event()), 2);
+    b.send_json(json!({"event":"pusher:unsubscribe","data":{"channel":"room"}}));
+    assert_eq!(count_of(&a.event()), 1);
+    b.close();
+
+    // Presence channels have member events instead.
+    let mut p = server.ws();
+    subscribe_presence(&mut p, "presence-x", "u1");
+    let mut api = server.api();
+    converge(
+        &mut api,
+        &[("filter_by_prefix", "presence-")],
+        &json!({"channels":{"presence-x":{}}}),
+    );
+    api.trigger("presence-x", "marker", "m");
+    p.expect("marker");
+
+    // An app without the setting gets none.
+    let mut q = Ws::connect(server.addr, "/app/plain-key?protocol=7");
+    q.subscribe("room");
+    let mut plain = Api {
+        http: server.http(),
+        app_id: "plain".into(),
+        key: "plain-key".into(),
+        secret: "plain-secret".into(),
+    };
+    converge(&mut plain, &[], &json!({"channels":{"room":{}}}));
+    plain.trigger("room", "marker", "m");
+    q.expect("marker");
+}

@@ -3,6 +3,7 @@
 //! — one message per shard.
 
 mod channels;
+mod counts;
 mod events;
 mod presence;
 mod router;
@@ -11,6 +12,7 @@ use crate::app::{AppIdx, Apps};
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
 use crate::cluster::{LocalPresence, LocalSubscriptions, Presence, Subscriptions};
 use crate::config::ServerConfig;
+use ahash::{AHashMap, AHashSet};
 use glommio::channels::shared_channel::{
     ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
@@ -41,6 +43,10 @@ pub struct ApiCore {
     stopped_shards: Cell<usize>,
     pub presence: RefCell<Box<dyn Presence>>,
     pub subscriptions: RefCell<Box<dyn Subscriptions>>,
+    /// Per occupied channel: when its subscription count was last announced.
+    count_events: RefCell<AHashMap<(AppIdx, Box<str>), Instant>>,
+    /// Channels with a deferred count announcement scheduled.
+    count_timers: RefCell<AHashSet<(AppIdx, Box<str>)>>,
 }
 
 impl ApiCore {
@@ -96,6 +102,8 @@ pub async fn run(setup: ApiSetup) {
         stopped_shards: Cell::new(0),
         presence: RefCell::new(Box::new(LocalPresence::default())),
         subscriptions: RefCell::new(Box::new(LocalSubscriptions::default())),
+        count_events: RefCell::new(AHashMap::new()),
+        count_timers: RefCell::new(AHashSet::new()),
     });
     for rx in receivers {
         let rx = rx.await;
@@ -141,9 +149,7 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
                 app,
                 channel,
                 delta,
-            } => {
-                core.subscriptions.borrow_mut().add(app, &channel, delta);
-            }
+            } => counts::changed(&core, app, &channel, delta).await,
             ApiCommand::PresenceLeave {
                 app,
                 channel,
