@@ -74,6 +74,10 @@ pub struct AppConfig {
     pub enabled: bool,
     pub enable_client_messages: bool,
     pub enable_user_authentication: bool,
+    /// Close (4009) connections that neither sign in nor subscribe to a private or presence
+    /// channel within `user_authentication_timeout_s`. ringcast's name for the spec's
+    /// "required" sign-in; off by default so public-only clients are never cut off.
+    pub require_user_authentication: bool,
     pub user_authentication_timeout_s: u64,
     pub max_connections: usize,
     pub max_client_events_per_second: u32,
@@ -101,6 +105,7 @@ impl Default for AppConfig {
             enabled: true,
             enable_client_messages: false,
             enable_user_authentication: false,
+            require_user_authentication: false,
             user_authentication_timeout_s: 30,
             max_connections: 0,
             max_client_events_per_second: 10,

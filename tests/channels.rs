@@ -296,3 +296,28 @@ fn terminate_connections_closes_every_connection_of_the_user_4009() {
     );
     bystander.ping();
 }
+
+#[test]
+fn required_signin_closes_unauthenticated_connections_4009() {
+    let server = Server::with_config(&dev_app_toml(
+        "require_user_authentication = true\nuser_authentication_timeout_s = 1",
+    ));
+    // Opened together: one signs in, one subscribes to a private channel, one does neither.
+    let mut idle = server.ws();
+    let mut signed = server.ws();
+    let mut private = server.ws();
+    assert_eq!(
+        signin(&mut signed, r#"{"id":"9"}"#)["event"],
+        "pusher:signin_success"
+    );
+    subscribe_private(&mut private, "private-ok");
+    idle.subscribe("public-only");
+    idle.expect_error(4009);
+    idle.expect_close(4009);
+    // Opened after the other two: once it is closed, their deadline has passed as well.
+    let mut later = server.ws();
+    later.expect_error(4009);
+    later.expect_close(4009);
+    signed.ping();
+    private.ping();
+}

@@ -36,6 +36,10 @@ pub struct Conn {
     pub client_events: (Tick, u32),
     /// Presence channels joined or being joined, with the user id given in `channel_data`.
     pub presence: Vec<PresenceSub>,
+    /// When the connection opened, for the required sign-in deadline.
+    pub opened: Tick,
+    /// Signed in, or subscribed to a private or presence channel: clear of that deadline.
+    pub authenticated: bool,
 }
 
 /// A connection's membership of a presence channel. Not `confirmed` until the API core has
@@ -102,6 +106,8 @@ impl Hub {
             user_id: None,
             client_events: (now, 0),
             presence: Vec::new(),
+            opened: now,
+            authenticated: false,
         })
     }
 
@@ -285,9 +291,28 @@ impl Hub {
 
     /// The activity check (SPEC §2): ping connections silent for `activity_timeout`, close
     /// with 4201 those that left a ping unanswered for `pong_timeout`.
-    pub fn sweep(&mut self, now: Tick, activity_timeout: Tick, pong_timeout: Tick, ping: &Frame) {
+    ///
+    /// `signin_deadline[app]` is the app's required sign-in time, if it requires one: a
+    /// connection still unauthenticated by then is closed with 4009.
+    pub fn sweep(
+        &mut self,
+        now: Tick,
+        activity_timeout: Tick,
+        pong_timeout: Tick,
+        ping: &Frame,
+        signin_deadline: &[Option<Tick>],
+    ) {
         let limit = self.outbound_limit;
         for (_, conn) in self.conns.iter_mut() {
+            if let Some(Some(deadline)) = signin_deadline.get(conn.app.0 as usize)
+                && !conn.authenticated
+                && conn.close.is_none()
+                && now.saturating_sub(conn.opened) >= *deadline
+            {
+                conn.close = Some(ErrorCode::Unauthorized);
+                conn.wake();
+                continue;
+            }
             match conn.ping_sent {
                 Some(sent) if now.saturating_sub(sent) >= pong_timeout && conn.close.is_none() => {
                     conn.close = Some(ErrorCode::PongTimeout);
@@ -356,11 +381,11 @@ mod tests {
         let mut hub = Hub::new(1, 1024);
         let a = hub.add(SocketId::new(0, 1, 1), AppIdx(0), 0);
         let ping = frame("p");
-        hub.sweep(5, 10, 3, &ping);
+        hub.sweep(5, 10, 3, &ping, &[]);
         assert!(hub.conn(a).unwrap().ping_sent.is_none());
-        hub.sweep(10, 10, 3, &ping);
+        hub.sweep(10, 10, 3, &ping, &[]);
         assert_eq!(hub.conn(a).unwrap().ping_sent, Some(10));
-        hub.sweep(13, 10, 3, &ping);
+        hub.sweep(13, 10, 3, &ping, &[]);
         assert_eq!(hub.conn(a).unwrap().close, Some(ErrorCode::PongTimeout));
     }
 }

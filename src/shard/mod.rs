@@ -160,6 +160,7 @@ impl Shard {
         let data = match result {
             Ok(data) => {
                 conn.presence[pos].confirmed = true;
+                conn.authenticated = true;
                 data
             }
             Err(reason) => {
@@ -379,13 +380,25 @@ async fn forward_ordered(
 async fn sweep_loop(shard: Rc<Shard>) {
     let activity = shard.config.activity_timeout as Tick;
     let pong = shard.config.pong_timeout_s as Tick;
+    let signin_deadlines: Vec<Option<Tick>> = shard
+        .apps
+        .iter()
+        .map(|a| {
+            a.config
+                .require_user_authentication
+                .then_some(a.config.user_authentication_timeout_s as Tick)
+        })
+        .collect();
     loop {
         Timer::new(Duration::from_secs(1)).await;
         shard.tick();
-        shard
-            .hub
-            .borrow_mut()
-            .sweep(shard.now(), activity, pong, &shard.ping_frame);
+        shard.hub.borrow_mut().sweep(
+            shard.now(),
+            activity,
+            pong,
+            &shard.ping_frame,
+            &signin_deadlines,
+        );
         if shard.now().is_multiple_of(60) {
             shard.last_events.borrow_mut().purge(shard.now());
         }

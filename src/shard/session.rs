@@ -209,6 +209,11 @@ impl Ctx<'_> {
         let subscribed = self.shard.hub.borrow_mut().subscribe(self.key, channel);
         if subscribed.is_ok() {
             self.shard.count_subscription(self.app.idx, channel, 1);
+            if name.needs_auth()
+                && let Some(conn) = self.shard.hub.borrow_mut().conn_mut(self.key)
+            {
+                conn.authenticated = true;
+            }
         }
         if subscribed.is_err() {
             return self.error(
@@ -243,6 +248,7 @@ impl Ctx<'_> {
         };
         if let Some(conn) = self.shard.hub.borrow_mut().conn_mut(self.key) {
             conn.user_id = Some(id);
+            conn.authenticated = true;
         }
         self.send_text(&frames::signin_success(user_data));
     }
