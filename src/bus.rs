@@ -42,6 +42,12 @@ pub enum ShardCommand {
     },
     /// Stop accepting, close every client with 4200, then report [`ApiCommand::ShardStopped`].
     Shutdown,
+    /// An event for one connection (watchlist events), checked against its socket id.
+    ToConnection {
+        conn: usize,
+        socket_id: SocketId,
+        payload: Box<[u8]>,
+    },
     /// Close every connection signed in as this user with 4009 (`terminate_connections`).
     TerminateUser {
         app: AppIdx,
@@ -79,6 +85,21 @@ pub enum ApiCommand {
     PresenceLeave {
         app: AppIdx,
         channel: Box<str>,
+        user_id: Box<str>,
+        socket_id: SocketId,
+    },
+    /// A connection signed in as `user_id`, watching `watchlist`.
+    UserOnline {
+        shard: ShardId,
+        conn: usize,
+        socket_id: SocketId,
+        app: AppIdx,
+        user_id: Box<str>,
+        watchlist: Vec<Box<str>>,
+    },
+    /// A signed-in connection left.
+    UserOffline {
+        app: AppIdx,
         user_id: Box<str>,
         socket_id: SocketId,
     },

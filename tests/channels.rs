@@ -321,3 +321,65 @@ fn required_signin_closes_unauthenticated_connections_4009() {
     signed.ping();
     private.ping();
 }
+
+fn watch_event(ev: &serde_json::Value) -> (String, Vec<String>) {
+    assert_eq!(ev["event"], "pusher_internal:watchlist_events", "{ev}");
+    let data: serde_json::Value =
+        serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
+    let e = &data["events"][0];
+    let ids = e["user_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    (e["name"].as_str().unwrap().to_string(), ids)
+}
+
+#[test]
+fn watchlist_online_and_offline_across_shards() {
+    let server = Server::start(&[("RINGCAST_SHARDS", "2")]);
+    let mut a = server.ws();
+    assert_eq!(
+        signin(&mut a, r#"{"id":"u-a"}"#)["event"],
+        "pusher:signin_success"
+    );
+    let mut w = server.ws();
+    assert_eq!(
+        signin(&mut w, r#"{"id":"w","watchlist":["u-a","u-b"]}"#)["event"],
+        "pusher:signin_success"
+    );
+    assert_eq!(
+        watch_event(&w.event()),
+        ("online".into(), vec!["u-a".into()])
+    );
+
+    // u-b signs in on both shards: online once; offline when the last connection goes.
+    let mut b = clients_on_both_shards(&server, 2);
+    for ws in &mut b {
+        assert_eq!(
+            signin(ws, r#"{"id":"u-b"}"#)["event"],
+            "pusher:signin_success"
+        );
+    }
+    for ws in b {
+        ws.close();
+    }
+    assert_eq!(
+        watch_event(&w.event()),
+        ("online".into(), vec!["u-b".into()])
+    );
+    assert_eq!(
+        watch_event(&w.event()),
+        ("offline".into(), vec!["u-b".into()])
+    );
+
+    // Over 100 watched users: 4302, and the sign-in still succeeds.
+    let mut big = server.ws();
+    let list: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
+    let ev = signin(&mut big, &json!({"id":"big","watchlist":list}).to_string());
+    assert_eq!(ev["event"], "pusher:signin_success");
+    big.expect_error(4302);
+    big.ping();
+    w.ping();
+}

@@ -7,10 +7,13 @@ mod counts;
 mod events;
 mod presence;
 mod router;
+mod users;
 
 use crate::app::{AppIdx, Apps};
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
-use crate::cluster::{LocalPresence, LocalSubscriptions, Presence, Subscriptions};
+use crate::cluster::{
+    LocalPresence, LocalSubscriptions, LocalUsers, Presence, Subscriptions, Users, Watcher,
+};
 use crate::config::ServerConfig;
 use ahash::{AHashMap, AHashSet};
 use glommio::channels::shared_channel::{
@@ -43,6 +46,7 @@ pub struct ApiCore {
     stopped_shards: Cell<usize>,
     pub presence: RefCell<Box<dyn Presence>>,
     pub subscriptions: RefCell<Box<dyn Subscriptions>>,
+    pub users: RefCell<Box<dyn Users>>,
     /// Per occupied channel: when its subscription count was last announced.
     count_events: RefCell<AHashMap<(AppIdx, Box<str>), Instant>>,
     /// Channels with a deferred count announcement scheduled.
@@ -102,6 +106,7 @@ pub async fn run(setup: ApiSetup) {
         stopped_shards: Cell::new(0),
         presence: RefCell::new(Box::new(LocalPresence::default())),
         subscriptions: RefCell::new(Box::new(LocalSubscriptions::default())),
+        users: RefCell::new(Box::new(LocalUsers::default())),
         count_events: RefCell::new(AHashMap::new()),
         count_timers: RefCell::new(AHashSet::new()),
     });
@@ -145,6 +150,26 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
             }
             ApiCommand::ClientEvent(b) => core.broadcast(b).await,
             ApiCommand::PresenceJoin(join) => presence::join(&core, join).await,
+            ApiCommand::UserOnline {
+                shard,
+                conn,
+                socket_id,
+                app,
+                user_id,
+                watchlist,
+            } => {
+                let me = Watcher {
+                    shard,
+                    conn,
+                    socket: socket_id,
+                };
+                users::online(&core, me, app, &user_id, watchlist).await
+            }
+            ApiCommand::UserOffline {
+                app,
+                user_id,
+                socket_id,
+            } => users::offline(&core, app, &user_id, socket_id).await,
             ApiCommand::Subscriptions {
                 app,
                 channel,

@@ -4,6 +4,8 @@
 
 pub mod presence;
 pub mod subscriptions;
+pub mod users;
 
 pub use presence::{JoinError, Joined, Left, LocalPresence, Presence};
 pub use subscriptions::{LocalSubscriptions, Subscriptions};
+pub use users::{LocalUsers, Users, Watcher};

@@ -48,6 +48,16 @@ pub fn signin_success(user_data: &str) -> String {
     )
 }
 
+/// `pusher_internal:watchlist_events` with one event (`online` or `offline`).
+pub fn watchlist_event(name: &str, user_ids: &[&str]) -> String {
+    let data =
+        serde_json::json!({ "events": [{ "name": name, "user_ids": user_ids }] }).to_string();
+    format!(
+        r#"{{"event":"pusher_internal:watchlist_events","data":{}}}"#,
+        json_string(&data)
+    )
+}
+
 /// `pusher:cache_miss`: a cache channel has no (unexpired) last event.
 pub fn cache_miss(channel: &str) -> String {
     format!(

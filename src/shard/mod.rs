@@ -314,6 +314,16 @@ async fn command_loop(
             ShardCommand::HttpResponse { request, response } => {
                 shard.complete_http(request, response)
             }
+            ShardCommand::ToConnection {
+                conn,
+                socket_id,
+                payload,
+            } => {
+                let mut hub = shard.hub.borrow_mut();
+                if hub.conn(conn).is_some_and(|c| c.socket_id == socket_id) {
+                    hub.send(conn, ws::frame::text(&payload).into());
+                }
+            }
             ShardCommand::TerminateUser { app, user_id } => {
                 shard
                     .hub

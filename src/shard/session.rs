@@ -49,6 +49,9 @@ struct RawClientEvent<'a> {
     data: Option<&'a serde_json::value::RawValue>,
 }
 
+/// Most users a connection may watch; beyond it, 4302 and the rest is ignored.
+const MAX_WATCHLIST: usize = 100;
+
 /// How long a closing connection may take to accept its last frames.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads and writes per turn before the task yields to the others on the shard.
@@ -234,23 +237,44 @@ impl Ctx<'_> {
         if !auth::verify_user_auth(key, secret, &socket_id, user_data, auth) {
             return self.close_with(closing_frames(ErrorCode::Unauthorized, "Invalid signature"));
         }
-        let id = serde_json::from_str::<serde_json::Value>(user_data)
-            .ok()
-            .and_then(|v| {
-                v.get("id")
-                    .and_then(|id| id.as_str())
-                    .filter(|id| !id.is_empty())
-                    .map(Rc::<str>::from)
-            });
-        let Some(id) = id else {
+        let parsed = serde_json::from_str::<serde_json::Value>(user_data).unwrap_or_default();
+        let id = parsed
+            .get("id")
+            .and_then(|id| id.as_str())
+            .filter(|id| !id.is_empty());
+        let Some(id) = id.map(Rc::<str>::from) else {
             let reason = "user_data needs a non-empty string id";
             return self.close_with(closing_frames(ErrorCode::Unauthorized, reason));
         };
         if let Some(conn) = self.shard.hub.borrow_mut().conn_mut(self.key) {
-            conn.user_id = Some(id);
+            conn.user_id = Some(id.clone());
             conn.authenticated = true;
         }
         self.send_text(&frames::signin_success(user_data));
+        let mut watchlist: Vec<Box<str>> = parsed
+            .get("watchlist")
+            .and_then(|w| w.as_array())
+            .map(|w| {
+                w.iter()
+                    .filter_map(|u| u.as_str().map(Box::<str>::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if watchlist.len() > MAX_WATCHLIST {
+            watchlist.truncate(MAX_WATCHLIST);
+            self.error(
+                ErrorCode::Watchlist,
+                &format!("Watchlist is limited to {MAX_WATCHLIST} users"),
+            );
+        }
+        self.shard.send_api_ordered(ApiCommand::UserOnline {
+            shard: self.shard.id,
+            conn: self.key,
+            socket_id: self.socket_id,
+            app: self.app.idx,
+            user_id: (*id).into(),
+            watchlist,
+        });
     }
 
     /// Checks a client event against every rule of SPEC §3 and hands it to the API core, which
@@ -664,6 +688,13 @@ async fn run(
     }
     for p in gone.iter().flat_map(|c| c.presence.iter()) {
         leave_presence(shard, app.idx, socket_id, p);
+    }
+    if let Some(user_id) = gone.as_ref().and_then(|c| c.user_id.as_deref()) {
+        shard.send_api_ordered(ApiCommand::UserOffline {
+            app: app.idx,
+            user_id: user_id.into(),
+            socket_id,
+        });
     }
     match end {
         End::Closed => finish(stream).await,
