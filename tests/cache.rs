@@ -6,16 +6,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn shard_of(ws: &Ws) -> u64 {
-    ws.socket_id
-        .split('.')
-        .next()
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        & 0xff
-}
-
 fn sign_private(ws: &Ws, channel: &str) -> String {
     format!(
         "{APP_KEY}:{}",
@@ -41,7 +31,7 @@ fn last_event_is_replayed_on_every_shard_or_cache_miss() {
     let mut tries = 0;
     while shards.len() < 2 {
         let mut ws = server.ws();
-        shards.insert(shard_of(&ws));
+        shards.insert(ws.shard());
         ws.subscribe("cache-news");
         let ev = ws.expect("headline");
         assert_eq!(

@@ -6,21 +6,11 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn shard_of(ws: &Ws) -> u64 {
-    ws.socket_id
-        .split('.')
-        .next()
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        & 0xff
-}
-
 /// A connection on the given shard (retrying until the kernel places one there).
 fn ws_on_shard(server: &Server, shard: u64) -> Ws {
     for _ in 0..200 {
         let ws = server.ws();
-        if shard_of(&ws) == shard {
+        if ws.shard() == shard {
             return ws;
         }
     }

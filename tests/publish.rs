@@ -88,9 +88,7 @@ fn thousand_subscribers_over_all_shards_get_exactly_one_copy() {
     let mut clients: Vec<Ws> = (0..1000).map(|_| server.ws()).collect();
     let mut shards = std::collections::HashSet::new();
     for c in &mut clients {
-        // The shard is the low 8 bits of the socket id's first part.
-        let seq: u64 = c.socket_id.split('.').next().unwrap().parse().unwrap();
-        shards.insert(seq & 0xff);
+        shards.insert(c.shard());
         c.send_json(json!({"event":"pusher:subscribe","data":{"channel":"fanout"}}));
     }
     assert_eq!(shards.len(), 2, "connections landed on both shards");

@@ -249,6 +249,17 @@ impl Ws {
         }
     }
 
+    /// The shard holding this connection: the low 8 bits of the socket id's first part.
+    pub fn shard(&self) -> u64 {
+        self.socket_id
+            .split('.')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            & 0xff
+    }
+
     pub fn next(&mut self) -> Got {
         loop {
             match self.ws.read() {
