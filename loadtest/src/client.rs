@@ -2,6 +2,7 @@
 //! parser (server frames are unmasked and simple), so the generator spends its time on the
 //! sockets rather than on a general-purpose client library.
 
+use crate::publisher::{Credentials, sign_channel};
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -54,21 +55,31 @@ pub fn client_text(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads frames until one whose text contains `needle`; returns the bytes read past it.
+/// Reads frames until one whose text contains `needle` and returns its payload; one that
+/// contains `refusal` (if given) fails the wait. Bytes past it stay in `buf`.
 pub async fn read_until(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     needle: &str,
-) -> std::io::Result<()> {
+    refusal: Option<&str>,
+) -> std::io::Result<Vec<u8>> {
     loop {
         while let Some(f) = parse_frame(buf) {
-            let hit = f.opcode == 1 && contains(&buf[f.start..f.end], needle.as_bytes());
             if f.opcode == 8 {
                 return Err(std::io::Error::other("server closed the connection"));
             }
+            let payload = buf[f.start..f.end].to_vec();
             buf.drain(..f.end);
-            if hit {
-                return Ok(());
+            if f.opcode != 1 {
+                continue;
+            }
+            if refusal.is_some_and(|r| contains(&payload, r.as_bytes())) {
+                return Err(std::io::Error::other(
+                    String::from_utf8_lossy(&payload).into_owned(),
+                ));
+            }
+            if contains(&payload, needle.as_bytes()) {
+                return Ok(payload);
             }
         }
         let mut chunk = [0u8; 4096];
@@ -84,7 +95,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Finds `\"{key}\":` in an event's escaped data and parses the number after it.
+/// Finds `key` and parses the number after it.
 pub fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
     let pos = hay.windows(key.len()).position(|w| w == key)? + key.len();
     let digits = hay[pos..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -94,12 +105,23 @@ pub fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// The socket id in a `pusher:connection_established` payload (escaped inside its data string).
+pub fn socket_id(established: &[u8]) -> Option<String> {
+    let key = br#"socket_id\":\""#;
+    let start = established.windows(key.len()).position(|w| w == key)? + key.len();
+    let len = established[start..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit() || **c == b'.')
+        .count();
+    Some(String::from_utf8_lossy(&established[start..start + len]).into_owned())
+}
+
 /// Connects from `source`, completes the WebSocket handshake and reads the socket id.
 pub async fn connect(
     target: SocketAddr,
     source: IpAddr,
     key: &str,
-) -> std::io::Result<(TcpStream, Vec<u8>)> {
+) -> std::io::Result<(TcpStream, Vec<u8>, String)> {
     let socket = if target.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -128,8 +150,10 @@ pub async fn connect(
         return Err(std::io::Error::other("upgrade refused"));
     }
     buf.drain(..head_end);
-    read_until(&mut stream, &mut buf, "pusher:connection_established").await?;
-    Ok((stream, buf))
+    let established =
+        read_until(&mut stream, &mut buf, "pusher:connection_established", None).await?;
+    let id = socket_id(&established).ok_or_else(|| std::io::Error::other("no socket id"))?;
+    Ok((stream, buf, id))
 }
 
 /// Subscribes to a public channel and waits for the confirmation.
@@ -140,5 +164,37 @@ pub async fn subscribe(
 ) -> std::io::Result<()> {
     let msg = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{channel}"}}}}"#);
     stream.write_all(&client_text(msg.as_bytes())).await?;
-    read_until(stream, buf, "subscription_succeeded").await
+    read_until(stream, buf, "subscription_succeeded", None)
+        .await
+        .map(|_| ())
+}
+
+/// Subscribes to a presence channel as `user_id` (signing `channel_data` with the app secret)
+/// and waits for the confirmation; a refusal fails.
+pub async fn subscribe_presence(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    creds: &Credentials,
+    socket_id: &str,
+    channel: &str,
+    user_id: &str,
+) -> std::io::Result<()> {
+    let channel_data = format!(r#"{{"user_id":"{user_id}"}}"#);
+    let auth = sign_channel(creds, socket_id, channel, &channel_data);
+    let msg = serde_json::json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":auth,"channel_data":channel_data}});
+    stream
+        .write_all(&client_text(msg.to_string().as_bytes()))
+        .await?;
+    let confirmation = format!(r#"subscription_succeeded","channel":"{channel}""#);
+    let wait = read_until(stream, buf, &confirmation, Some("error"));
+    match tokio::time::timeout(std::time::Duration::from_secs(30), wait).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Leaves a channel (no reply is due).
+pub async fn unsubscribe(stream: &mut TcpStream, channel: &str) -> std::io::Result<()> {
+    let msg = format!(r#"{{"event":"pusher:unsubscribe","data":{{"channel":"{channel}"}}}}"#);
+    stream.write_all(&client_text(msg.as_bytes())).await
 }

@@ -5,6 +5,7 @@
 //! RSS per connection and CPU use. Run it pinned to a core other than the server's.
 
 mod client;
+mod presence;
 mod publisher;
 mod server_stats;
 
@@ -19,9 +20,22 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+/// What to measure.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    /// Subscribers on `channels` channels; signed HTTP publishes at `rate`.
+    Fanout,
+    /// N members on one presence channel; one sends client events at `rate`.
+    PresenceEvents,
+    /// Every connection subscribes to and leaves presence channels as fast as confirmed.
+    PresenceChurn,
+}
+
 #[derive(Parser, Clone)]
 #[command(about = "Load generator for Pusher-compatible servers")]
-struct Args {
+pub(crate) struct Args {
+    #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
+    scenario: Scenario,
     /// Server address (WebSocket and HTTP API on the same port).
     #[arg(long, default_value = "127.0.0.1:6001")]
     target: String,
@@ -61,13 +75,17 @@ struct Args {
     /// Seconds to wait for stragglers after the last publish.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
+    /// Seconds to wait after joining before sending (presence-events), so the join storm's
+    /// member_added frames have drained.
+    #[arg(long, default_value_t = 5.0)]
+    settle: f64,
     /// Print only the JSON report.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Default)]
-struct Stats {
+pub(crate) struct Stats {
     latency_us: Option<Histogram<u64>>,
     /// Deliveries per event sequence number.
     received: Vec<u32>,
@@ -81,7 +99,7 @@ fn event_data(seq: u64, intended_ns: u64, pad: &str) -> String {
     format!(r#"{{"i":{seq},"t":{intended_ns},"p":"{pad}"}}"#)
 }
 
-async fn reader(
+pub(crate) async fn reader(
     stream: tokio::net::TcpStream,
     mut buf: Vec<u8>,
     stats: Rc<RefCell<Stats>>,
@@ -99,9 +117,14 @@ async fn reader(
             let payload = &buf[consumed + f.start..consumed + f.end];
             match f.opcode {
                 1 => {
+                    // `data` is a string (published events: escaped keys) or an object (client events).
+                    let field = |escaped: &[u8], plain: &[u8]| {
+                        client::number_after(payload, escaped)
+                            .or_else(|| client::number_after(payload, plain))
+                    };
                     if let (Some(seq), Some(t)) = (
-                        client::number_after(payload, br#"\"i\":"#),
-                        client::number_after(payload, br#"\"t\":"#),
+                        field(br#"\"i\":"#, br#""i":"#),
+                        field(br#"\"t\":"#, br#""t":"#),
                     ) {
                         let now = epoch.elapsed().as_nanos() as u64;
                         let mut s = stats.borrow_mut();
@@ -152,8 +175,18 @@ async fn reader(
     }
 }
 
-fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+pub(crate) fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Source address of connection `i`: 127.0.0.1 ..= 127.0.0.N in turn.
+pub(crate) fn source_for(i: usize, sources: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        0,
+        1 + (i % sources.max(1) as usize) as u8,
+    ))
 }
 
 async fn run(args: Args) -> serde_json::Value {
@@ -168,6 +201,11 @@ async fn run(args: Args) -> serde_json::Value {
         key: args.key.clone(),
         secret: args.secret.clone(),
     });
+    match args.scenario {
+        Scenario::PresenceEvents => return presence::events(args, target, creds).await,
+        Scenario::PresenceChurn => return presence::churn(args, target, creds).await,
+        Scenario::Fanout => {}
+    }
     let epoch = Instant::now();
     let rss_before = args.server_pid.and_then(server_stats::rss_kib);
 
@@ -180,17 +218,12 @@ async fn run(args: Args) -> serde_json::Value {
         let sem = sem.clone();
         let hist = connect_hist.clone();
         let key = args.key.clone();
-        let source = IpAddr::V4(Ipv4Addr::new(
-            127,
-            0,
-            0,
-            1 + (i % args.sources.max(1) as usize) as u8,
-        ));
+        let source = source_for(i, args.sources);
         let channel = format!("lg-{}", i % args.channels);
         tasks.push(tokio::task::spawn_local(async move {
             let _permit = sem.acquire().await.ok()?;
             let t = Instant::now();
-            let (mut stream, mut buf) = client::connect(target, source, &key).await.ok()?;
+            let (mut stream, mut buf, _) = client::connect(target, source, &key).await.ok()?;
             client::subscribe(&mut stream, &mut buf, &channel)
                 .await
                 .ok()?;

@@ -25,6 +25,14 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// `"{key}:{signature}"` authorizing `socket_id` on a presence channel with `channel_data`.
+pub fn sign_channel(c: &Credentials, socket_id: &str, channel: &str, channel_data: &str) -> String {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(c.secret.as_bytes()).expect("any key length");
+    mac.update(format!("{socket_id}:{channel}:{channel_data}").as_bytes());
+    format!("{}:{}", c.key, hex::encode(mac.finalize().into_bytes()))
+}
+
 /// The request target with Pusher's signature (auth_key, auth_timestamp, auth_version, body_md5).
 pub fn signed_path(c: &Credentials, method: &str, path: &str, body: &[u8]) -> String {
     let md5 = hex::encode(Md5::digest(body));
