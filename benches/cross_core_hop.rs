@@ -97,78 +97,77 @@ fn main() {
         .unwrap_or(1);
     let other = if cpus > 1 { 1 } else { 0 };
     println!("cross-core hop, {MESSAGES} messages, receiver idle between them");
-    // glommio's default preempt timer is 100 ms; ringcast's executors use PREEMPT_TIMER.
+    // glommio's default preempt timer is 100 ms; ringcast's executors use PREEMPT_TIMER, and
+    // shards run control work in a plain (not latency-sensitive) task queue.
     let (default, ours) = (Duration::from_millis(100), ringcast::server::PREEMPT_TIMER);
-    run(
-        "idle, other core, glommio defaults",
-        0,
-        other,
-        false,
-        0,
-        false,
-        default,
-    );
-    run(
-        "idle, same core, glommio defaults",
-        0,
-        0,
-        false,
-        0,
-        false,
-        default,
-    );
-    run(
-        "idle, other core, ringcast shard settings",
-        0,
-        other,
-        true,
-        0,
-        false,
-        ours,
-    );
-    run(
-        "idle, other core, shard settings + spin 50 µs",
-        0,
-        other,
-        true,
-        50,
-        false,
-        ours,
-    );
-    run(
-        "busy, other core, glommio defaults",
-        0,
-        other,
-        false,
-        0,
-        true,
-        default,
-    );
-    run(
-        "busy, other core, latency queue only",
-        0,
-        other,
-        true,
-        0,
-        true,
-        default,
-    );
-    run(
-        "busy, other core, ringcast shard settings",
-        0,
-        other,
-        true,
-        0,
-        true,
-        ours,
-    );
-    run(
-        "busy, same core, ringcast shard settings",
-        0,
-        0,
-        true,
-        0,
-        true,
-        ours,
-    );
+    // (label, receiver cpu, latency-sensitive queue, spin before park µs, busy, preempt timer)
+    let cases = [
+        (
+            "idle, other core, glommio defaults",
+            other,
+            false,
+            0,
+            false,
+            default,
+        ),
+        (
+            "idle, same core, glommio defaults",
+            0,
+            false,
+            0,
+            false,
+            default,
+        ),
+        (
+            "idle, other core, ringcast settings",
+            other,
+            false,
+            0,
+            false,
+            ours,
+        ),
+        (
+            "idle, other core, ringcast settings + spin 50 µs",
+            other,
+            false,
+            50,
+            false,
+            ours,
+        ),
+        (
+            "busy, other core, glommio defaults",
+            other,
+            false,
+            0,
+            true,
+            default,
+        ),
+        (
+            "busy, other core, latency queue only",
+            other,
+            true,
+            0,
+            true,
+            default,
+        ),
+        (
+            "busy, other core, ringcast settings",
+            other,
+            false,
+            0,
+            true,
+            ours,
+        ),
+        (
+            "busy, same core, ringcast settings",
+            0,
+            false,
+            0,
+            true,
+            ours,
+        ),
+    ];
+    for (label, cpu, latency_queue, spin, busy, preempt) in cases {
+        run(label, 0, cpu, latency_queue, spin, busy, preempt);
+    }
 }

@@ -25,8 +25,6 @@ pub struct Broadcast {
     pub payload: Box<[u8]>,
     /// The publisher's own connection, which must not receive it.
     pub except: Option<SocketId>,
-    /// When the API core accepted the publish, for the publish→write latency figures.
-    pub published_at: std::time::Instant,
     /// A publish to a cache channel: every shard remembers it for later subscribers.
     pub cacheable: bool,
 }

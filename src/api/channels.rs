@@ -7,7 +7,7 @@ use super::ApiCore;
 use super::router::{ApiError, Authed};
 use crate::app::AppIdx;
 use crate::http::ApiResponse;
-use crate::protocol::{ChannelKind, ChannelName};
+use crate::protocol::ChannelName;
 use serde_json::{Map, Value, json};
 
 /// Which counts a request asks for with `info=`.
@@ -37,10 +37,7 @@ impl Info {
 }
 
 fn is_presence(channel: &str) -> bool {
-    matches!(
-        ChannelName::parse(channel, usize::MAX).map(|c| c.kind),
-        Ok(ChannelKind::Presence)
-    )
+    ChannelName::classify(channel).is_some_and(|c| c.is_presence())
 }
 
 /// The requested counts of one channel (`user_count` only where it means something).

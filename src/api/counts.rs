@@ -5,7 +5,7 @@
 use super::ApiCore;
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
-use crate::protocol::{ChannelKind, ChannelName, frames};
+use crate::protocol::{ChannelName, frames};
 use glommio::timer::Timer;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -22,10 +22,7 @@ pub async fn changed(core: &Rc<ApiCore>, app: AppIdx, channel: &str, delta: i64)
         core.count_events.borrow_mut().remove(&key);
         return;
     }
-    let presence = matches!(
-        ChannelName::parse(channel, usize::MAX).map(|c| c.kind),
-        Ok(ChannelKind::Presence)
-    );
+    let presence = ChannelName::classify(channel).is_some_and(|c| c.is_presence());
     if !core.apps.get(app).config.subscription_count_events || presence {
         return;
     }
@@ -67,7 +64,6 @@ async fn announce(core: &ApiCore, app: AppIdx, channel: &str) {
         channel: channel.into(),
         payload: payload.into_bytes().into_boxed_slice(),
         except: None,
-        published_at: Instant::now(),
         cacheable: false,
     })
     .await;

@@ -11,7 +11,6 @@ use crate::protocol::{ChannelName, SocketId, frames};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use std::time::Instant;
 
 #[derive(Deserialize)]
 struct EventBody<'a> {
@@ -106,7 +105,6 @@ fn validate(app: &App, body: &EventBody<'_>) -> Result<Publish, ApiError> {
 
 /// Broadcasts a validated event; returns the `info` counts asked for, per channel.
 async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Value> {
-    let now = Instant::now();
     let mut info = Map::new();
     if publish.info.any() {
         for channel in &publish.channels {
@@ -117,13 +115,12 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Val
         }
     }
     for (channel, payload) in publish.channels.into_iter().zip(publish.payloads) {
-        let cacheable = ChannelName::parse(&channel, usize::MAX).is_ok_and(|c| c.cache);
+        let cacheable = ChannelName::classify(&channel).is_some_and(|c| c.cache);
         core.broadcast(Broadcast {
             app: app.idx,
             channel: channel.into_boxed_str(),
             payload,
             except: publish.except,
-            published_at: now,
             cacheable,
         })
         .await;

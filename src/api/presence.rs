@@ -7,7 +7,6 @@ use crate::app::AppIdx;
 use crate::bus::{Broadcast, PresenceJoin, ShardCommand};
 use crate::cluster::{JoinError, Left};
 use crate::protocol::{SocketId, frames};
-use std::time::Instant;
 
 fn member_event(
     app: AppIdx,
@@ -22,7 +21,6 @@ fn member_event(
         channel: channel.into(),
         payload: payload.into_bytes().into_boxed_slice(),
         except,
-        published_at: Instant::now(),
         cacheable: false,
     }
 }

@@ -91,6 +91,16 @@ impl<'a> ChannelName<'a> {
         Ok(ChannelName { name, kind, cache })
     }
 
+    /// The kind of a name the server has already accepted (no length limit applies), e.g. one
+    /// taken from the channel index or a validated publish.
+    pub fn classify(name: &'a str) -> Option<Self> {
+        Self::parse(name, usize::MAX).ok()
+    }
+
+    pub fn is_presence(&self) -> bool {
+        self.kind == ChannelKind::Presence
+    }
+
     /// The user id of a `#server-to-user-{id}` channel.
     pub fn server_to_user_id(&self) -> Option<&'a str> {
         self.name.strip_prefix(SERVER_TO_USER)

@@ -177,7 +177,7 @@ impl Shard {
             ws::frame::text(frames::subscription_succeeded(channel, &data).as_bytes()).into(),
         );
         drop(hub);
-        if ChannelName::parse(channel, usize::MAX).is_ok_and(|c| c.cache) {
+        if ChannelName::classify(channel).is_some_and(|c| c.cache) {
             self.replay_cache(key, app, channel);
         }
     }
@@ -261,9 +261,9 @@ pub async fn run(setup: ShardSetup) {
     // Two task queues, so that control work (cross-core commands, accepting, HTTP requests)
     // gets its share of the core at every preemption point (server::PREEMPT_TIMER) instead of
     // waiting behind thousands of flushing sessions; broadcasts queued meanwhile coalesce into
-    // the sessions' next writes. Not `Latency::Matters`: glommio 0.9 then routes the queue's
-    // I/O through its latency ring, and under load we saw the shard sleep through accept
-    // completions (connections stuck in the backlog).
+    // the sessions' next writes. Both are `NotImportant`: the short preemption timer is what
+    // bounds the wait (benches/cross_core_hop.rs), and a `Latency::Matters` queue would only move
+    // its I/O to glommio's separate latency ring.
     let executor = glommio::executor();
     let control = executor.create_task_queue(Shares::default(), Latency::NotImportant, "control");
     let sessions_queue =

@@ -344,7 +344,6 @@ impl Ctx<'_> {
             channel: channel.into(),
             payload,
             except: Some(self.socket_id),
-            published_at: std::time::Instant::now(),
             cacheable: false,
         }));
         if relayed {
@@ -585,13 +584,8 @@ impl Session<'_> {
                     .conn_mut(self.ctx.key)
                     .and_then(|c| c.close);
                 if let Some(code) = requested {
-                    let message = close_message(code);
-                    if code == ErrorCode::OverCapacity
-                        && let Some(conn) = self.ctx.shard.hub.borrow_mut().conn_mut(self.ctx.key)
-                    {
-                        conn.outbox.clear();
-                    }
-                    self.ctx.close_with(closing_frames(code, message));
+                    self.ctx
+                        .close_with(closing_frames(code, close_message(code)));
                 }
             }
             match self.poll_flush(cx, stream) {
