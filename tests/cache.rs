@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn sign_private(ws: &Ws, channel: &str) -> String {
-    format!(
-        "{APP_KEY}:{}",
-        hmac_hex(APP_SECRET, &format!("{}:{channel}", ws.socket_id))
-    )
-}
-
 #[test]
 fn last_event_is_replayed_on_every_shard_or_cache_miss() {
     let server = Server::start(&[("RINGCAST_SHARDS", "2")]);
@@ -59,19 +52,14 @@ fn private_and_presence_cache_channels_keep_their_authorization() {
     let mut ws = server.ws();
     ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"private-cache-a","auth":"app-key:00"}}));
     ws.expect("pusher:subscription_error");
-    let auth = sign_private(&ws, "private-cache-a");
+    let auth = ws.channel_auth("private-cache-a", None);
     ws.send_json(
         json!({"event":"pusher:subscribe","data":{"channel":"private-cache-a","auth":auth}}),
     );
     ws.expect("pusher_internal:subscription_succeeded");
     assert_eq!(ws.expect("e")["data"], "p");
 
-    let data = r#"{"user_id":"u1"}"#;
-    let sig = hmac_hex(
-        APP_SECRET,
-        &format!("{}:presence-cache-b:{data}", ws.socket_id),
-    );
-    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"presence-cache-b","auth":format!("{APP_KEY}:{sig}"),"channel_data":data}}));
+    ws.send_presence_subscribe("presence-cache-b", r#"{"user_id":"u1"}"#);
     ws.expect("pusher_internal:subscription_succeeded");
     assert_eq!(ws.expect("e")["data"], "q");
 }
@@ -80,14 +68,14 @@ fn private_and_presence_cache_channels_keep_their_authorization() {
 fn client_events_are_not_cached() {
     let server = Server::start(&[]);
     let mut a = server.ws();
-    let auth = sign_private(&a, "private-cache-c");
+    let auth = a.channel_auth("private-cache-c", None);
     a.send_json(
         json!({"event":"pusher:subscribe","data":{"channel":"private-cache-c","auth":auth}}),
     );
     a.expect("pusher_internal:subscription_succeeded");
     a.expect("pusher:cache_miss");
     let mut b = server.ws();
-    let auth = sign_private(&b, "private-cache-c");
+    let auth = b.channel_auth("private-cache-c", None);
     b.send_json(
         json!({"event":"pusher:subscribe","data":{"channel":"private-cache-c","auth":auth}}),
     );
@@ -96,7 +84,7 @@ fn client_events_are_not_cached() {
     a.send(r#"{"event":"client-x","channel":"private-cache-c","data":{}}"#);
     b.expect("client-x");
     let mut c = server.ws();
-    let auth = sign_private(&c, "private-cache-c");
+    let auth = c.channel_auth("private-cache-c", None);
     c.send_json(
         json!({"event":"pusher:subscribe","data":{"channel":"private-cache-c","auth":auth}}),
     );

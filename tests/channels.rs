@@ -5,28 +5,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// Connections until both shards hold at least one of them.
-fn clients_on_both_shards(server: &Server, min: usize) -> Vec<Ws> {
-    let mut clients = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    while clients.len() < min || seen.len() < 2 {
-        let ws = server.ws();
-        seen.insert(ws.shard());
-        clients.push(ws);
-        assert!(
-            clients.len() < 200,
-            "connections never reached a second shard"
-        );
-    }
-    clients
-}
-
-fn subscribe_private(ws: &mut Ws, channel: &str) {
-    let sig = hmac_hex(APP_SECRET, &format!("{}:{channel}", ws.socket_id));
-    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":format!("{APP_KEY}:{sig}")}}));
-    ws.expect("pusher_internal:subscription_succeeded");
-}
-
 fn signin(ws: &mut Ws, user_data: &str) -> serde_json::Value {
     let sig = hmac_hex(APP_SECRET, &format!("{}::user::{user_data}", ws.socket_id));
     ws.send_json(json!({"event":"pusher:signin","data":{"auth":format!("{APP_KEY}:{sig}"),"user_data":user_data}}));
@@ -63,7 +41,7 @@ fn signin_success_and_refusals() {
 #[test]
 fn server_to_user_channel_reaches_every_connection_of_that_user_only() {
     let server = Server::start(&[]);
-    let mut mine = clients_on_both_shards(&server, 2);
+    let mut mine = server.clients_on_both_shards(2);
     for ws in &mut mine {
         assert_eq!(
             signin(ws, r#"{"id":"42"}"#)["event"],
@@ -96,9 +74,9 @@ fn server_to_user_channel_reaches_every_connection_of_that_user_only() {
 #[test]
 fn client_events_reach_other_subscribers_on_every_shard_and_never_echo() {
     let server = Server::start(&[]);
-    let mut clients = clients_on_both_shards(&server, 3);
+    let mut clients = server.clients_on_both_shards(3);
     for ws in &mut clients {
-        subscribe_private(ws, "private-chat");
+        ws.subscribe_private("private-chat");
     }
     let (sender, others) = clients.split_first_mut().unwrap();
     let data = r#"{"text":"hi","n":1.50,"u":"\u00e9"}"#;
@@ -126,8 +104,8 @@ fn client_event_data_is_relayed_byte_for_byte() {
     let server = Server::start(&[]);
     let mut a = server.ws();
     let mut b = server.ws();
-    subscribe_private(&mut a, "private-raw");
-    subscribe_private(&mut b, "private-raw");
+    a.subscribe_private("private-raw");
+    b.subscribe_private("private-raw");
     let data = r#"{ "b" : 1.50 , "a":[1e2, "\u00e9"] }"#;
     a.send(&format!(
         r#"{{"event":"client-x","channel":"private-raw","data":{data}}}"#
@@ -151,10 +129,8 @@ fn client_event_refusals_are_4301_and_keep_the_connection() {
         app_toml("quiet", "enable_client_messages = false")
     ));
     let mut ws = server.ws();
-    subscribe_private(&mut ws, "private-a");
-    let sig = hmac_hex(APP_SECRET, &format!("{}:private-encrypted-a", ws.socket_id));
-    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":"private-encrypted-a","auth":format!("{APP_KEY}:{sig}")}}));
-    ws.expect("pusher_internal:subscription_succeeded");
+    ws.subscribe_private("private-a");
+    ws.subscribe_private("private-encrypted-a");
     ws.subscribe("public-a");
     let refused = [
         json!({"event":"client-x","channel":"public-a","data":{}}),
@@ -170,7 +146,7 @@ fn client_event_refusals_are_4301_and_keep_the_connection() {
     // Rate limit: 3 a second pass, the rest of that second is refused. Count refusals rather
     // than assume which second the burst falls in.
     let mut receiver = server.ws();
-    subscribe_private(&mut receiver, "private-a");
+    receiver.subscribe_private("private-a");
     for _ in 0..10 {
         ws.send_json(json!({"event":"client-burst","channel":"private-a","data":{}}));
     }
@@ -228,7 +204,7 @@ fn client_event_refusals_are_4301_and_keep_the_connection() {
 #[test]
 fn terminate_connections_closes_every_connection_of_the_user_4009() {
     let server = Server::start(&[]);
-    let mut targets = clients_on_both_shards(&server, 2);
+    let mut targets = server.clients_on_both_shards(2);
     for ws in &mut targets {
         assert_eq!(
             signin(ws, r#"{"id":"42"}"#)["event"],
@@ -300,7 +276,7 @@ fn required_signin_closes_unauthenticated_connections_4009() {
         signin(&mut signed, r#"{"id":"9"}"#)["event"],
         "pusher:signin_success"
     );
-    subscribe_private(&mut private, "private-ok");
+    private.subscribe_private("private-ok");
     idle.subscribe("public-only");
     idle.expect_error(4009);
     idle.expect_close(4009);
@@ -349,13 +325,7 @@ fn watchlist_online_and_offline_across_shards() {
     // from different shards may interleave, e.g. one connection's whole visit before the
     // other's sign-in, which watchers then see as offline and online again.)
     let other = 1 - w.shard();
-    let mut b: Vec<Ws> = Vec::new();
-    while b.len() < 2 {
-        let ws = server.ws();
-        if ws.shard() == other {
-            b.push(ws);
-        }
-    }
+    let mut b = vec![server.ws_on_shard(other), server.ws_on_shard(other)];
     for ws in &mut b {
         assert_eq!(
             signin(ws, r#"{"id":"u-b"}"#)["event"],

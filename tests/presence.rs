@@ -6,28 +6,9 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// A connection on the given shard (retrying until the kernel places one there).
-fn ws_on_shard(server: &Server, shard: u64) -> Ws {
-    for _ in 0..200 {
-        let ws = server.ws();
-        if ws.shard() == shard {
-            return ws;
-        }
-    }
-    panic!("no connection landed on shard {shard}");
-}
-
-fn send_presence_subscribe(ws: &mut Ws, channel: &str, channel_data: &str) {
-    let sig = hmac_hex(
-        APP_SECRET,
-        &format!("{}:{channel}:{channel_data}", ws.socket_id),
-    );
-    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":format!("{APP_KEY}:{sig}"),"channel_data":channel_data}}));
-}
-
 /// Subscribes and returns the decoded presence payload of `subscription_succeeded`.
 fn join(ws: &mut Ws, channel: &str, channel_data: &str) -> Value {
-    send_presence_subscribe(ws, channel, channel_data);
+    ws.send_presence_subscribe(channel, channel_data);
     let ev = ws.expect("pusher_internal:subscription_succeeded");
     assert_eq!(ev["channel"], channel);
     let data: Value = serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
@@ -64,10 +45,10 @@ fn members_across_shards_first_and_last_connection() {
     let ch = "presence-room";
     let ann = r#"{"user_id":"u1","user_info":{"name":"Ann"}}"#;
     let bob = r#"{"user_id":7,"user_info":{"name":"Bob"}}"#;
-    let mut a1 = ws_on_shard(&server, 0);
-    let mut a2 = ws_on_shard(&server, 1);
-    let mut b1 = ws_on_shard(&server, 1);
-    let mut b2 = ws_on_shard(&server, 0);
+    let mut a1 = server.ws_on_shard(0);
+    let mut a2 = server.ws_on_shard(1);
+    let mut b1 = server.ws_on_shard(1);
+    let mut b2 = server.ws_on_shard(0);
 
     let p = join(&mut a1, ch, ann);
     assert_eq!(
@@ -141,23 +122,23 @@ fn presence_refusals_keep_the_connection() {
         assert_eq!(ev["data"]["status"], status, "{ev}");
     };
     // Full: a second distinct user.
-    send_presence_subscribe(&mut ws, ch, r#"{"user_id":"u2"}"#);
+    ws.send_presence_subscribe(ch, r#"{"user_id":"u2"}"#);
     refuse(&mut ws, ch, 403);
     // user_info over max_presence_member_size_kb.
     let big = json!({"user_id":"u1","user_info":{"bio":"x".repeat(2000)}}).to_string();
-    send_presence_subscribe(&mut ws, "presence-other", &big);
+    ws.send_presence_subscribe("presence-other", &big);
     refuse(&mut ws, "presence-other", 403);
     // No channel_data, no user_id, bad signature.
     ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":ch,"auth":"app-key:00"}}));
     refuse(&mut ws, ch, 400);
-    send_presence_subscribe(&mut ws, ch, r#"{"user_info":{}}"#);
+    ws.send_presence_subscribe(ch, r#"{"user_info":{}}"#);
     refuse(&mut ws, ch, 400);
     ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":ch,"auth":"app-key:00","channel_data":"{\"user_id\":\"u1\"}"}}));
     refuse(&mut ws, ch, 401);
     // The same user may add connections to a full channel.
     assert_eq!(join(&mut ws, ch, r#"{"user_id":"u1"}"#)["count"], 1);
     // Subscribing twice is a channel error.
-    send_presence_subscribe(&mut ws, ch, r#"{"user_id":"u1"}"#);
+    ws.send_presence_subscribe(ch, r#"{"user_id":"u1"}"#);
     ws.expect_error(4300);
     ws.ping();
     first.ping();

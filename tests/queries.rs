@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn subscribe_presence(ws: &mut Ws, channel: &str, user: &str) {
-    let data = json!({ "user_id": user }).to_string();
-    let sig = hmac_hex(APP_SECRET, &format!("{}:{channel}:{data}", ws.socket_id));
-    ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":format!("{APP_KEY}:{sig}"),"channel_data":data}}));
+    ws.send_presence_subscribe(channel, &json!({ "user_id": user }).to_string());
     ws.expect("pusher_internal:subscription_succeeded");
 }
 

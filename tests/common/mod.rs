@@ -150,6 +150,33 @@ impl Server {
         )
     }
 
+    /// A connection on the given shard (retrying until the kernel places one there).
+    pub fn ws_on_shard(&self, shard: u64) -> Ws {
+        for _ in 0..200 {
+            let ws = self.ws();
+            if ws.shard() == shard {
+                return ws;
+            }
+        }
+        panic!("no connection landed on shard {shard}");
+    }
+
+    /// At least `min` connections, with both shards holding some of them.
+    pub fn clients_on_both_shards(&self, min: usize) -> Vec<Ws> {
+        let mut clients = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while clients.len() < min || seen.len() < 2 {
+            let ws = self.ws();
+            seen.insert(ws.shard());
+            clients.push(ws);
+            assert!(
+                clients.len() < 200,
+                "connections never reached a second shard"
+            );
+        }
+        clients
+    }
+
     pub fn ws_path(&self, path: &str) -> Ws {
         Ws::connect(self.addr, path)
     }
@@ -326,6 +353,31 @@ impl Ws {
         let ev = self.expect("pusher_internal:subscription_succeeded");
         assert_eq!(ev["channel"], channel);
         assert_eq!(ev["data"], "{}");
+    }
+
+    /// The dev app's authorization of this connection on a private channel, or on a presence
+    /// channel with `channel_data`.
+    pub fn channel_auth(&self, channel: &str, channel_data: Option<&str>) -> String {
+        let message = match channel_data {
+            Some(data) => format!("{}:{channel}:{data}", self.socket_id),
+            None => format!("{}:{channel}", self.socket_id),
+        };
+        format!("{APP_KEY}:{}", hmac_hex(APP_SECRET, &message))
+    }
+
+    /// Subscribes to a private channel with a valid signature and expects success.
+    pub fn subscribe_private(&mut self, channel: &str) {
+        let auth = self.channel_auth(channel, None);
+        self.send_json(
+            serde_json::json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":auth}}),
+        );
+        self.expect("pusher_internal:subscription_succeeded");
+    }
+
+    /// Sends a signed presence subscription (the answer is left to the caller).
+    pub fn send_presence_subscribe(&mut self, channel: &str, channel_data: &str) {
+        let auth = self.channel_auth(channel, Some(channel_data));
+        self.send_json(serde_json::json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":auth,"channel_data":channel_data}}));
     }
 
     /// Round trip: proves the connection is open and everything sent earlier was processed.
