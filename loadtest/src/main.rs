@@ -179,6 +179,18 @@ pub(crate) fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
+/// Waits until `due`. tokio's timer has 1 ms granularity, so it sleeps until just before and
+/// then yields (readers keep running) until the moment has come: the generator's own lateness
+/// must not count as server latency.
+pub(crate) async fn pace_until(due: Instant) {
+    if let Some(early) = due.checked_sub(Duration::from_micros(1500)) {
+        tokio::time::sleep_until(early.into()).await;
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Source address of connection `i`: 127.0.0.1 ..= 127.0.0.N in turn.
 pub(crate) fn source_for(i: usize, sources: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
@@ -278,15 +290,7 @@ async fn run(args: Args) -> serde_json::Value {
             let path = format!("/apps/{}/events", creds.app_id);
             for k in (j..total_events).step_by(step) {
                 let due = publish_start + Duration::from_secs_f64(k as f64 / rate);
-                // tokio's timer has 1 ms granularity: sleep until just before the due time,
-                // then yield (readers keep running) until it has come, so the generator's own
-                // lateness does not count as server latency.
-                if let Some(early) = due.checked_sub(Duration::from_micros(1500)) {
-                    tokio::time::sleep_until(early.into()).await;
-                }
-                while Instant::now() < due {
-                    tokio::task::yield_now().await;
-                }
+                pace_until(due).await;
                 let intended = due.duration_since(epoch).as_nanos() as u64;
                 let data = event_data(k as u64, intended, &pad);
                 let body =

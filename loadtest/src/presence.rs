@@ -6,7 +6,7 @@
 use crate::client;
 use crate::publisher::Credentials;
 use crate::server_stats;
-use crate::{Args, Stats, percentile_ms, reader, source_for};
+use crate::{Args, Stats, pace_until, percentile_ms, reader, source_for};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::cell::RefCell;
@@ -82,12 +82,7 @@ pub async fn events(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> s
     let start = Instant::now();
     for k in 0..total {
         let due = start + Duration::from_secs_f64(k as f64 / args.rate);
-        if let Some(early) = due.checked_sub(Duration::from_micros(1500)) {
-            tokio::time::sleep_until(early.into()).await;
-        }
-        while Instant::now() < due {
-            tokio::task::yield_now().await;
-        }
+        pace_until(due).await;
         let t = due.duration_since(epoch).as_nanos();
         let msg =
             format!(r#"{{"event":"client-lg","channel":"{channel}","data":{{"i":{k},"t":{t}}}}}"#);

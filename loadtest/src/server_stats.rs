@@ -12,9 +12,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// User plus system CPU time in seconds.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// User plus system CPU seconds from a `/proc/…/stat` file (clock ticks of 1/100 s).
+fn stat_cpu_seconds(path: std::path::PathBuf) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -22,21 +22,19 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// CPU seconds of the whole server process.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_cpu_seconds(format!("/proc/{pid}/stat").into())
+}
+
 /// CPU seconds of the server's thread whose name starts with `prefix` (e.g. the API core).
 pub fn thread_cpu_seconds(pid: u32, prefix: &str) -> Option<f64> {
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+    std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
         .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim().starts_with(prefix) {
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: u64 =
-                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            return Some(ticks as f64 / 100.0);
-        }
-    }
-    None
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim().starts_with(prefix))
+        })
+        .and_then(|t| stat_cpu_seconds(t.path().join("stat")))
 }
