@@ -116,3 +116,26 @@ fn cached_events_expire_after_cache_ttl() {
     }
     assert!(saw_event, "the event was cached before it expired");
 }
+
+#[test]
+fn channel_query_shows_the_cached_event() {
+    let server = Server::start(&[]);
+    let mut api = server.api();
+    let empty = api.get("/channels/cache-q", &[("info", "cache")]).json();
+    assert_eq!(empty, json!({"occupied": false, "cache": null}));
+
+    api.trigger("cache-q", "state", r#"{"v":1}"#);
+    api.trigger("cache-q", "state", r#"{"v":2}"#);
+    let body = api.get("/channels/cache-q", &[("info", "cache")]).json();
+    assert_eq!(body["cache"]["event"], "state");
+    assert_eq!(body["cache"]["data"], r#"{"v":2}"#);
+    let ttl = body["cache"]["ttl_s"].as_u64().expect("ttl_s");
+    assert!((1..=1800).contains(&ttl), "ttl_s {ttl}");
+
+    // Without `info=cache` the answer has no `cache`; a plain channel has nothing cached.
+    let plain = api.get("/channels/cache-q", &[]).json();
+    assert_eq!(plain, json!({"occupied": false}));
+    api.trigger("news", "state", "x");
+    let body = api.get("/channels/news", &[("info", "cache")]).json();
+    assert_eq!(body["cache"], json!(null));
+}

@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 pub struct Info {
     pub user_count: bool,
     pub subscription_count: bool,
+    /// Only on `GET /channels/{channel}`.
+    pub cache: bool,
 }
 
 impl Info {
@@ -24,6 +26,7 @@ impl Info {
             match item {
                 "user_count" => i.user_count = true,
                 "subscription_count" => i.subscription_count = true,
+                "cache" => i.cache = true,
                 _ => {}
             }
         }
@@ -100,7 +103,20 @@ pub fn show(core: &ApiCore, req: &Authed<'_>, raw: &str) -> Result<ApiResponse, 
     let mut body = counts(core, req.app.idx, &channel, info);
     let occupied = core.subscriptions.borrow().count(req.app.idx, &channel) > 0;
     body.insert("occupied".into(), json!(occupied));
+    if info.cache {
+        body.insert("cache".into(), cache_info(core, req.app.idx, &channel));
+    }
     Ok(ApiResponse::json(200, Value::Object(body).to_string()))
+}
+
+/// `info=cache`: the cached event a new subscriber would get now and its seconds left, or
+/// `null` (no event cached, or not a cache channel).
+fn cache_info(core: &ApiCore, app: AppIdx, channel: &str) -> Value {
+    let Some((cached, ttl)) = core.cached(app, channel) else {
+        return Value::Null;
+    };
+    let data: Value = serde_json::from_str(&cached.data).unwrap_or(Value::Null);
+    json!({ "event": &*cached.event, "data": data, "ttl_s": ttl })
 }
 
 pub fn users(core: &ApiCore, req: &Authed<'_>, raw: &str) -> Result<ApiResponse, ApiError> {

@@ -36,6 +36,9 @@ struct BatchBody<'a> {
 /// One validated event, ready to broadcast.
 struct Publish {
     info: Info,
+    name: String,
+    /// `data` as a JSON string literal, quotes included.
+    data: String,
     channels: Vec<String>,
     payloads: Vec<Box<[u8]>>,
     except: Option<SocketId>,
@@ -97,6 +100,8 @@ fn validate(app: &App, body: &EventBody<'_>) -> Result<Publish, ApiError> {
         .collect();
     Ok(Publish {
         info: Info::parse(body.info.as_deref()),
+        name: body.name.clone(),
+        data: literal,
         channels,
         payloads,
         except,
@@ -116,6 +121,9 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Val
     }
     for (channel, payload) in publish.channels.into_iter().zip(publish.payloads) {
         let cacheable = ChannelName::classify(&channel).is_some_and(|c| c.cache);
+        if cacheable {
+            core.remember(app, &channel, &publish.name, &publish.data);
+        }
         core.broadcast(Broadcast {
             app: app.idx,
             channel: channel.into_boxed_str(),

@@ -11,6 +11,7 @@ mod users;
 
 use crate::app::{AppIdx, Apps};
 use crate::bus::{ApiCommand, Broadcast, ShardCommand};
+use crate::cache::{LastEvents, Tick};
 use crate::cluster::{
     LocalPresence, LocalSubscriptions, LocalUsers, Presence, Subscriptions, Users, Watcher,
 };
@@ -51,9 +52,44 @@ pub struct ApiCore {
     count_events: RefCell<AHashMap<(AppIdx, Box<str>), Instant>>,
     /// Channels with a deferred count announcement scheduled.
     count_timers: RefCell<AHashSet<(AppIdx, Box<str>)>>,
+    /// The last event of each cache channel, for `info=cache`.
+    last_events: RefCell<LastEvents<CachedEvent>>,
+    started: Instant,
+}
+
+/// A cache channel's last event as the channel query shows it.
+#[derive(Clone)]
+pub struct CachedEvent {
+    pub event: Rc<str>,
+    /// `data` as a JSON string literal.
+    pub data: Rc<str>,
 }
 
 impl ApiCore {
+    /// Seconds since the API core started.
+    pub fn now(&self) -> Tick {
+        self.started.elapsed().as_secs() as Tick
+    }
+
+    /// Keeps a cache channel's event for `info=cache` (the shards keep their own copy).
+    pub fn remember(&self, app: &crate::app::App, channel: &str, event: &str, data: &str) {
+        let expires = self.now() + app.config.cache_ttl_s as Tick;
+        let cached = CachedEvent {
+            event: event.into(),
+            data: data.into(),
+        };
+        self.last_events
+            .borrow_mut()
+            .store(app.idx, channel, cached, expires);
+    }
+
+    /// A cache channel's last event and its seconds left, unless it has expired.
+    pub fn cached(&self, app: AppIdx, channel: &str) -> Option<(CachedEvent, Tick)> {
+        let now = self.now();
+        let (event, expires) = self.last_events.borrow().get(app, channel, now)?;
+        Some((event, expires - now))
+    }
+
     /// Sends one broadcast to every shard. Waits while a shard's queue is full, so a flood of
     /// publishes slows the publishers instead of growing memory.
     /// Closes every connection of a signed-in user, on every shard.
@@ -109,14 +145,21 @@ pub async fn run(setup: ApiSetup) {
         users: RefCell::new(Box::new(LocalUsers::default())),
         count_events: RefCell::new(AHashMap::new()),
         count_timers: RefCell::new(AHashSet::new()),
+        last_events: RefCell::new(LastEvents::default()),
+        started: Instant::now(),
     });
     for rx in receivers {
         let rx = rx.await;
         glommio::spawn_local(serve_shard(core.clone(), rx)).detach();
     }
     // A signal handler may not touch the executor, so it only sets a flag we look at here.
+    let mut purged = Instant::now();
     while !setup.stop.load(Ordering::Relaxed) {
         Timer::new(Duration::from_millis(50)).await;
+        if purged.elapsed() >= Duration::from_secs(60) {
+            purged = Instant::now();
+            core.last_events.borrow_mut().purge(core.now());
+        }
     }
     log::info!("shutting down: closing connections with 4200");
     for shard in &core.shards {

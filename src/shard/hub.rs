@@ -13,9 +13,8 @@ use std::task::Waker;
 /// A connection's place in the hub.
 pub type ConnKey = usize;
 
-/// Seconds since the shard started; a coarse clock the sweeper advances once a second, so the
-/// message path never reads the system clock.
-pub type Tick = u32;
+/// The shard's coarse clock: the sweeper advances it once a second.
+pub use crate::cache::Tick;
 
 pub struct Conn {
     pub socket_id: SocketId,

@@ -2,7 +2,6 @@
 //! and owning its connections and local channel index. It talks to the API core only through
 //! the queues in [`crate::bus`].
 
-pub mod cache;
 pub mod connection;
 pub mod hub;
 pub mod outbox;
@@ -10,6 +9,7 @@ pub mod session;
 
 use crate::app::Apps;
 use crate::bus::{ApiCommand, Broadcast, ShardCommand, ShardId};
+use crate::cache::{LastEvents, Tick};
 use crate::config::ServerConfig;
 use crate::http::ApiResponse;
 use crate::protocol::{ChannelName, ErrorCode, SocketId, frames};
@@ -21,7 +21,7 @@ use glommio::channels::shared_channel::{
 use glommio::net::TcpListener;
 use glommio::timer::Timer;
 use glommio::{Latency, Shares, TaskQueueHandle};
-use hub::{Hub, Tick};
+use hub::Hub;
 use outbox::Frame;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
@@ -65,7 +65,7 @@ pub struct Shard {
     pub message_copy: RefCell<Vec<u8>>,
     api_ordered: LocalSender<ApiCommand>,
     /// The last event of every cache channel, for new subscribers.
-    last_events: RefCell<cache::LastEvents>,
+    last_events: RefCell<LastEvents<Frame>>,
     connections_made: Cell<u64>,
     rng: Cell<u64>,
     started: Instant,
@@ -218,6 +218,7 @@ impl Shard {
     pub fn replay_cache(&self, key: hub::ConnKey, app: crate::app::AppIdx, channel: &str) {
         let cached = self.last_events.borrow().get(app, channel, self.now());
         let frame = cached
+            .map(|(frame, _)| frame)
             .unwrap_or_else(|| ws::frame::text(frames::cache_miss(channel).as_bytes()).into());
         self.hub.borrow_mut().send(key, frame);
     }
@@ -280,7 +281,7 @@ pub async fn run(setup: ShardSetup) {
         json_buffers: RefCell::new(simd_json::Buffers::new(4096)),
         message_copy: RefCell::new(Vec::with_capacity(4096)),
         api_ordered,
-        last_events: RefCell::new(cache::LastEvents::default()),
+        last_events: RefCell::new(LastEvents::default()),
         connections_made: Cell::new(0),
         rng: Cell::new(seed(setup.id)),
         started: Instant::now(),
