@@ -3,6 +3,7 @@
 
 use super::ApiCore;
 use super::channels::{self, Info};
+use super::idempotency::{self, Claim};
 use super::router::{ApiError, Authed};
 use crate::app::App;
 use crate::bus::Broadcast;
@@ -23,7 +24,6 @@ struct EventBody<'a> {
     #[serde(default)]
     info: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     idempotency_key: Option<String>,
 }
 
@@ -143,16 +143,29 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
 
 pub async fn trigger(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
     let body: EventBody = parse(&req.request.body)?;
+    let key = idempotency::key(
+        body.idempotency_key.as_deref(),
+        req.request.idempotency_key.as_deref(),
+    )?;
     let publish = validate(req.app, &body)?;
+    let guard = match key {
+        Some(key) => match idempotency::claim(core, req.app.idx, key).await {
+            Claim::Repeat(answer) => return Ok((*answer).clone()),
+            Claim::Fresh(guard) => Some(guard),
+        },
+        None => None,
+    };
     let asked = publish.info.any();
     let info = deliver(core, req.app, publish).await;
-    if asked {
-        return Ok(ApiResponse::json(
-            200,
-            json!({ "channels": info }).to_string(),
-        ));
+    let answer = if asked {
+        ApiResponse::json(200, json!({ "channels": info }).to_string())
+    } else {
+        ApiResponse::json(200, "{}")
+    };
+    if let Some(guard) = guard {
+        guard.settle(&answer);
     }
-    Ok(ApiResponse::json(200, "{}"))
+    Ok(answer)
 }
 
 pub async fn trigger_batch(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
@@ -168,9 +181,33 @@ pub async fn trigger_batch(core: &ApiCore, req: &Authed<'_>) -> Result<ApiRespon
         .iter()
         .map(|e| validate(req.app, e))
         .collect::<Result<Vec<_>, _>>()?;
+    let item_keys = body
+        .batch
+        .iter()
+        .map(|e| idempotency::key(e.idempotency_key.as_deref(), None))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A header key covers the whole batch.
+    let batch_guard = match idempotency::key(None, req.request.idempotency_key.as_deref())? {
+        Some(key) => match idempotency::claim(core, req.app.idx, key).await {
+            Claim::Repeat(answer) => return Ok((*answer).clone()),
+            Claim::Fresh(guard) => Some(guard),
+        },
+        None => None,
+    };
     let asked = publishes.iter().any(|p| p.info.any());
     let mut items = Vec::with_capacity(publishes.len());
-    for p in publishes {
+    let mut item_guards = Vec::new();
+    for (p, key) in publishes.into_iter().zip(item_keys) {
+        // An item whose own key was accepted before is skipped.
+        if let Some(key) = key {
+            match idempotency::claim(core, req.app.idx, key).await {
+                Claim::Repeat(_) => {
+                    items.push(json!({}));
+                    continue;
+                }
+                Claim::Fresh(guard) => item_guards.push(guard),
+            }
+        }
         // A batch item has one channel; its answer is that channel's counts.
         let info = deliver(core, req.app, p).await;
         items.push(
@@ -180,11 +217,13 @@ pub async fn trigger_batch(core: &ApiCore, req: &Authed<'_>) -> Result<ApiRespon
                 .unwrap_or_else(|| json!({})),
         );
     }
-    if asked {
-        return Ok(ApiResponse::json(
-            200,
-            json!({ "batch": items }).to_string(),
-        ));
+    let answer = if asked {
+        ApiResponse::json(200, json!({ "batch": items }).to_string())
+    } else {
+        ApiResponse::json(200, "{}")
+    };
+    for guard in item_guards.into_iter().chain(batch_guard) {
+        guard.settle(&answer);
     }
-    Ok(ApiResponse::json(200, "{}"))
+    Ok(answer)
 }

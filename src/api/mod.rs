@@ -5,6 +5,7 @@
 mod channels;
 mod counts;
 mod events;
+mod idempotency;
 mod presence;
 mod router;
 mod users;
@@ -52,6 +53,8 @@ pub struct ApiCore {
     count_events: RefCell<AHashMap<(AppIdx, Box<str>), Instant>>,
     /// Channels with a deferred count announcement scheduled.
     count_timers: RefCell<AHashSet<(AppIdx, Box<str>)>>,
+    /// Keys of recent idempotent publishes.
+    idempotency: RefCell<idempotency::Idempotency>,
     /// The last event of each cache channel, for `info=cache`.
     last_events: RefCell<LastEvents<CachedEvent>>,
     started: Instant,
@@ -145,6 +148,7 @@ pub async fn run(setup: ApiSetup) {
         users: RefCell::new(Box::new(LocalUsers::default())),
         count_events: RefCell::new(AHashMap::new()),
         count_timers: RefCell::new(AHashSet::new()),
+        idempotency: RefCell::new(Default::default()),
         last_events: RefCell::new(LastEvents::default()),
         started: Instant::now(),
     });

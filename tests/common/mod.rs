@@ -551,6 +551,17 @@ pub fn signed_target(
 
 impl Api {
     pub fn call(&mut self, method: &str, subpath: &str, body: &[u8]) -> Response {
+        self.call_with(method, subpath, body, &[])
+    }
+
+    /// A signed request with extra headers.
+    pub fn call_with(
+        &mut self,
+        method: &str,
+        subpath: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Response {
         let path = format!("/apps/{}{subpath}", self.app_id);
         let target = signed_target(
             &self.key,
@@ -561,12 +572,9 @@ impl Api {
             &[],
             unix_now(),
         );
-        self.http.request(
-            method,
-            &target,
-            &[("Content-Type", "application/json")],
-            body,
-        )
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        self.http.request(method, &target, &all, body)
     }
 
     /// A signed GET with query parameters (sent unescaped, as the SDKs do).
