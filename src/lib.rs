@@ -10,6 +10,7 @@ pub mod bus;
 pub mod cache;
 pub mod cluster;
 pub mod config;
+pub mod history;
 pub mod http;
 pub mod placement;
 pub mod protocol;

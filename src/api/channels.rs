@@ -83,7 +83,7 @@ pub fn list(core: &ApiCore, req: &Authed<'_>) -> Result<ApiResponse, ApiError> {
     ))
 }
 
-fn channel_param(req: &Authed<'_>, raw: &str) -> Result<String, ApiError> {
+pub(super) fn channel_param(req: &Authed<'_>, raw: &str) -> Result<String, ApiError> {
     let name = percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
         .into_owned();

@@ -3,6 +3,7 @@
 
 use super::ApiCore;
 use super::channels::{self, Info};
+use super::history;
 use super::idempotency::{self, Claim};
 use super::router::{ApiError, Authed};
 use crate::app::App;
@@ -12,6 +13,7 @@ use crate::protocol::{ChannelName, SocketId, frames};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 struct EventBody<'a> {
@@ -119,21 +121,40 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Val
             );
         }
     }
+    let keep = history::retention(app);
+    let data_len = decoded_len(&publish.data);
     for (channel, payload) in publish.channels.into_iter().zip(publish.payloads) {
         let cacheable = ChannelName::classify(&channel).is_some_and(|c| c.cache);
         if cacheable {
             core.remember(app, &channel, &publish.name, &publish.data);
         }
-        core.broadcast(Broadcast {
+        let b = Arc::new(Broadcast {
             app: app.idx,
             channel: channel.into_boxed_str(),
             payload,
             except: publish.except,
             cacheable,
-        })
-        .await;
+        });
+        if keep.max_messages > 0 {
+            core.history.borrow_mut().record(
+                b.clone(),
+                &publish.name,
+                data_len,
+                history::now_ms(),
+                keep,
+            );
+        }
+        core.broadcast_shared(b).await;
     }
     info
+}
+
+/// Bytes of the string a JSON string literal stands for.
+fn decoded_len(literal: &str) -> usize {
+    if !literal.contains('\\') {
+        return literal.len().saturating_sub(2);
+    }
+    serde_json::from_str::<String>(literal).map_or(0, |s| s.len())
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {

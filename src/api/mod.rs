@@ -5,6 +5,7 @@
 mod channels;
 mod counts;
 mod events;
+mod history;
 mod idempotency;
 mod presence;
 mod router;
@@ -53,6 +54,8 @@ pub struct ApiCore {
     count_events: RefCell<AHashMap<(AppIdx, Box<str>), Instant>>,
     /// Channels with a deferred count announcement scheduled.
     count_timers: RefCell<AHashSet<(AppIdx, Box<str>)>>,
+    /// Recent events of every channel, for history queries.
+    pub history: RefCell<crate::history::History>,
     /// Keys of recent idempotent publishes.
     idempotency: RefCell<idempotency::Idempotency>,
     /// The last event of each cache channel, for `info=cache`.
@@ -93,8 +96,6 @@ impl ApiCore {
         Some((event, expires - now))
     }
 
-    /// Sends one broadcast to every shard. Waits while a shard's queue is full, so a flood of
-    /// publishes slows the publishers instead of growing memory.
     /// Closes every connection of a signed-in user, on every shard.
     pub async fn terminate_user(&self, app: AppIdx, user_id: &str) {
         for shard in &self.shards {
@@ -114,12 +115,27 @@ impl ApiCore {
         }
     }
 
+    /// Sends one broadcast to every shard. Waits while a shard's queue is full, so a flood of
+    /// publishes slows the publishers instead of growing memory.
     pub async fn broadcast(&self, b: Broadcast) {
-        let b = Arc::new(b);
+        self.broadcast_shared(Arc::new(b)).await
+    }
+
+    /// [`ApiCore::broadcast`] of an event someone else keeps a reference to (history).
+    pub async fn broadcast_shared(&self, b: Arc<Broadcast>) {
         for shard in &self.shards {
             let _ = shard.send(ShardCommand::Broadcast(b.clone())).await;
         }
     }
+}
+
+/// A seed that differs from run to run (stream ids must change after a restart).
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
 }
 
 pub async fn run(setup: ApiSetup) {
@@ -148,6 +164,7 @@ pub async fn run(setup: ApiSetup) {
         users: RefCell::new(Box::new(LocalUsers::default())),
         count_events: RefCell::new(AHashMap::new()),
         count_timers: RefCell::new(AHashSet::new()),
+        history: RefCell::new(crate::history::History::new(seed())),
         idempotency: RefCell::new(Default::default()),
         last_events: RefCell::new(LastEvents::default()),
         started: Instant::now(),
@@ -163,6 +180,10 @@ pub async fn run(setup: ApiSetup) {
         if purged.elapsed() >= Duration::from_secs(60) {
             purged = Instant::now();
             core.last_events.borrow_mut().purge(core.now());
+            let apps = core.apps.clone();
+            core.history
+                .borrow_mut()
+                .purge(history::now_ms(), |app| history::retention(apps.get(app)));
         }
     }
     log::info!("shutting down: closing connections with 4200");

@@ -1,7 +1,7 @@
 //! Routing and request authentication for the HTTP API (SPEC §4, §4.1). Every error answer
 //! is made here or in a handler as an [`ApiError`], mapped to a status in one place.
 
-use super::{ApiCore, channels, events};
+use super::{ApiCore, channels, events, history};
 use crate::app::App;
 use crate::auth::{self, RequestAuthError};
 use crate::http::{ApiRequest, ApiResponse};
@@ -150,6 +150,7 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         ("GET", ["channels"]) => channels::list(core, &authed),
         ("GET", ["channels", channel]) => channels::show(core, &authed, channel),
         ("GET", ["channels", channel, "users"]) => channels::users(core, &authed, channel),
+        ("GET", ["channels", channel, "history"]) => history::page(core, &authed, channel),
         (_, ["events"] | ["batch_events"]) => Err(ApiError::MethodNotAllowed),
         (m, ["channels", ..]) if m != "GET" => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {}", request.path))),

@@ -1,0 +1,272 @@
+//! Channel history (SPEC §4.3): each channel's recent published events, numbered by a serial
+//! that grows by one per event inside a stream, and read back page by page with cursors.
+//!
+//! The API core owns it: every publish already passes through there, so recording one costs a
+//! hash lookup and a reference count (the stored bytes are the very broadcast the shards are
+//! sending), and fan-out never waits for it.
+//!
+//! Retention is bounded three ways: per channel by the app's `history_max_messages` and
+//! `history_ttl_s`, and for the whole server by [`MAX_EVENTS`] and [`MAX_BYTES`] (the oldest
+//! events anywhere go first). A channel whose events have all gone is forgotten, so its next
+//! publish starts a new stream (a new `stream_id`, serial 1).
+
+use crate::app::AppIdx;
+use crate::bus::Broadcast;
+use ahash::AHashMap;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Most events retained over all channels.
+pub const MAX_EVENTS: usize = 1_000_000;
+/// Most payload bytes retained over all channels.
+pub const MAX_BYTES: usize = 256 << 20;
+
+/// One retained event.
+pub struct Stored {
+    pub serial: u64,
+    pub published_at_ms: u64,
+    /// The `{"event","channel","data"}` text subscribers received.
+    pub event: Arc<Broadcast>,
+    pub name: Rc<str>,
+    /// Bytes of `data` as delivered.
+    pub data_len: usize,
+}
+
+/// A channel's retained events: serials are contiguous, oldest first.
+pub struct Stream {
+    pub id: Rc<str>,
+    name: Rc<str>,
+    next_serial: u64,
+    pub events: VecDeque<Stored>,
+    pub bytes: usize,
+}
+
+impl Stream {
+    pub fn oldest(&self) -> Option<&Stored> {
+        self.events.front()
+    }
+
+    pub fn newest(&self) -> Option<&Stored> {
+        self.events.back()
+    }
+
+    /// The event with this serial, if retained.
+    pub fn get(&self, serial: u64) -> Option<&Stored> {
+        let first = self.oldest()?.serial;
+        let i = serial.checked_sub(first)?;
+        self.events.get(usize::try_from(i).ok()?)
+    }
+}
+
+/// Retention limits of one app.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_messages: usize,
+    pub ttl_ms: u64,
+}
+
+#[derive(Default)]
+pub struct History {
+    apps: AHashMap<AppIdx, AHashMap<Box<str>, Stream>>,
+    /// Every retained event in publish order (entries for events already gone are skipped).
+    order: VecDeque<(AppIdx, Rc<str>, u64)>,
+    bytes: usize,
+    streams_made: u64,
+    seed: u64,
+}
+
+impl History {
+    pub fn new(seed: u64) -> History {
+        History {
+            seed,
+            ..History::default()
+        }
+    }
+
+    /// Appends a published event to its channel's stream; returns its serial.
+    pub fn record(
+        &mut self,
+        event: Arc<Broadcast>,
+        name: &str,
+        data_len: usize,
+        now_ms: u64,
+        keep: Retention,
+    ) -> u64 {
+        let app = event.app;
+        let channels = self.apps.entry(app).or_default();
+        let stream = match channels.get_mut(&*event.channel) {
+            Some(s) => s,
+            None => {
+                self.streams_made += 1;
+                let id = stream_id(self.seed, self.streams_made);
+                channels.entry(event.channel.clone()).or_insert(Stream {
+                    id: id.into(),
+                    name: Rc::from(&*event.channel),
+                    next_serial: 1,
+                    events: VecDeque::new(),
+                    bytes: 0,
+                })
+            }
+        };
+        let serial = stream.next_serial;
+        stream.next_serial += 1;
+        // Published times never go backwards inside a stream, so time bounds are serial ranges.
+        let published_at_ms = stream
+            .newest()
+            .map_or(now_ms, |e| e.published_at_ms.max(now_ms));
+        let size = event.payload.len();
+        stream.bytes += size;
+        self.bytes += size;
+        let channel = stream.name.clone();
+        stream.events.push_back(Stored {
+            serial,
+            published_at_ms,
+            event,
+            name: name.into(),
+            data_len,
+        });
+        self.order.push_back((app, channel.clone(), serial));
+        self.trim(app, &channel, now_ms, keep);
+        while self.order.len() > MAX_EVENTS || self.bytes > MAX_BYTES {
+            self.drop_oldest_anywhere();
+        }
+        serial
+    }
+
+    /// The channel's stream after dropping what its app no longer retains.
+    pub fn stream(
+        &mut self,
+        app: AppIdx,
+        channel: &str,
+        now_ms: u64,
+        keep: Retention,
+    ) -> Option<&Stream> {
+        self.trim(app, channel, now_ms, keep);
+        self.apps.get(&app)?.get(channel)
+    }
+
+    /// Drops a channel's events beyond its app's count and age limits.
+    fn trim(&mut self, app: AppIdx, channel: &str, now_ms: u64, keep: Retention) {
+        let Some(channels) = self.apps.get_mut(&app) else {
+            return;
+        };
+        let Some(stream) = channels.get_mut(channel) else {
+            return;
+        };
+        while let Some(oldest) = stream.events.front() {
+            let expired = oldest.published_at_ms + keep.ttl_ms <= now_ms;
+            if stream.events.len() <= keep.max_messages && !expired {
+                break;
+            }
+            let size = oldest.event.payload.len();
+            stream.events.pop_front();
+            stream.bytes -= size;
+            self.bytes -= size;
+        }
+        if stream.events.is_empty() {
+            channels.remove(channel);
+        }
+    }
+
+    /// Drops the oldest event of the whole server (or a stale entry for one already gone).
+    fn drop_oldest_anywhere(&mut self) {
+        let Some((app, channel, serial)) = self.order.pop_front() else {
+            return;
+        };
+        let Some(channels) = self.apps.get_mut(&app) else {
+            return;
+        };
+        let Some(stream) = channels.get_mut(&*channel) else {
+            return;
+        };
+        if stream.oldest().map(|e| e.serial) == Some(serial) {
+            if let Some(gone) = stream.events.pop_front() {
+                stream.bytes -= gone.event.payload.len();
+                self.bytes -= gone.event.payload.len();
+            }
+            if stream.events.is_empty() {
+                channels.remove(&*channel);
+            }
+        }
+    }
+
+    /// Drops expired events everywhere (a periodic sweep; reads trim their channel anyway).
+    pub fn purge(&mut self, now_ms: u64, keep: impl Fn(AppIdx) -> Retention) {
+        let channels: Vec<(AppIdx, Rc<str>)> = self
+            .apps
+            .iter()
+            .flat_map(|(app, chans)| chans.values().map(move |s| (*app, s.name.clone())))
+            .collect();
+        for (app, channel) in channels {
+            self.trim(app, &channel, now_ms, keep(app));
+        }
+        // Forget order entries for events that are gone, from the front.
+        while let Some((app, channel, serial)) = self.order.front() {
+            let alive = self
+                .apps
+                .get(app)
+                .and_then(|c| c.get(&**channel))
+                .and_then(|s| s.oldest())
+                .is_some_and(|e| e.serial <= *serial);
+            if alive {
+                break;
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
+/// A stream id: opaque, URL-safe, different for every stream of this process and (through
+/// the seed) of every run.
+fn stream_id(seed: u64, n: u64) -> String {
+    let mut x = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // splitmix64 finaliser: spreads consecutive counters over the whole range.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    format!("{x:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(h: &mut History, channel: &str, at: u64, keep: Retention) -> u64 {
+        let b = Arc::new(Broadcast {
+            app: AppIdx(0),
+            channel: channel.into(),
+            payload: b"{}".to_vec().into_boxed_slice(),
+            except: None,
+            cacheable: false,
+        });
+        h.record(b, "e", 0, at, keep)
+    }
+
+    const KEEP: Retention = Retention {
+        max_messages: 3,
+        ttl_ms: 1000,
+    };
+
+    #[test]
+    fn serials_grow_per_channel_and_retention_trims_the_oldest() {
+        let mut h = History::new(7);
+        for i in 1..=5 {
+            assert_eq!(publish(&mut h, "a", i, KEEP), i);
+        }
+        assert_eq!(publish(&mut h, "b", 5, KEEP), 1);
+        let a = h.stream(AppIdx(0), "a", 5, KEEP).unwrap();
+        let serials: Vec<u64> = a.events.iter().map(|e| e.serial).collect();
+        assert_eq!(serials, [3, 4, 5]);
+        assert_eq!(a.get(4).map(|e| e.serial), Some(4));
+        assert!(a.get(2).is_none());
+        let id = a.id.clone();
+        // Everything expires; the next publish starts a new stream.
+        assert!(h.stream(AppIdx(0), "a", 2000, KEEP).is_none());
+        assert_eq!(publish(&mut h, "a", 2000, KEEP), 1);
+        assert_ne!(h.stream(AppIdx(0), "a", 2000, KEEP).unwrap().id, id);
+        h.purge(10_000, |_| KEEP);
+        assert!(h.order.is_empty());
+        assert_eq!(h.bytes, 0);
+    }
+}
