@@ -2,6 +2,7 @@
 //! and by id (HTTP API path). Built once at start and shared read-only by every core.
 
 use crate::config::AppConfig;
+use crate::webhooks::Kinds;
 use ahash::AHashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +19,8 @@ pub struct App {
     /// Open WebSocket connections across all shards, for `max_connections` (4004). Touched on
     /// connect and disconnect only, never per message.
     connections: AtomicUsize,
+    /// Every webhook event kind some endpoint of the app wants.
+    pub webhook_kinds: Kinds,
 }
 
 impl App {
@@ -78,6 +81,11 @@ impl Apps {
                     idx: AppIdx(i as u16),
                     config: c.clone(),
                     connections: AtomicUsize::new(0),
+                    webhook_kinds: c
+                        .webhooks
+                        .iter()
+                        .map(|w| Kinds::from_names(w.event_types.iter().map(String::as_str)))
+                        .fold(Kinds::default(), Kinds::union),
                 })
             })
             .collect();

@@ -76,6 +76,12 @@ pub enum ApiCommand {
     /// A client event that passed the shard's checks, to relay to every shard (the sender
     /// excluded by `except`).
     ClientEvent(Broadcast),
+    /// A cache channel's subscriber got `pusher:cache_miss` (sent only when the app has a
+    /// webhook for it).
+    CacheMiss {
+        app: AppIdx,
+        channel: Box<str>,
+    },
     /// A connection asks to join a presence channel; answered with
     /// [`ShardCommand::PresenceReply`].
     PresenceJoin(PresenceJoin),

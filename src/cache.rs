@@ -8,9 +8,7 @@
 use crate::app::AppIdx;
 use ahash::AHashMap;
 
-/// Whole seconds since the owner started: a coarse clock, so no hot path reads the system
-/// clock.
-pub type Tick = u32;
+pub use crate::clock::Tick;
 
 /// Most cache channels one owner remembers; past it an arbitrary entry makes room (expired
 /// ones go first, once a minute).

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub outbound_buffer_kb: usize,
     pub shutdown_grace_s: u64,
     pub metrics_port: u16,
+    /// Milliseconds `channel_vacated` and `member_removed` webhooks are held, and dropped if
+    /// the channel or member comes back meanwhile (ringcast's addition; SPEC §5 says ~3 s).
+    pub webhook_hold_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             max_message_kb: 64,
             outbound_buffer_kb: 512,
             shutdown_grace_s: 10,
+            webhook_hold_ms: 3000,
             metrics_port: 9601,
         }
     }

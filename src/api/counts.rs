@@ -6,6 +6,7 @@ use super::ApiCore;
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
 use crate::protocol::{ChannelName, frames};
+use crate::webhooks::{Event, Kind};
 use glommio::timer::Timer;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -17,13 +18,22 @@ const THROTTLE_INTERVAL: Duration = Duration::from_secs(5);
 /// Applies a shard's subscription change and announces the new count where due.
 pub async fn changed(core: &Rc<ApiCore>, app: AppIdx, channel: &str, delta: i64) {
     let count = core.subscriptions.borrow_mut().add(app, channel, delta);
+    let before = count as i64 - delta;
+    if before <= 0 && count > 0 {
+        core.webhooks.occupied(app, channel);
+    }
     let key = (app, Box::<str>::from(channel));
     if count == 0 {
+        if before > 0 {
+            core.webhooks.vacated(app, channel);
+        }
         core.count_events.borrow_mut().remove(&key);
         return;
     }
     let presence = ChannelName::classify(channel).is_some_and(|c| c.is_presence());
-    if !core.apps.get(app).config.subscription_count_events || presence {
+    let wanted = core.apps.get(app).config.subscription_count_events
+        || core.webhooks.wants(app, Kind::SubscriptionCount);
+    if !wanted || presence {
         return;
     }
     let since_last = core.count_events.borrow().get(&key).map(Instant::elapsed);
@@ -50,6 +60,16 @@ async fn announce(core: &ApiCore, app: AppIdx, channel: &str) {
         .borrow_mut()
         .insert((app, channel.into()), Instant::now());
     if count == 0 {
+        return;
+    }
+    if core.webhooks.wants(app, Kind::SubscriptionCount) {
+        let event = Event::SubscriptionCount {
+            channel: channel.into(),
+            count,
+        };
+        core.webhooks.emit(app, &event);
+    }
+    if !core.apps.get(app).config.subscription_count_events {
         return;
     }
     let data = format!(r#"{{"subscription_count":{count}}}"#);

@@ -140,7 +140,7 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Val
                 b.clone(),
                 &publish.name,
                 data_len,
-                history::now_ms(),
+                crate::clock::unix_ms(),
                 keep,
             );
         }

@@ -154,13 +154,6 @@ pub fn retention(app: &App) -> Retention {
     }
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 #[derive(Serialize)]
 struct Item<'a> {
     stream_id: &'a str,
@@ -262,7 +255,12 @@ pub fn page(core: &ApiCore, req: &Authed<'_>, raw: &str) -> Result<ApiResponse, 
     }
     let q = parse_query(req)?;
     let mut history = core.history.borrow_mut();
-    let stream = history.stream(req.app.idx, &channel, now_ms(), retention(req.app));
+    let stream = history.stream(
+        req.app.idx,
+        &channel,
+        crate::clock::unix_ms(),
+        retention(req.app),
+    );
     let empty = Page {
         items: Vec::new(),
         direction: q.direction,

@@ -18,6 +18,7 @@ use crate::cluster::{
     LocalPresence, LocalSubscriptions, LocalUsers, Presence, Subscriptions, Users, Watcher,
 };
 use crate::config::ServerConfig;
+use crate::webhooks::{Event, Kind, Webhooks};
 use ahash::{AHashMap, AHashSet};
 use glommio::channels::shared_channel::{
     ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
@@ -50,6 +51,7 @@ pub struct ApiCore {
     pub presence: RefCell<Box<dyn Presence>>,
     pub subscriptions: RefCell<Box<dyn Subscriptions>>,
     pub users: RefCell<Box<dyn Users>>,
+    pub webhooks: Rc<Webhooks>,
     /// Per occupied channel: when its subscription count was last announced.
     count_events: RefCell<AHashMap<(AppIdx, Box<str>), Instant>>,
     /// Channels with a deferred count announcement scheduled.
@@ -154,7 +156,17 @@ pub async fn run(setup: ApiSetup) {
     for tx in senders {
         shards.push(tx.await);
     }
+    let hold = Duration::from_millis(setup.config.webhook_hold_ms);
+    let webhooks = match Webhooks::start(&setup.apps, hold) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("cannot start webhook senders: {e}");
+            setup.stop.store(true, Ordering::Relaxed);
+            return;
+        }
+    };
     let core = Rc::new(ApiCore {
+        webhooks,
         apps: setup.apps,
         config: setup.config,
         shards,
@@ -183,7 +195,9 @@ pub async fn run(setup: ApiSetup) {
             let apps = core.apps.clone();
             core.history
                 .borrow_mut()
-                .purge(history::now_ms(), |app| history::retention(apps.get(app)));
+                .purge(crate::clock::unix_ms(), |app| {
+                    history::retention(apps.get(app))
+                });
         }
     }
     log::info!("shutting down: closing connections with 4200");
@@ -194,6 +208,8 @@ pub async fn run(setup: ApiSetup) {
     while core.stopped_shards.get() < core.shards.len() && Instant::now() < deadline {
         Timer::new(Duration::from_millis(10)).await;
     }
+    let left = deadline.saturating_duration_since(Instant::now());
+    core.webhooks.close(left).await;
 }
 
 async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
@@ -216,7 +232,15 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
             ApiCommand::ShardStopped { .. } => {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)
             }
-            ApiCommand::ClientEvent(b) => core.broadcast(b).await,
+            ApiCommand::ClientEvent(b) => {
+                if core.webhooks.wants(b.app, Kind::ClientEvent) {
+                    client_event_webhook(&core, &b);
+                }
+                core.broadcast(b).await
+            }
+            ApiCommand::CacheMiss { app, channel } => {
+                core.webhooks.emit(app, &Event::CacheMiss { channel })
+            }
             ApiCommand::PresenceJoin(join) => presence::join(&core, join).await,
             ApiCommand::UserOnline {
                 shard,
@@ -251,4 +275,31 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
             } => presence::leave(&core, app, &channel, &user_id, socket_id).await,
         }
     }
+}
+
+/// The `client_event` webhook of a relayed client event (its fields read back from the frame).
+fn client_event_webhook(core: &ApiCore, b: &Broadcast) {
+    #[derive(serde::Deserialize)]
+    struct Frame<'a> {
+        event: String,
+        #[serde(borrow)]
+        data: Option<&'a serde_json::value::RawValue>,
+        user_id: Option<String>,
+    }
+    let Ok(frame) = serde_json::from_slice::<Frame>(&b.payload) else {
+        return;
+    };
+    // `data` is relayed as the client sent it: a JSON string stays a string, anything else is
+    // passed on as its JSON text.
+    let data = frame.data.map_or(String::new(), |d| {
+        serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_string())
+    });
+    let event = Event::ClientEvent {
+        channel: b.channel.clone(),
+        event: frame.event.into(),
+        data: data.into(),
+        socket_id: b.except.map(|s| s.to_string()).unwrap_or_default().into(),
+        user_id: frame.user_id.map(Into::into),
+    };
+    core.webhooks.emit(b.app, &event);
 }

@@ -38,6 +38,7 @@ pub async fn join(core: &ApiCore, j: PresenceJoin) {
     let result = match joined {
         Ok(joined) => {
             if joined.first_connection {
+                core.webhooks.member_added(j.app, &j.channel, &j.user_id);
                 let data = format!(
                     r#"{{"user_id":{},"user_info":{}}}"#,
                     frames::json_string(&j.user_id),
@@ -71,6 +72,7 @@ pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, so
         .borrow_mut()
         .leave(app, channel, user_id, socket);
     if left == Left::LastConnection {
+        core.webhooks.member_removed(app, channel, user_id);
         let data = format!(r#"{{"user_id":{}}}"#, frames::json_string(user_id));
         core.broadcast(member_event(
             app,

@@ -13,6 +13,7 @@ use crate::cache::{LastEvents, Tick};
 use crate::config::ServerConfig;
 use crate::http::ApiResponse;
 use crate::protocol::{ChannelName, ErrorCode, SocketId, frames};
+use crate::webhooks::Kind;
 use crate::ws;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{
@@ -217,9 +218,18 @@ impl Shard {
     /// `pusher:cache_miss`.
     pub fn replay_cache(&self, key: hub::ConnKey, app: crate::app::AppIdx, channel: &str) {
         let cached = self.last_events.borrow().get(app, channel, self.now());
-        let frame = cached
-            .map(|(frame, _)| frame)
-            .unwrap_or_else(|| ws::frame::text(frames::cache_miss(channel).as_bytes()).into());
+        let frame = match cached {
+            Some((frame, _)) => frame,
+            None => {
+                if self.apps.get(app).webhook_kinds.contains(Kind::CacheMiss) {
+                    self.send_api_ordered(ApiCommand::CacheMiss {
+                        app,
+                        channel: channel.into(),
+                    });
+                }
+                ws::frame::text(frames::cache_miss(channel).as_bytes()).into()
+            }
+        };
         self.hub.borrow_mut().send(key, frame);
     }
 

@@ -3,6 +3,8 @@
 //! with its own implementation of Pusher's scheme.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -72,10 +74,15 @@ impl Server {
 
     /// A server from a TOML config (host and port are forced to 127.0.0.1:0).
     pub fn with_config(toml: &str) -> Server {
+        Self::with_config_env(toml, &[])
+    }
+
+    /// A server from a TOML config and extra environment.
+    pub fn with_config_env(toml: &str, env: &[(&str, &str)]) -> Server {
         let dir = temp_dir();
         let path = dir.0.join("ringcast.toml");
         std::fs::write(&path, toml).unwrap();
-        let mut s = Self::spawn(Some(&path), &[]);
+        let mut s = Self::spawn(Some(&path), env);
         s._dir = Some(dir);
         s
     }
@@ -262,6 +269,7 @@ impl Ws {
 
     pub fn connect_raw(addr: SocketAddr, path: &str) -> Ws {
         let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
         Self::over(stream, addr, path)
     }
 
@@ -429,6 +437,7 @@ impl Response {
 impl Http {
     pub fn connect(addr: SocketAddr) -> Http {
         let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
         Http {
             stream,

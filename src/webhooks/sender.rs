@@ -1,0 +1,212 @@
+//! One webhook endpoint's sender: a thread of its own, so a slow or dead endpoint holds up
+//! nothing but itself. It batches events (at most [`BATCH_WINDOW`] and [`BATCH_MAX`] events per
+//! request), signs each request, and retries failures with exponential backoff.
+
+use crate::auth;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+pub const BATCH_MAX: usize = 100;
+/// The first retry waits this long; every further one twice as long as the one before.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// A batch still failing this long after its first attempt is given up.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
+/// Failed batches waiting for a retry; past it the oldest is given up.
+pub const MAX_RETRYING: usize = 1000;
+/// How long one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and how to deliver.
+pub struct Target {
+    pub url: String,
+    pub app_key: String,
+    pub app_secret: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Delivery figures shared with `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// A batch that failed and waits for its next attempt.
+struct Retrying {
+    events: String,
+    first_attempt: Instant,
+    next_attempt: Instant,
+    delay: Duration,
+}
+
+enum Outcome {
+    Delivered,
+    /// Network error, 5xx or 429: worth another attempt.
+    Retry(String),
+    /// Any other answer: retrying would not change it.
+    Refused(u16),
+}
+
+pub fn spawn(
+    target: Target,
+    events: Receiver<String>,
+    counters: Arc<Counters>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("webhooks".into())
+        .spawn(move || Sender::new(target, counters).run(events))
+}
+
+struct Sender {
+    target: Target,
+    agent: ureq::Agent,
+    counters: Arc<Counters>,
+    retrying: Vec<Retrying>,
+}
+
+impl Sender {
+    fn new(target: Target, counters: Arc<Counters>) -> Sender {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Sender {
+            target,
+            agent,
+            counters,
+            retrying: Vec::new(),
+        }
+    }
+
+    fn run(mut self, events: Receiver<String>) {
+        let mut batch: Vec<String> = Vec::new();
+        let mut batch_due = Instant::now();
+        loop {
+            let mut wake = self.retrying.iter().map(|r| r.next_attempt).min();
+            if !batch.is_empty() {
+                wake = Some(wake.map_or(batch_due, |w| w.min(batch_due)));
+            }
+            let received = match wake {
+                Some(at) => events.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match received {
+                Ok(event) => {
+                    if batch.is_empty() {
+                        batch_due = Instant::now() + BATCH_WINDOW;
+                    }
+                    batch.push(event);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Shutting down: one last attempt for what is batched, no retries.
+                    if !batch.is_empty() {
+                        let events = batch.join(",");
+                        self.attempt_once(&events);
+                    }
+                    return;
+                }
+            }
+            if batch.len() >= BATCH_MAX || (!batch.is_empty() && Instant::now() >= batch_due) {
+                let events = batch.join(",");
+                batch.clear();
+                if !self.attempt_once(&events) {
+                    self.schedule_retry(events, Instant::now(), FIRST_RETRY);
+                }
+            }
+            self.retry_due();
+        }
+    }
+
+    /// One attempt; `true` when the batch needs no retry.
+    fn attempt_once(&self, events: &str) -> bool {
+        match self.post(events) {
+            Outcome::Delivered => {
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Outcome::Refused(status) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                log::warn!("webhook {} refused a batch with {status}", self.target.url);
+                true
+            }
+            Outcome::Retry(why) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                log::debug!("webhook {} failed ({why}); will retry", self.target.url);
+                false
+            }
+        }
+    }
+
+    fn schedule_retry(&mut self, events: String, first_attempt: Instant, delay: Duration) {
+        let next_attempt = Instant::now() + delay;
+        if next_attempt > first_attempt + GIVE_UP_AFTER {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "webhook {}: giving up a batch after {:?} of retries",
+                self.target.url,
+                GIVE_UP_AFTER
+            );
+            return;
+        }
+        if self.retrying.len() >= MAX_RETRYING {
+            self.retrying.remove(0);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "webhook {}: too many failed batches; dropped the oldest",
+                self.target.url
+            );
+        }
+        self.retrying.push(Retrying {
+            events,
+            first_attempt,
+            next_attempt,
+            delay,
+        });
+    }
+
+    fn retry_due(&mut self) {
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retrying)
+            .into_iter()
+            .partition(|r| r.next_attempt <= now);
+        self.retrying = waiting;
+        for r in due {
+            if !self.attempt_once(&r.events) {
+                self.schedule_retry(r.events, r.first_attempt, r.delay * 2);
+            }
+        }
+    }
+
+    fn post(&self, events: &str) -> Outcome {
+        // Signed afresh on every attempt: receivers reject stale `time_ms`.
+        let body = format!(
+            r#"{{"time_ms":{},"events":[{events}]}}"#,
+            crate::clock::unix_ms()
+        );
+        let signature = auth::sign(&self.target.app_secret, body.as_bytes());
+        let mut request = self
+            .agent
+            .post(&self.target.url)
+            .header("Content-Type", "application/json")
+            .header("X-Pusher-Key", &self.target.app_key)
+            .header("X-Pusher-Signature", &signature);
+        for (k, v) in &self.target.headers {
+            request = request.header(k, v);
+        }
+        match request.send(body.as_bytes()) {
+            Ok(r) if r.status().is_success() => Outcome::Delivered,
+            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                Outcome::Retry(format!("status {}", r.status()))
+            }
+            Ok(r) => Outcome::Refused(r.status().as_u16()),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}
