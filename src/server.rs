@@ -111,7 +111,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             to_api: link.to_api,
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
-            .spawn(move || shard::run(setup))
+.spawn(move || shard::run(setup))
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
     }
@@ -123,7 +123,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         stop,
     };
     let api = executor("api", plan.api_cpu)
-        .spawn(move || api::run(api_setup))
+        .spawn(move || {
+            placement::no_wakeup_preemption();
+            api::run(api_setup)
+        })
         .map_err(|e| {
             StartError(format!(
                 "cannot start the API core on cpu {}: {e}",

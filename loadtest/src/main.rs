@@ -4,6 +4,7 @@
 //! reports deliveries/s, latency percentiles, lost and duplicate deliveries, and the server's
 //! RSS per connection and CPU use. Run it pinned to a core other than the server's.
 
+mod api_publish;
 mod client;
 mod presence;
 mod publisher;
@@ -29,6 +30,9 @@ enum Scenario {
     PresenceEvents,
     /// Every connection subscribes to and leaves presence channels as fast as confirmed.
     PresenceChurn,
+    /// `publishers` keep-alive connections publish signed events as fast as answered
+    /// (closed loop), with `--idempotency-keys` a fresh key on each, as the Sockudo SDKs do.
+    Publish,
 }
 
 #[derive(Parser, Clone)]
@@ -79,6 +83,9 @@ pub(crate) struct Args {
     /// member_added frames have drained.
     #[arg(long, default_value_t = 5.0)]
     settle: f64,
+    /// publish: send an idempotency key (body and header) with every publish.
+    #[arg(long)]
+    idempotency_keys: bool,
     /// Print only the JSON report.
     #[arg(long)]
     json: bool,
@@ -216,6 +223,7 @@ async fn run(args: Args) -> serde_json::Value {
     match args.scenario {
         Scenario::PresenceEvents => return presence::events(args, target, creds).await,
         Scenario::PresenceChurn => return presence::churn(args, target, creds).await,
+        Scenario::Publish => return api_publish::run(args, target, creds).await,
         Scenario::Fanout => {}
     }
     let epoch = Instant::now();

@@ -63,19 +63,37 @@ impl Publisher {
 
     /// POSTs a body; returns the HTTP status. Reconnects once if the server closed the connection.
     pub async fn post(&mut self, c: &Credentials, path: &str, body: &[u8]) -> std::io::Result<u16> {
-        match self.try_post(c, path, body).await {
+        self.post_keyed(c, path, body, None).await
+    }
+
+    /// [`Publisher::post`] with an `X-Idempotency-Key` header, as the Sockudo SDKs send it.
+    pub async fn post_keyed(
+        &mut self,
+        c: &Credentials,
+        path: &str,
+        body: &[u8],
+        key: Option<&str>,
+    ) -> std::io::Result<u16> {
+        match self.try_post(c, path, body, key).await {
             Ok(s) => Ok(s),
             Err(_) => {
                 *self = Publisher::connect(self.target).await?;
-                self.try_post(c, path, body).await
+                self.try_post(c, path, body, key).await
             }
         }
     }
 
-    async fn try_post(&mut self, c: &Credentials, path: &str, body: &[u8]) -> std::io::Result<u16> {
+    async fn try_post(
+        &mut self,
+        c: &Credentials,
+        path: &str,
+        body: &[u8],
+        key: Option<&str>,
+    ) -> std::io::Result<u16> {
         let target = signed_path(c, "POST", path, body);
+        let key_header = key.map_or(String::new(), |k| format!("X-Idempotency-Key: {k}\r\n"));
         let mut req = format!(
-            "POST {target} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{key_header}Content-Length: {}\r\n\r\n",
             self.target,
             body.len()
         )
