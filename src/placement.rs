@@ -103,9 +103,6 @@ pub fn no_wakeup_preemption() {
     // SAFETY: plain syscall on the calling thread with a valid parameter block.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
     if rc != 0 {
-        log::debug!(
-            "SCHED_BATCH refused: {}",
-            std::io::Error::last_os_error()
-        );
+        log::debug!("SCHED_BATCH refused: {}", std::io::Error::last_os_error());
     }
 }

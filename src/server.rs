@@ -111,7 +111,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             to_api: link.to_api,
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
-.spawn(move || shard::run(setup))
+            .spawn(move || shard::run(setup))
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
     }

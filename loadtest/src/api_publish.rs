@@ -51,9 +51,7 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
                 let status = publisher
                     .post_keyed(&creds, &path, body.as_bytes(), key.as_deref())
                     .await;
-                let _ = latency
-                    .borrow_mut()
-                    .record(t.elapsed().as_micros() as u64);
+                let _ = latency.borrow_mut().record(t.elapsed().as_micros() as u64);
                 match status {
                     Ok(200) => tally.borrow_mut().ok += 1,
                     _ => tally.borrow_mut().failed += 1,
