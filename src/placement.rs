@@ -44,6 +44,25 @@ pub fn plan(allowed: &[usize], requested: usize) -> Plan {
     }
 }
 
+/// Makes the calling thread SCHED_BATCH: when it is woken it does not preempt the thread
+/// running on its CPU, it waits for that thread to block or use up its slice.
+///
+/// The API executor runs this. Where it shares a CPU with a shard (two CPUs or fewer), every
+/// request the shard hands over would otherwise switch the CPU to the API executor at once,
+/// and back for the answer: one context switch pair per request. Waiting instead lets the
+/// shard finish its batch and the API executor take many requests per wake. The shards stay
+/// ordinary threads, so a broadcast from the API executor still wakes a shard at once.
+/// Measured with `scripts/loadgen --scenario publish`: 1.75x more publishes/s on one CPU,
+/// fan-out latency unchanged.
+pub fn no_wakeup_preemption() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on the calling thread with a valid parameter block.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if rc != 0 {
+        log::debug!("SCHED_BATCH refused: {}", std::io::Error::last_os_error());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,24 +104,5 @@ mod tests {
                 api_cpu: 1
             }
         );
-    }
-}
-
-/// Makes the calling thread SCHED_BATCH: when it is woken it does not preempt the thread
-/// running on its CPU, it waits for that thread to block or use up its slice.
-///
-/// The API executor runs this. Where it shares a CPU with a shard (two CPUs or fewer), every
-/// request the shard hands over would otherwise switch the CPU to the API executor at once,
-/// and back for the answer: one context switch pair per request. Waiting instead lets the
-/// shard finish its batch and the API executor take many requests per wake. The shards stay
-/// ordinary threads, so a broadcast from the API executor still wakes a shard at once.
-/// Measured with `scripts/loadgen --scenario publish`: 1.75x more publishes/s on one CPU,
-/// fan-out latency unchanged.
-pub fn no_wakeup_preemption() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscall on the calling thread with a valid parameter block.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-    if rc != 0 {
-        log::debug!("SCHED_BATCH refused: {}", std::io::Error::last_os_error());
     }
 }
