@@ -27,6 +27,8 @@ pub struct Broadcast {
     pub except: Option<SocketId>,
     /// A publish to a cache channel: every shard remembers it for later subscribers.
     pub cacheable: bool,
+    /// When it was accepted, for the broadcast latency metric.
+    pub accepted: std::time::Instant,
 }
 
 /// API core → shard.

@@ -239,6 +239,7 @@ mod tests {
             payload: b"{}".to_vec().into_boxed_slice(),
             except: None,
             cacheable: false,
+            accepted: std::time::Instant::now(),
         });
         h.record(b, "e", 0, at, keep)
     }

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod history;
 pub mod http;
+pub mod metrics;
 pub mod placement;
 pub mod protocol;
 pub mod server;

@@ -4,6 +4,7 @@ use crate::api::{self, ApiSetup};
 use crate::app::Apps;
 use crate::bus::ShardLink;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::placement;
 use crate::shard::{self, ShardSetup};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -93,6 +94,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
         listeners.push(l);
     }
 
+    // The metrics port is bound here too, so a port in use fails the start with one line.
+    let metrics_listener = match config.server.metrics_port {
+        0 => None,
+        port => {
+            let at = SocketAddr::new(ip, port);
+            let l = std::net::TcpListener::bind(at)
+                .map_err(|e| StartError(format!("cannot listen on {at} (metrics_port): {e}")))?;
+            log::info!(
+                "metrics on http://{}/metrics",
+                l.local_addr().map_err(|e| StartError(e.to_string()))?
+            );
+            Some(l)
+        }
+    };
+    let metrics = Metrics::new(plan.shard_cpus.len());
+
     let links: Vec<ShardLink> = plan.shard_cpus.iter().map(|_| ShardLink::new()).collect();
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
@@ -109,6 +126,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             listener,
             from_api: link.from_api,
             to_api: link.to_api,
+            metrics: metrics.clone(),
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
             .spawn(move || shard::run(setup))
@@ -121,6 +139,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         to_shards,
         from_shards,
         stop,
+        metrics,
+        metrics_listener,
     };
     let api = executor("api", plan.api_cpu)
         .spawn(move || {

@@ -85,6 +85,7 @@ async fn announce(core: &ApiCore, app: AppIdx, channel: &str) {
         payload: payload.into_bytes().into_boxed_slice(),
         except: None,
         cacheable: false,
+        accepted: std::time::Instant::now(),
     })
     .await;
 }

@@ -134,6 +134,7 @@ async fn deliver(core: &ApiCore, app: &App, publish: Publish) -> Map<String, Val
             payload,
             except: publish.except,
             cacheable,
+            accepted: std::time::Instant::now(),
         });
         if keep.max_messages > 0 {
             core.history.borrow_mut().record(

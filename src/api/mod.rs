@@ -7,6 +7,7 @@ mod counts;
 mod events;
 mod history;
 mod idempotency;
+mod metrics_endpoint;
 mod presence;
 mod router;
 mod users;
@@ -18,6 +19,7 @@ use crate::cluster::{
     LocalPresence, LocalSubscriptions, LocalUsers, Presence, Subscriptions, Users, Watcher,
 };
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 use crate::webhooks::{Event, Kind, Webhooks};
 use ahash::{AHashMap, AHashSet};
 use glommio::channels::shared_channel::{
@@ -40,6 +42,9 @@ pub struct ApiSetup {
     pub from_shards: Vec<SharedReceiver<ApiCommand>>,
     /// Set by SIGTERM/SIGINT.
     pub stop: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    /// Bound to `metrics_port` (none when it is 0).
+    pub metrics_listener: Option<std::net::TcpListener>,
 }
 
 /// The API core's state.
@@ -47,6 +52,7 @@ pub struct ApiCore {
     pub apps: Arc<Apps>,
     pub config: ServerConfig,
     shards: Vec<ConnectedSender<ShardCommand>>,
+    metrics: Arc<Metrics>,
     stopped_shards: Cell<usize>,
     pub presence: RefCell<Box<dyn Presence>>,
     pub subscriptions: RefCell<Box<dyn Subscriptions>>,
@@ -100,20 +106,23 @@ impl ApiCore {
 
     /// Closes every connection of a signed-in user, on every shard.
     pub async fn terminate_user(&self, app: AppIdx, user_id: &str) {
-        for shard in &self.shards {
-            let _ = shard
-                .send(ShardCommand::TerminateUser {
-                    app,
-                    user_id: user_id.into(),
-                })
-                .await;
+        for shard in 0..self.shards.len() {
+            let cmd = ShardCommand::TerminateUser {
+                app,
+                user_id: user_id.into(),
+            };
+            self.send_to(shard, cmd).await;
         }
     }
 
     /// Sends a command to one shard.
     pub async fn send_to(&self, shard: usize, cmd: ShardCommand) {
         if let Some(tx) = self.shards.get(shard) {
-            let _ = tx.send(cmd).await;
+            let depth = &self.metrics.shard(shard).queue_depth;
+            depth.fetch_add(1, Ordering::Relaxed);
+            if tx.send(cmd).await.is_err() {
+                depth.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -125,8 +134,9 @@ impl ApiCore {
 
     /// [`ApiCore::broadcast`] of an event someone else keeps a reference to (history).
     pub async fn broadcast_shared(&self, b: Arc<Broadcast>) {
-        for shard in &self.shards {
-            let _ = shard.send(ShardCommand::Broadcast(b.clone())).await;
+        for shard in 0..self.shards.len() {
+            self.send_to(shard, ShardCommand::Broadcast(b.clone()))
+                .await;
         }
     }
 }
@@ -165,7 +175,12 @@ pub async fn run(setup: ApiSetup) {
             return;
         }
     };
+    setup.metrics.set_webhooks(webhooks.counters.clone());
+    if let Some(listener) = setup.metrics_listener {
+        glommio::spawn_local(metrics_endpoint::serve(listener, setup.metrics.clone())).detach();
+    }
     let core = Rc::new(ApiCore {
+        metrics: setup.metrics,
         webhooks,
         apps: setup.apps,
         config: setup.config,
@@ -201,8 +216,8 @@ pub async fn run(setup: ApiSetup) {
         }
     }
     log::info!("shutting down: closing connections with 4200");
-    for shard in &core.shards {
-        let _ = shard.send(ShardCommand::Shutdown).await;
+    for shard in 0..core.shards.len() {
+        core.send_to(shard, ShardCommand::Shutdown).await;
     }
     let deadline = Instant::now() + Duration::from_secs(core.config.shutdown_grace_s + 1);
     while core.stopped_shards.get() < core.shards.len() && Instant::now() < deadline {
@@ -223,8 +238,7 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
                 let core = core.clone();
                 glommio::spawn_local(async move {
                     let response = route(&core, http).await;
-                    let _ = core.shards[shard]
-                        .send(ShardCommand::HttpResponse { request, response })
+                    core.send_to(shard, ShardCommand::HttpResponse { request, response })
                         .await;
                 })
                 .detach();

@@ -22,6 +22,7 @@ fn member_event(
         payload: payload.into_bytes().into_boxed_slice(),
         except,
         cacheable: false,
+        accepted: std::time::Instant::now(),
     }
 }
 

@@ -53,7 +53,13 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
     n
 }
 
-async fn respond(stream: &mut TcpStream, r: &ApiResponse, keep_alive: bool) -> std::io::Result<()> {
+async fn respond(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    r: &ApiResponse,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    shard.stats().http_answered(r.status);
     let bytes = http::response(r.status, "application/json", r.body.as_bytes(), keep_alive);
     stream.write_all(&bytes).await
 }
@@ -72,7 +78,7 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
                 }
                 Err(e) => {
                     let r = ApiResponse::error(e.status(), "bad_request", "malformed HTTP request");
-                    return respond(stream, &r, false).await.map(|_| Next::Done);
+                    return respond(shard, stream, &r, false).await.map(|_| Next::Done);
                 }
             }
         };
@@ -84,6 +90,7 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
         }
         if head.path == "/up" || head.path.starts_with("/up/") {
             let r = health(shard, &head.path);
+            shard.stats().http_answered(r.status);
             let content_type = if r.status == 200 {
                 "text/plain"
             } else {
@@ -105,11 +112,11 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
 
         if head.chunked {
             let r = ApiResponse::error(411, "length_required", "send the body with Content-Length");
-            return respond(stream, &r, false).await.map(|_| Next::Done);
+            return respond(shard, stream, &r, false).await.map(|_| Next::Done);
         }
         if head.content_length > http::MAX_BODY_BYTES {
             let r = ApiResponse::error(413, "payload_too_large", "request body is too large");
-            return respond(stream, &r, false).await.map(|_| Next::Done);
+            return respond(shard, stream, &r, false).await.map(|_| Next::Done);
         }
         while buf.len() < head.content_length {
             if read_more(stream, &mut buf).await? == 0 {
@@ -125,7 +132,7 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
             idempotency_key: head.idempotency_key,
         };
         let response = shard.call_api(request).await;
-        respond(stream, &response, head.keep_alive).await?;
+        respond(shard, stream, &response, head.keep_alive).await?;
         if !head.keep_alive {
             return Ok(Next::Done);
         }
@@ -163,9 +170,10 @@ async fn upgrade(
         Ok(a) => a,
         Err(e) => {
             let r = ApiResponse::error(e.status(), "bad_request", "expected a WebSocket upgrade");
-            return respond(stream, &r, false).await.map(|_| Next::Done);
+            return respond(shard, stream, &r, false).await.map(|_| Next::Done);
         }
     };
+    shard.stats().http_answered(101);
     stream
         .write_all(&handshake::switching_protocols(&accept))
         .await?;

@@ -12,6 +12,7 @@ use crate::bus::{ApiCommand, Broadcast, ShardCommand, ShardId};
 use crate::cache::{LastEvents, Tick};
 use crate::config::ServerConfig;
 use crate::http::ApiResponse;
+use crate::metrics::{Metrics, ShardMetrics};
 use crate::protocol::{ChannelName, ErrorCode, SocketId, frames};
 use crate::webhooks::Kind;
 use crate::ws;
@@ -31,6 +32,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Bytes read from a socket at once into the shard's scratch buffer.
@@ -46,11 +48,13 @@ pub struct ShardSetup {
     pub listener: std::net::TcpListener,
     pub from_api: SharedReceiver<ShardCommand>,
     pub to_api: SharedSender<ApiCommand>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A shard's state, shared by its tasks (single-threaded: `Rc` and `RefCell`).
 pub struct Shard {
     pub id: ShardId,
+    metrics: Arc<Metrics>,
     pub apps: Arc<Apps>,
     pub config: ServerConfig,
     pub hub: RefCell<Hub>,
@@ -79,6 +83,11 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// This shard's figures for `/metrics`.
+    pub fn stats(&self) -> &ShardMetrics {
+        self.metrics.shard(self.id)
+    }
+
     /// The coarse clock (seconds since start), advanced by the sweeper.
     pub fn now(&self) -> Tick {
         self.now.get()
@@ -211,7 +220,11 @@ impl Shard {
         if subscribers == 0 {
             return 0;
         }
-        hub.publish(b.app, &b.channel, &frame, b.except)
+        let queued = hub.publish(b.app, &b.channel, &frame, b.except);
+        let stats = self.stats();
+        ShardMetrics::add(&stats.messages_out, queued as u64);
+        stats.broadcast_latency.record(b.accepted.elapsed());
+        queued
     }
 
     /// Right after a cache channel's `subscription_succeeded`: its last event, or
@@ -282,6 +295,7 @@ pub async fn run(setup: ShardSetup) {
     let (api_ordered, ordered_rx) = local_channel::new_unbounded();
     let shard = Rc::new(Shard {
         id: setup.id,
+        metrics: setup.metrics,
         hub: RefCell::new(Hub::new(setup.apps.len(), outbound_limit)),
         apps: setup.apps,
         to_api,
@@ -318,6 +332,7 @@ async fn command_loop(
     accept: glommio::Task<()>,
 ) {
     while let Some(cmd) = from_api.recv().await {
+        shard.stats().queue_depth.fetch_sub(1, Ordering::Relaxed);
         match cmd {
             ShardCommand::Broadcast(b) => {
                 shard.deliver(&b);

@@ -8,6 +8,7 @@ use super::hub::PresenceSub;
 use crate::app::App;
 use crate::auth;
 use crate::bus::{ApiCommand, Broadcast, PresenceJoin};
+use crate::metrics::ShardMetrics;
 use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ErrorCode, SocketId, frames};
 use crate::ws::{self, Decoder, Incoming, WsError};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -99,6 +100,8 @@ struct Ctx<'a> {
     socket_id: SocketId,
     /// A close frame is queued; nothing more is read.
     closing: bool,
+    /// The code of the close frame we sent, for the disconnection metric.
+    close_code: Option<u16>,
 }
 
 impl Ctx<'_> {
@@ -115,7 +118,8 @@ impl Ctx<'_> {
 
     /// Queues the closing frames, bypassing the outbound limit (a slow consumer's queue was
     /// already dropped to make room for them).
-    fn close_with(&mut self, frames: Vec<u8>) {
+    fn close_with(&mut self, code: u16, frames: Vec<u8>) {
+        self.close_code = Some(code);
         let mut hub = self.shard.hub.borrow_mut();
         if let Some(conn) = hub.conn_mut(self.key) {
             conn.outbox.push(frames.into());
@@ -136,7 +140,8 @@ impl Ctx<'_> {
             Incoming::Pong => {}
             Incoming::Close(code) => {
                 // Echo the client's code, as RFC 6455 suggests.
-                self.close_with(ws::frame::close(code.unwrap_or(1000), ""));
+                let code = code.unwrap_or(1000);
+                self.close_with(code, ws::frame::close(code, ""));
                 return ControlFlow::Break(());
             }
         }
@@ -148,6 +153,7 @@ impl Ctx<'_> {
     }
 
     fn on_text(&mut self, bytes: &mut [u8]) {
+        ShardMetrics::add(&self.shard.stats().messages_in, 1);
         let mut original = self.shard.message_copy.borrow_mut();
         original.clear();
         original.extend_from_slice(bytes);
@@ -235,7 +241,8 @@ impl Ctx<'_> {
         let socket_id = self.socket_id.to_string();
         let (key, secret) = (self.app.key(), self.app.secret());
         if !auth::verify_user_auth(key, secret, &socket_id, user_data, auth) {
-            return self.close_with(closing_frames(ErrorCode::Unauthorized, "Invalid signature"));
+            let frames = closing_frames(ErrorCode::Unauthorized, "Invalid signature");
+            return self.close_with(ErrorCode::Unauthorized.code(), frames);
         }
         let parsed = serde_json::from_str::<serde_json::Value>(user_data).unwrap_or_default();
         let id = parsed
@@ -244,7 +251,8 @@ impl Ctx<'_> {
             .filter(|id| !id.is_empty());
         let Some(id) = id.map(Rc::<str>::from) else {
             let reason = "user_data needs a non-empty string id";
-            return self.close_with(closing_frames(ErrorCode::Unauthorized, reason));
+            let frames = closing_frames(ErrorCode::Unauthorized, reason);
+            return self.close_with(ErrorCode::Unauthorized.code(), frames);
         };
         if let Some(conn) = self.shard.hub.borrow_mut().conn_mut(self.key) {
             conn.user_id = Some(id.clone());
@@ -345,6 +353,7 @@ impl Ctx<'_> {
             payload,
             except: Some(self.socket_id),
             cacheable: false,
+            accepted: std::time::Instant::now(),
         }));
         if relayed {
             Ok(())
@@ -480,7 +489,7 @@ impl Session<'_> {
     fn fail(&mut self, e: WsError) {
         if !self.ctx.closing {
             self.ctx
-                .close_with(ws::frame::close(e.close_code(), e.reason()));
+                .close_with(e.close_code(), ws::frame::close(e.close_code(), e.reason()));
         }
     }
 
@@ -500,6 +509,7 @@ impl Session<'_> {
         if n == 0 {
             return Poll::Ready(Ok(0));
         }
+        ShardMetrics::add(&shard.stats().bytes_in, n as u64);
         shard.hub.borrow_mut().touch(self.ctx.key, shard.now());
         if self.partial.is_empty() {
             let used = self.decode(&mut scratch[..n]);
@@ -554,6 +564,7 @@ impl Session<'_> {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }
                 Poll::Ready(Ok(n)) => {
+                    ShardMetrics::add(&shard.stats().bytes_out, n as u64);
                     if let Some(conn) = shard.hub.borrow_mut().conn_mut(key) {
                         conn.outbox.consume(n);
                     }
@@ -585,7 +596,7 @@ impl Session<'_> {
                     .and_then(|c| c.close);
                 if let Some(code) = requested {
                     self.ctx
-                        .close_with(closing_frames(code, close_message(code)));
+                        .close_with(code.code(), closing_frames(code, close_message(code)));
                 }
             }
             match self.poll_flush(cx, stream) {
@@ -659,7 +670,9 @@ async fn run(
         key,
         socket_id,
         closing: false,
+        close_code: None,
     };
+    shard.stats().connected();
     let mut session = Session {
         ctx,
         decoder: Decoder::new(shard.config.max_message_kb * 1024),
@@ -690,6 +703,8 @@ async fn run(
             socket_id,
         });
     }
+    // A close we queued counts even if the client vanished before reading it (4100, 4201 …).
+    shard.stats().disconnected(session.ctx.close_code);
     match end {
         End::Closed => finish(stream).await,
         End::Gone => Ok(()),

@@ -62,8 +62,18 @@ pub fn dev_app_toml(extra: &str) -> String {
     )
 }
 
+/// The binary, with metrics off unless a test asks: parallel servers cannot share the
+/// default metrics port.
 pub fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringcast"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
+    cmd.env("RINGCAST_METRICS_PORT", "0");
+    cmd
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 impl Server {

@@ -9,7 +9,7 @@ const BIN = process.env.RINGCAST_BIN || path.join(__dirname, '..', '..', 'target
 function startServer(env = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(BIN, [], {
-      env: { ...process.env, RINGCAST_HOST: '127.0.0.1', RINGCAST_PORT: '0', RUST_LOG: 'info', ...env },
+      env: { ...process.env, RINGCAST_HOST: '127.0.0.1', RINGCAST_PORT: '0', RINGCAST_METRICS_PORT: '0', RUST_LOG: 'info', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const lines = [];

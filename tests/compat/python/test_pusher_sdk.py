@@ -58,7 +58,7 @@ class Server:
                 '[[apps]]\nid = "%s"\nkey = "%s"\nsecret = "%s"\n'
                 '[[apps.webhooks]]\nurl = "%s"\n' % (APP_ID, KEY, SECRET, webhook_url)
             )
-        env = dict(os.environ, RINGCAST_HOST="127.0.0.1", RINGCAST_PORT="0", RUST_LOG="info",
+        env = dict(os.environ, RINGCAST_HOST="127.0.0.1", RINGCAST_PORT="0", RINGCAST_METRICS_PORT="0", RUST_LOG="info",
                    RINGCAST_WEBHOOK_HOLD_MS="100")
         self.proc = subprocess.Popen([BIN, "--config", config], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
