@@ -9,6 +9,7 @@ mod client;
 mod presence;
 mod publisher;
 mod server_stats;
+mod storm;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -26,9 +27,18 @@ use tokio::sync::Semaphore;
 enum Scenario {
     /// Subscribers on `channels` channels; signed HTTP publishes at `rate`.
     Fanout,
+    /// Fan-out over many channels with a few subscribers each (`channels` defaults to
+    /// connections / 4).
+    Channels,
+    /// Fan-out where `slow_percent` of the subscribers (default 1%) never read: the healthy
+    /// ones' latency and the server's RSS must stay bounded.
+    Slow,
+    /// N clients connected, then all dropped and reconnected at once: connect latency.
+    Storm,
     /// N members on one presence channel; one sends client events at `rate`.
     PresenceEvents,
     /// Every connection subscribes to and leaves presence channels as fast as confirmed.
+    #[value(alias = "presence")]
     PresenceChurn,
     /// `publishers` keep-alive connections publish signed events as fast as answered
     /// (closed loop), with `--idempotency-keys` a fresh key on each, as the Sockudo SDKs do.
@@ -83,6 +93,9 @@ pub(crate) struct Args {
     /// member_added frames have drained.
     #[arg(long, default_value_t = 5.0)]
     settle: f64,
+    /// slow: percent of subscribers that never read.
+    #[arg(long, default_value_t = 1.0)]
+    slow_percent: f64,
     /// publish: send an idempotency key (body and header) with every publish.
     #[arg(long)]
     idempotency_keys: bool,
@@ -224,8 +237,20 @@ async fn run(args: Args) -> serde_json::Value {
         Scenario::PresenceEvents => return presence::events(args, target, creds).await,
         Scenario::PresenceChurn => return presence::churn(args, target, creds).await,
         Scenario::Publish => return api_publish::run(args, target, creds).await,
-        Scenario::Fanout => {}
+        Scenario::Storm => return storm::run(args, target).await,
+        Scenario::Fanout | Scenario::Channels | Scenario::Slow => {}
     }
+    let mut args = args;
+    if args.scenario == Scenario::Channels && args.channels == 1 {
+        args.channels = (args.connections / 4).max(1);
+    }
+    // A slow subscriber every `slow_every` connections (none outside the slow scenario).
+    let slow_every = match args.scenario {
+        Scenario::Slow if args.slow_percent > 0.0 => {
+            ((100.0 / args.slow_percent).round() as usize).max(1)
+        }
+        _ => usize::MAX,
+    };
     let epoch = Instant::now();
     let rss_before = args.server_pid.and_then(server_stats::rss_kib);
 
@@ -259,6 +284,17 @@ async fn run(args: Args) -> serde_json::Value {
     }
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let connect_errors = args.connections - conns.len();
+    // Slow subscribers keep their socket open and never read it.
+    let mut slow = Vec::new();
+    let mut healthy = Vec::with_capacity(conns.len());
+    for (i, c) in conns.into_iter().enumerate() {
+        if i % slow_every == slow_every - 1 {
+            slow.push(c);
+        } else {
+            healthy.push(c);
+        }
+    }
+    let conns = healthy;
     let mut subscribers = vec![0u64; args.channels];
     for (_, _, ch) in &conns {
         subscribers[*ch] += 1;
@@ -311,6 +347,19 @@ async fn run(args: Args) -> serde_json::Value {
             }
         }));
     }
+    // The server's peak RSS while publishing (slow subscribers make it grow until dropped).
+    let peak_rss = Rc::new(RefCell::new(rss_after));
+    let sampler = args.server_pid.map(|pid| {
+        let peak = peak_rss.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let now = server_stats::rss_kib(pid);
+                let mut p = peak.borrow_mut();
+                *p = (*p).max(now);
+            }
+        })
+    });
     for p in pubs {
         let _ = p.await;
     }
@@ -323,6 +372,12 @@ async fn run(args: Args) -> serde_json::Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu_after = args.server_pid.and_then(server_stats::cpu_seconds);
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let rss_end = args.server_pid.and_then(server_stats::rss_kib);
+    let slow_count = slow.len();
+    drop(slow);
 
     let s = stats.borrow();
     let window = s
@@ -343,6 +398,7 @@ async fn run(args: Args) -> serde_json::Value {
     };
     json!({
         "target": args.target,
+        "scenario": format!("{:?}", args.scenario).to_lowercase(),
         "connections": args.connections,
         "channels": args.channels,
         "rate": args.rate,
@@ -370,7 +426,10 @@ async fn run(args: Args) -> serde_json::Value {
             "p999": percentile_ms(h, 0.999),
             "max": h.max() as f64 / 1000.0,
         },
+        "slow_connections": slow_count,
         "server": {
+            "rss_kib_peak": *peak_rss.borrow(),
+            "rss_kib_end": rss_end,
             "rss_kib_before": rss_before,
             "rss_kib_subscribed": rss_after,
             "rss_per_connection_kib": rss_per_conn,
