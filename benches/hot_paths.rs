@@ -1,5 +1,6 @@
 //! Hot-path micro-benchmarks: client-message parsing, frame encoding, HTTP signature checks,
-//! and fan-out of one broadcast through a shard's channel index to 10k local subscribers.
+//! fan-out of one broadcast through a shard's channel index to 10k local subscribers, and the
+//! per-publish extras (history, cache channels, the latency metric).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ringcast::app::AppIdx;
@@ -130,5 +131,51 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, encode, signature, fanout);
+/// What the API core does per publish besides signing: record it in history and, for cache
+/// channels, keep it; and what a shard adds per broadcast for `/metrics`.
+fn per_publish(c: &mut Criterion) {
+    use ringcast::app::AppIdx;
+    use ringcast::bus::Broadcast;
+    use ringcast::cache::LastEvents;
+    use ringcast::history::{History, Retention};
+    use ringcast::metrics::Histogram;
+    use std::sync::Arc;
+
+    let keep = Retention {
+        max_messages: 100,
+        ttl_ms: 86_400_000,
+    };
+    let mut history = History::new(1);
+    let payload: Box<[u8]> = br#"{"event":"e","channel":"c-1","data":"{\"n\":1}"}"#
+        .to_vec()
+        .into();
+    let mut n = 0u64;
+    c.bench_function("history record (1k channels, 100 kept each)", |b| {
+        b.iter(|| {
+            n += 1;
+            let event = Arc::new(Broadcast {
+                app: AppIdx(0),
+                channel: format!("c-{}", n % 1000).into(),
+                payload: payload.clone(),
+                except: None,
+                cacheable: false,
+                accepted: std::time::Instant::now(),
+            });
+            history.record(event, "e", 7, n, keep)
+        })
+    });
+    let mut cache = LastEvents::default();
+    c.bench_function("cache channel store (1k channels)", |b| {
+        b.iter(|| {
+            n += 1;
+            cache.store(AppIdx(0), &format!("cache-{}", n % 1000), n, 10)
+        })
+    });
+    let latency = Histogram::default();
+    c.bench_function("broadcast latency record", |b| {
+        b.iter(|| latency.record(std::time::Duration::from_micros(n % 100_000)))
+    });
+}
+
+criterion_group!(benches, parse, encode, signature, fanout, per_publish);
 criterion_main!(benches);
