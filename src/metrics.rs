@@ -48,8 +48,9 @@ impl Histogram {
     }
 }
 
-/// One shard's figures.
+/// One shard's figures, on cache lines of their own (shards write them concurrently).
 #[derive(Default)]
+#[repr(align(128))]
 pub struct ShardMetrics {
     pub connections: AtomicI64,
     pub new_connections: AtomicU64,

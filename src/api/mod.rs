@@ -247,8 +247,10 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)
             }
             ApiCommand::ClientEvent(b) => {
-                if core.webhooks.wants(b.app, Kind::ClientEvent) {
-                    client_event_webhook(&core, &b);
+                if core.webhooks.wants(b.app, Kind::ClientEvent)
+                    && let Some(event) = Event::client_event(&b)
+                {
+                    core.webhooks.emit(b.app, &event);
                 }
                 core.broadcast(b).await
             }
@@ -289,31 +291,4 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ConnectedReceiver<ApiCommand>) {
             } => presence::leave(&core, app, &channel, &user_id, socket_id).await,
         }
     }
-}
-
-/// The `client_event` webhook of a relayed client event (its fields read back from the frame).
-fn client_event_webhook(core: &ApiCore, b: &Broadcast) {
-    #[derive(serde::Deserialize)]
-    struct Frame<'a> {
-        event: String,
-        #[serde(borrow)]
-        data: Option<&'a serde_json::value::RawValue>,
-        user_id: Option<String>,
-    }
-    let Ok(frame) = serde_json::from_slice::<Frame>(&b.payload) else {
-        return;
-    };
-    // `data` is relayed as the client sent it: a JSON string stays a string, anything else is
-    // passed on as its JSON text.
-    let data = frame.data.map_or(String::new(), |d| {
-        serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_string())
-    });
-    let event = Event::ClientEvent {
-        channel: b.channel.clone(),
-        event: frame.event.into(),
-        data: data.into(),
-        socket_id: b.except.map(|s| s.to_string()).unwrap_or_default().into(),
-        user_id: frame.user_id.map(Into::into),
-    };
-    core.webhooks.emit(b.app, &event);
 }

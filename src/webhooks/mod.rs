@@ -7,6 +7,7 @@
 pub mod sender;
 
 use crate::app::{AppIdx, Apps};
+use crate::bus::Broadcast;
 use ahash::AHashMap;
 use crossbeam_channel::{Sender, TrySendError};
 use glommio::timer::Timer;
@@ -145,6 +146,30 @@ impl Event {
             | Event::CacheMiss { channel }
             | Event::SubscriptionCount { channel, .. } => channel,
         }
+    }
+
+    /// The `client_event` of a relayed client event, its fields read back from the frame.
+    pub fn client_event(b: &Broadcast) -> Option<Event> {
+        #[derive(serde::Deserialize)]
+        struct Frame<'a> {
+            event: String,
+            #[serde(borrow)]
+            data: Option<&'a serde_json::value::RawValue>,
+            user_id: Option<String>,
+        }
+        let frame = serde_json::from_slice::<Frame>(&b.payload).ok()?;
+        // `data` as the client sent it: a JSON string's contents, or the JSON text of anything
+        // else.
+        let data = frame.data.map_or(String::new(), |d| {
+            serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_string())
+        });
+        Some(Event::ClientEvent {
+            channel: b.channel.clone(),
+            event: frame.event.into(),
+            data: data.into(),
+            socket_id: b.except.map(|s| s.to_string()).unwrap_or_default().into(),
+            user_id: frame.user_id.map(Into::into),
+        })
     }
 
     /// The event's JSON object in a webhook body.
