@@ -10,6 +10,7 @@ mod presence;
 mod publisher;
 mod server_stats;
 mod storm;
+mod wave;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -20,7 +21,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Semaphore;
 
 /// What to measure.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,35 +255,11 @@ async fn run(args: Args) -> serde_json::Value {
     let rss_before = args.server_pid.and_then(server_stats::rss_kib);
 
     // Connect and subscribe, `connect_concurrency` at a time.
-    let sem = Rc::new(Semaphore::new(args.connect_concurrency));
-    let connect_hist = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
-    let connect_start = Instant::now();
-    let mut tasks = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        let sem = sem.clone();
-        let hist = connect_hist.clone();
-        let key = args.key.clone();
-        let source = source_for(i, args.sources);
-        let channel = format!("lg-{}", i % args.channels);
-        tasks.push(tokio::task::spawn_local(async move {
-            let _permit = sem.acquire().await.ok()?;
-            let t = Instant::now();
-            let (mut stream, mut buf, _) = client::connect(target, source, &key).await.ok()?;
-            client::subscribe(&mut stream, &mut buf, &channel)
-                .await
-                .ok()?;
-            let _ = hist.borrow_mut().record(t.elapsed().as_micros() as u64);
-            Some((stream, buf, i % args.channels))
-        }));
-    }
-    let mut conns = Vec::with_capacity(args.connections);
-    for t in tasks {
-        if let Ok(Some(c)) = t.await {
-            conns.push(c);
-        }
-    }
-    let connect_secs = connect_start.elapsed().as_secs_f64();
-    let connect_errors = args.connections - conns.len();
+    let wave = wave::connect_all(&args, target, "lg").await;
+    let conns = wave.conns;
+    let ch = wave.latency;
+    let connect_secs = wave.seconds;
+    let connect_errors = wave.errors;
     // Slow subscribers keep their socket open and never read it.
     let mut slow = Vec::new();
     let mut healthy = Vec::with_capacity(conns.len());
@@ -385,7 +361,6 @@ async fn run(args: Args) -> serde_json::Value {
         .map(|l| l.duration_since(publish_start).as_secs_f64())
         .unwrap_or(publish_secs);
     let h = s.latency_us.as_ref().expect("histogram");
-    let ch = connect_hist.borrow();
     let cpu_pct = match (cpu_before, cpu_after) {
         (Some(a), Some(b)) => Some(100.0 * (b - a) / window.max(publish_secs)),
         _ => None,
