@@ -295,6 +295,9 @@ impl Webhooks {
     /// A channel got its first subscriber anywhere: `channel_occupied`, unless it is coming
     /// back within the hold, which cancels the pending `channel_vacated` instead.
     pub fn occupied(&self, app: AppIdx, channel: &str) {
+        if !self.involved(app, Kind::ChannelOccupied) {
+            return;
+        }
         if !self.cancel(&Hold::Vacated(app, channel.into()))
             && self.wants(app, Kind::ChannelOccupied)
         {
@@ -320,6 +323,9 @@ impl Webhooks {
 
     /// A user's first connection joined a presence channel.
     pub fn member_added(&self, app: AppIdx, channel: &str, user_id: &str) {
+        if !self.involved(app, Kind::MemberAdded) {
+            return;
+        }
         if !self.cancel(&Hold::Removed(app, channel.into(), user_id.into()))
             && self.wants(app, Kind::MemberAdded)
         {
@@ -344,8 +350,14 @@ impl Webhooks {
         );
     }
 
+    /// Whether `kind` or the held event it pairs with matters to some endpoint of `app`
+    /// (so apps without webhooks cost nothing here).
+    fn involved(&self, app: AppIdx, kind: Kind) -> bool {
+        self.wants(app, kind) || self.wants(app, counterpart(kind))
+    }
+
     fn hold(self: &Rc<Self>, app: AppIdx, key: Hold, event: Event) {
-        if !self.wants(app, event.kind()) && !self.wants(app, counterpart(event.kind())) {
+        if !self.involved(app, event.kind()) {
             return;
         }
         let generation = self.generation.get() + 1;
@@ -401,11 +413,13 @@ impl Webhooks {
     }
 }
 
-/// The event a held one cancels when both are wanted: a return within the hold sends neither.
+/// The events that pair up across a hold: a return within it sends neither.
 fn counterpart(kind: Kind) -> Kind {
     match kind {
         Kind::ChannelVacated => Kind::ChannelOccupied,
+        Kind::ChannelOccupied => Kind::ChannelVacated,
         Kind::MemberRemoved => Kind::MemberAdded,
+        Kind::MemberAdded => Kind::MemberRemoved,
         k => k,
     }
 }
