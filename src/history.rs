@@ -50,13 +50,6 @@ impl Stream {
     pub fn newest(&self) -> Option<&Stored> {
         self.events.back()
     }
-
-    /// The event with this serial, if retained.
-    pub fn get(&self, serial: u64) -> Option<&Stored> {
-        let first = self.oldest()?.serial;
-        let i = serial.checked_sub(first)?;
-        self.events.get(usize::try_from(i).ok()?)
-    }
 }
 
 /// Retention limits of one app.
@@ -259,8 +252,6 @@ mod tests {
         let a = h.stream(AppIdx(0), "a", 5, KEEP).unwrap();
         let serials: Vec<u64> = a.events.iter().map(|e| e.serial).collect();
         assert_eq!(serials, [3, 4, 5]);
-        assert_eq!(a.get(4).map(|e| e.serial), Some(4));
-        assert!(a.get(2).is_none());
         let id = a.id.clone();
         // Everything expires; the next publish starts a new stream.
         assert!(h.stream(AppIdx(0), "a", 2000, KEEP).is_none());

@@ -1,9 +1,10 @@
 //! Counters for watching a running server (SPEC §6), rendered as Prometheus text on
 //! `metrics_port`.
 //!
-//! Each shard writes only its own [`ShardMetrics`] (relaxed atomics, no cache line shared with
-//! another writer on the message path); the API core writes [`ApiMetrics`]. Reading them all for
-//! a scrape is the only cross-core traffic, and it is read-only.
+//! Each shard writes only its own [`ShardMetrics`] (relaxed atomics on cache lines of their
+//! own). The one exception is a shard's queue depth, which the API core raises as it queues a
+//! command and the shard lowers as it takes one; it sits on a line of its own so that traffic
+//! stays off the shard's other counters. A scrape only reads.
 
 use crate::webhooks::sender::Counters as WebhookCounters;
 use std::fmt::Write;
@@ -48,6 +49,11 @@ impl Histogram {
     }
 }
 
+/// A counter written from two cores, kept off the cache lines of single-writer counters.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct QueueDepth(pub AtomicI64);
+
 /// One shard's figures, on cache lines of their own (shards write them concurrently).
 #[derive(Default)]
 #[repr(align(128))]
@@ -61,7 +67,7 @@ pub struct ShardMetrics {
     pub bytes_out: AtomicU64,
     http: [AtomicU64; STATUSES.len() + 1],
     /// Commands the API core has queued for this shard and the shard has not taken yet.
-    pub queue_depth: AtomicI64,
+    pub queue_depth: QueueDepth,
     /// From a publish's acceptance by the API core to its frames queued for every local
     /// subscriber (they leave with each socket's next write).
     pub broadcast_latency: Histogram,
@@ -218,7 +224,7 @@ impl Metrics {
             "Commands queued from the API core to a shard, not yet taken.",
         );
         for (i, s) in self.shards.iter().enumerate() {
-            let n = s.queue_depth.load(Ordering::Relaxed).max(0);
+            let n = s.queue_depth.0.load(Ordering::Relaxed).max(0);
             let _ = writeln!(out, "ringcast_shard_queue_depth{{shard=\"{i}\"}} {n}");
         }
         let (delivered, failed, dropped) = self.webhooks.get().map_or((0, 0, 0), |w| {

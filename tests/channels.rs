@@ -11,6 +11,15 @@ fn signin(ws: &mut Ws, user_data: &str) -> serde_json::Value {
     ws.event()
 }
 
+/// Connections on both shards, each signed in with `user_data`.
+fn signed_in_on_both_shards(server: &Server, user_data: &str) -> Vec<Ws> {
+    let mut clients = server.clients_on_both_shards(2);
+    for ws in &mut clients {
+        assert_eq!(signin(ws, user_data)["event"], "pusher:signin_success");
+    }
+    clients
+}
+
 #[test]
 fn signin_success_and_refusals() {
     let server = Server::start(&[]);
@@ -41,12 +50,8 @@ fn signin_success_and_refusals() {
 #[test]
 fn server_to_user_channel_reaches_every_connection_of_that_user_only() {
     let server = Server::start(&[]);
-    let mut mine = server.clients_on_both_shards(2);
+    let mut mine = signed_in_on_both_shards(&server, r#"{"id":"42"}"#);
     for ws in &mut mine {
-        assert_eq!(
-            signin(ws, r#"{"id":"42"}"#)["event"],
-            "pusher:signin_success"
-        );
         ws.subscribe("#server-to-user-42");
     }
     let mut other = server.ws();
@@ -204,13 +209,7 @@ fn client_event_refusals_are_4301_and_keep_the_connection() {
 #[test]
 fn terminate_connections_closes_every_connection_of_the_user_4009() {
     let server = Server::start(&[]);
-    let mut targets = server.clients_on_both_shards(2);
-    for ws in &mut targets {
-        assert_eq!(
-            signin(ws, r#"{"id":"42"}"#)["event"],
-            "pusher:signin_success"
-        );
-    }
+    let mut targets = signed_in_on_both_shards(&server, r#"{"id":"42"}"#);
     let mut bystander = server.ws();
     assert_eq!(
         signin(&mut bystander, r#"{"id":"43"}"#)["event"],

@@ -118,7 +118,7 @@ impl ApiCore {
     /// Sends a command to one shard.
     pub async fn send_to(&self, shard: usize, cmd: ShardCommand) {
         if let Some(tx) = self.shards.get(shard) {
-            let depth = &self.metrics.shard(shard).queue_depth;
+            let depth = &self.metrics.shard(shard).queue_depth.0;
             depth.fetch_add(1, Ordering::Relaxed);
             if tx.send(cmd).await.is_err() {
                 depth.fetch_sub(1, Ordering::Relaxed);

@@ -332,7 +332,7 @@ async fn command_loop(
     accept: glommio::Task<()>,
 ) {
     while let Some(cmd) = from_api.recv().await {
-        shard.stats().queue_depth.fetch_sub(1, Ordering::Relaxed);
+        shard.stats().queue_depth.0.fetch_sub(1, Ordering::Relaxed);
         match cmd {
             ShardCommand::Broadcast(b) => {
                 shard.deliver(&b);
