@@ -99,10 +99,11 @@ fn fanout(c: &mut Criterion) {
     const SUBSCRIBERS: usize = 10_000;
     let app = AppIdx(0);
     let mut hub = Hub::new(1, 512 * 1024);
+    let channel = ringcast::protocol::ChannelName::classify("fanout").unwrap();
     let keys: Vec<usize> = (0..SUBSCRIBERS)
         .map(|i| {
             let k = hub.add(SocketId::new(0, i as u64, 7), app, 0);
-            hub.subscribe(k, "fanout").unwrap();
+            hub.subscribe(k, &channel).unwrap();
             k
         })
         .collect();
@@ -119,8 +120,8 @@ fn fanout(c: &mut Criterion) {
                 let n = hub.publish(app, "fanout", &frame, None);
                 for &k in &keys {
                     if let Some(conn) = hub.conn_mut(k) {
-                        let len = conn.outbox.bytes();
-                        conn.outbox.consume(len);
+                        let len = conn.outbox().bytes();
+                        conn.written(len);
                     }
                 }
                 black_box(n)
@@ -134,10 +135,10 @@ fn fanout(c: &mut Criterion) {
 /// What the API core does per publish besides signing: record it in history and, for cache
 /// channels, keep it; and what a shard adds per broadcast for `/metrics`.
 fn per_publish(c: &mut Criterion) {
+    use ringcast::api::history::{History, Retention};
     use ringcast::app::AppIdx;
     use ringcast::bus::Broadcast;
-    use ringcast::cache::LastEvents;
-    use ringcast::history::{History, Retention};
+    use ringcast::last_events::LastEvents;
     use ringcast::metrics::Histogram;
     use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! and by id (HTTP API path). Built once at start and shared read-only by every core.
 
 use crate::config::AppConfig;
-use crate::webhooks::Kinds;
+use crate::webhook_kind::Kinds;
 use ahash::AHashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,10 +56,6 @@ impl App {
 
     pub fn release_connection(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
     }
 }
 

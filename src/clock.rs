@@ -14,3 +14,8 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Seconds since the Unix epoch (0 if the clock is before it), as request signatures use.
+pub fn unix_s() -> i64 {
+    (unix_ms() / 1000) as i64
+}

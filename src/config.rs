@@ -3,6 +3,7 @@
 //! Both sources are merged into one TOML tree *before* it is deserialized, so that a bad value
 //! from either place produces the same one-line error naming the key (`server.port: …`).
 
+use crate::webhook_kind::Kind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
@@ -144,17 +145,6 @@ impl AppConfig {
     }
 }
 
-/// The webhook event types of SPEC §5.
-pub const WEBHOOK_EVENT_TYPES: [&str; 7] = [
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-    "cache_miss",
-    "subscription_count",
-];
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
@@ -229,109 +219,127 @@ impl Config {
         Ok(config)
     }
 
-    /// The dev configuration: default server settings and the built-in app.
-    pub fn dev() -> Config {
-        Config {
-            server: ServerConfig::default(),
-            apps: vec![AppConfig::dev()],
-        }
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
-        let s = &self.server;
-        let positive = [
-            ("server.activity_timeout", s.activity_timeout as usize),
-            ("server.pong_timeout_s", s.pong_timeout_s as usize),
-            ("server.max_message_kb", s.max_message_kb),
-            ("server.outbound_buffer_kb", s.outbound_buffer_kb),
-        ];
-        for (key, v) in positive {
-            if v == 0 {
-                return Err(ConfigError::new(key, "must be greater than 0"));
-            }
-        }
-        if s.shards > 256 {
-            return Err(ConfigError::new("server.shards", "at most 256"));
-        }
-        if s.max_message_kb > 16 * 1024 {
-            return Err(ConfigError::new("server.max_message_kb", "at most 16384"));
-        }
-        if s.host.parse::<std::net::IpAddr>().is_err() {
-            return Err(ConfigError::new(
-                "server.host",
-                format!("`{}` is not an IP address", s.host),
-            ));
-        }
+        self.server.validate()?;
         if self.apps.is_empty() {
             return Err(ConfigError::new("apps", "no app configured"));
         }
         for (i, app) in self.apps.iter().enumerate() {
-            let k = |f: &str| format!("apps[{i}].{f}");
-            for (field, v) in [("id", &app.id), ("key", &app.key), ("secret", &app.secret)] {
-                if v.is_empty() {
-                    return Err(ConfigError::new(k(field), "must not be empty"));
-                }
-            }
-            if app.key.contains(':') || app.key.contains('/') {
-                return Err(ConfigError::new(k("key"), "must not contain ':' or '/'"));
-            }
+            app.validate(i)?;
             for (j, other) in self.apps[..i].iter().enumerate() {
                 if other.id == app.id {
-                    return Err(ConfigError::new(k("id"), format!("same as apps[{j}].id")));
+                    let key = format!("apps[{i}].id");
+                    return Err(ConfigError::new(key, format!("same as apps[{j}].id")));
                 }
                 if other.key == app.key {
-                    return Err(ConfigError::new(k("key"), format!("same as apps[{j}].key")));
+                    let key = format!("apps[{i}].key");
+                    return Err(ConfigError::new(key, format!("same as apps[{j}].key")));
                 }
             }
-            let positive = [
-                ("max_event_payload_kb", app.max_event_payload_kb),
-                ("max_channel_name_length", app.max_channel_name_length),
-                ("max_event_name_length", app.max_event_name_length),
-                ("max_event_channels_at_once", app.max_event_channels_at_once),
-                ("max_event_batch_size", app.max_event_batch_size),
-                (
-                    "max_presence_members_per_channel",
-                    app.max_presence_members_per_channel,
-                ),
-                (
-                    "max_presence_member_size_kb",
-                    app.max_presence_member_size_kb,
-                ),
-                (
-                    "user_authentication_timeout_s",
-                    app.user_authentication_timeout_s as usize,
-                ),
-            ];
-            for (field, v) in positive {
-                if v == 0 {
-                    return Err(ConfigError::new(k(field), "must be greater than 0"));
-                }
+        }
+        Ok(())
+    }
+}
+
+/// The first of `fields` (key, value) that is zero, as an error.
+fn all_positive(fields: &[(String, usize)]) -> Result<(), ConfigError> {
+    match fields.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err(ConfigError::new(key.clone(), "must be greater than 0")),
+        None => Ok(()),
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        all_positive(&[
+            (
+                "server.activity_timeout".into(),
+                self.activity_timeout as usize,
+            ),
+            ("server.pong_timeout_s".into(), self.pong_timeout_s as usize),
+            ("server.max_message_kb".into(), self.max_message_kb),
+            ("server.outbound_buffer_kb".into(), self.outbound_buffer_kb),
+        ])?;
+        if self.shards > 256 {
+            return Err(ConfigError::new("server.shards", "at most 256"));
+        }
+        if self.max_message_kb > 16 * 1024 {
+            return Err(ConfigError::new("server.max_message_kb", "at most 16384"));
+        }
+        if self.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::new(
+                "server.host",
+                format!("`{}` is not an IP address", self.host),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AppConfig {
+    /// Checks the app at `apps[i]` on its own (uniqueness is checked across apps).
+    fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        let k = |f: &str| format!("apps[{i}].{f}");
+        for (field, v) in [
+            ("id", &self.id),
+            ("key", &self.key),
+            ("secret", &self.secret),
+        ] {
+            if v.is_empty() {
+                return Err(ConfigError::new(k(field), "must not be empty"));
             }
-            if app.max_channel_name_length > 200 {
-                return Err(ConfigError::new(
-                    k("max_channel_name_length"),
-                    "at most 200",
-                ));
-            }
-            for (w, hook) in app.webhooks.iter().enumerate() {
-                let hk = |f: &str| format!("apps[{i}].webhooks[{w}].{f}");
-                if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
-                    return Err(ConfigError::new(
-                        hk("url"),
-                        "must start with http:// or https://",
-                    ));
-                }
-                if let Some(bad) = hook
-                    .event_types
-                    .iter()
-                    .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
-                {
-                    return Err(ConfigError::new(
-                        hk("event_types"),
-                        format!("unknown type `{bad}`"),
-                    ));
-                }
-            }
+        }
+        if self.key.contains(':') || self.key.contains('/') {
+            return Err(ConfigError::new(k("key"), "must not contain ':' or '/'"));
+        }
+        all_positive(&[
+            (k("max_event_payload_kb"), self.max_event_payload_kb),
+            (k("max_channel_name_length"), self.max_channel_name_length),
+            (k("max_event_name_length"), self.max_event_name_length),
+            (
+                k("max_event_channels_at_once"),
+                self.max_event_channels_at_once,
+            ),
+            (k("max_event_batch_size"), self.max_event_batch_size),
+            (
+                k("max_presence_members_per_channel"),
+                self.max_presence_members_per_channel,
+            ),
+            (
+                k("max_presence_member_size_kb"),
+                self.max_presence_member_size_kb,
+            ),
+            (
+                k("user_authentication_timeout_s"),
+                self.user_authentication_timeout_s as usize,
+            ),
+        ])?;
+        if self.max_channel_name_length > 200 {
+            return Err(ConfigError::new(
+                k("max_channel_name_length"),
+                "at most 200",
+            ));
+        }
+        for (w, hook) in self.webhooks.iter().enumerate() {
+            hook.validate(&format!("apps[{i}].webhooks[{w}]"))?;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookConfig {
+    fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                format!("{at}.url"),
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(bad) = self.event_types.iter().find(|t| Kind::parse(t).is_none()) {
+            return Err(ConfigError::new(
+                format!("{at}.event_types"),
+                format!("unknown type `{bad}`"),
+            ));
         }
         Ok(())
     }

@@ -2,23 +2,38 @@
 //! `metrics_port`.
 //!
 //! Each shard writes only its own [`ShardMetrics`] (relaxed atomics on cache lines of their
-//! own). The one exception is a shard's queue depth, which the API core raises as it queues a
-//! command and the shard lowers as it takes one; it sits on a line of its own so that traffic
-//! stays off the shard's other counters. A scrape only reads.
+//! own). The one exception is a shard's queue depth, which the queue between the API core and
+//! the shard keeps (`bus::queue`); it sits on a line of its own so that traffic stays off the
+//! shard's other counters. Close-code and status labels come from the error tables
+//! ([`ErrorCode`], [`WsError`], [`STATUSES`]). A scrape only reads.
 
-use crate::webhooks::sender::Counters as WebhookCounters;
+use crate::http::STATUSES;
+use crate::protocol::ErrorCode;
+use crate::ws::WsError;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// Close codes counted by name; anything else is "other", and a connection that went away
-/// without a close frame of ours is "none".
-const CLOSE_CODES: [u16; 14] = [
-    1000, 1001, 1002, 1007, 1009, 4001, 4003, 4004, 4007, 4009, 4100, 4200, 4201, 4000,
-];
-/// HTTP statuses counted by name; anything else is "other".
-const STATUSES: [u16; 11] = [200, 400, 401, 403, 404, 405, 411, 413, 500, 503, 101];
+/// Close codes counted by name: a normal close (1000, 1001), the WebSocket protocol errors,
+/// and every Pusher code of the error table. Anything else is "other", and a connection that
+/// went away without a close frame of ours is "none".
+const CLOSE_CODES: [u16; 2 + WsError::ALL.len() + ErrorCode::ALL.len()] = close_codes();
+
+const fn close_codes() -> [u16; 2 + WsError::ALL.len() + ErrorCode::ALL.len()] {
+    let mut out = [1000, 1001, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut i = 0;
+    while i < WsError::ALL.len() {
+        out[2 + i] = WsError::ALL[i].close_code();
+        i += 1;
+    }
+    let mut j = 0;
+    while j < ErrorCode::ALL.len() {
+        out[2 + i + j] = ErrorCode::ALL[j].code();
+        j += 1;
+    }
+    out
+}
 /// Upper bounds of the broadcast latency buckets, in microseconds.
 const LATENCY_BOUNDS_US: [u64; 14] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
@@ -31,6 +46,14 @@ fn inc(c: &AtomicU64, n: u64) {
 
 fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
+}
+
+/// What the webhook sender threads count (one set for all endpoints).
+#[derive(Default)]
+pub struct WebhookCounters {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 /// A fixed-bucket latency histogram.
@@ -49,10 +72,26 @@ impl Histogram {
     }
 }
 
-/// A counter written from two cores, kept off the cache lines of single-writer counters.
+/// Commands queued for a shard and not yet taken: raised by the API core, lowered by the
+/// shard, and written only by `bus::queue`. Kept off the cache lines of single-writer
+/// counters.
 #[derive(Default)]
 #[repr(align(128))]
-pub struct QueueDepth(pub AtomicI64);
+pub struct QueueDepth(AtomicI64);
+
+impl QueueDepth {
+    pub(crate) fn raise(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn lower(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed).max(0)
+    }
+}
 
 /// One shard's figures, on cache lines of their own (shards write them concurrently).
 #[derive(Default)]
@@ -131,22 +170,28 @@ impl Metrics {
     /// The Prometheus text exposition of every figure.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        let sum = |f: &dyn Fn(&ShardMetrics) -> u64| self.shards.iter().map(f).sum::<u64>();
-        let gauge_sum = |f: &dyn Fn(&ShardMetrics) -> i64| self.shards.iter().map(f).sum::<i64>();
+        self.render_connections(&mut out);
+        self.render_traffic(&mut out);
+        self.render_labelled(&mut out);
+        self.render_webhooks(&mut out);
+        self.render_latency(&mut out);
+        out
+    }
 
+    fn sum(&self, f: &dyn Fn(&ShardMetrics) -> u64) -> u64 {
+        self.shards.iter().map(f).sum()
+    }
+
+    fn render_connections(&self, out: &mut String) {
+        family(out, "connections", "gauge", "Open WebSocket connections.");
+        let open: i64 = self
+            .shards
+            .iter()
+            .map(|s| s.connections.load(Ordering::Relaxed))
+            .sum();
+        let _ = writeln!(out, "ringcast_connections {}", open.max(0));
         family(
-            &mut out,
-            "connections",
-            "gauge",
-            "Open WebSocket connections.",
-        );
-        let _ = writeln!(
             out,
-            "ringcast_connections {}",
-            gauge_sum(&|s| s.connections.load(Ordering::Relaxed)).max(0)
-        );
-        family(
-            &mut out,
             "shard_connections",
             "gauge",
             "Open WebSocket connections per shard.",
@@ -155,6 +200,9 @@ impl Metrics {
             let n = s.connections.load(Ordering::Relaxed).max(0);
             let _ = writeln!(out, "ringcast_shard_connections{{shard=\"{i}\"}} {n}");
         }
+    }
+
+    fn render_traffic(&self, out: &mut String) {
         let counters: [(&str, &str, &ShardFigure); 5] = [
             (
                 "new_connections_total",
@@ -183,11 +231,15 @@ impl Metrics {
             ),
         ];
         for (name, help, f) in counters {
-            family(&mut out, name, "counter", help);
-            let _ = writeln!(out, "ringcast_{name} {}", sum(f));
+            family(out, name, "counter", help);
+            let _ = writeln!(out, "ringcast_{name} {}", self.sum(f));
         }
+    }
+
+    /// The counters by close code and by HTTP status, and the per-shard queue depth.
+    fn render_labelled(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "disconnections_total",
             "counter",
             "Connections ended, by the close code the server sent (none: the client went away).",
@@ -197,11 +249,11 @@ impl Metrics {
             .map(|c| c.to_string())
             .chain(["other".to_string(), "none".to_string()]);
         for (i, code) in labels.enumerate() {
-            let n = sum(&|s| get(&s.disconnections[i]));
+            let n = self.sum(&|s| get(&s.disconnections[i]));
             let _ = writeln!(out, "ringcast_disconnections_total{{code=\"{code}\"}} {n}");
         }
         family(
-            &mut out,
+            out,
             "http_requests_total",
             "counter",
             "HTTP requests answered, by status.",
@@ -211,71 +263,75 @@ impl Metrics {
             .map(|c| c.to_string())
             .chain(["other".to_string()]);
         for (i, status) in labels.enumerate() {
-            let n = sum(&|s| get(&s.http[i]));
+            let n = self.sum(&|s| get(&s.http[i]));
             let _ = writeln!(
                 out,
                 "ringcast_http_requests_total{{status=\"{status}\"}} {n}"
             );
         }
         family(
-            &mut out,
+            out,
             "shard_queue_depth",
             "gauge",
             "Commands queued from the API core to a shard, not yet taken.",
         );
         for (i, s) in self.shards.iter().enumerate() {
-            let n = s.queue_depth.0.load(Ordering::Relaxed).max(0);
+            let n = s.queue_depth.get();
             let _ = writeln!(out, "ringcast_shard_queue_depth{{shard=\"{i}\"}} {n}");
         }
+    }
+
+    fn render_webhooks(&self, out: &mut String) {
         let (delivered, failed, dropped) = self.webhooks.get().map_or((0, 0, 0), |w| {
             (get(&w.delivered), get(&w.failed), get(&w.dropped))
         });
-        family(
-            &mut out,
-            "webhook_deliveries_total",
-            "counter",
-            "Webhook requests answered with 2xx.",
-        );
-        let _ = writeln!(out, "ringcast_webhook_deliveries_total {delivered}");
-        family(
-            &mut out,
-            "webhook_failures_total",
-            "counter",
-            "Webhook attempts that failed (network error or non-2xx).",
-        );
-        let _ = writeln!(out, "ringcast_webhook_failures_total {failed}");
-        family(
-            &mut out,
-            "webhook_dropped_total",
-            "counter",
-            "Webhook events or batches given up (queue full, retries exhausted).",
-        );
-        let _ = writeln!(out, "ringcast_webhook_dropped_total {dropped}");
+        let figures = [
+            (
+                "webhook_deliveries_total",
+                "Webhook requests answered with 2xx.",
+                delivered,
+            ),
+            (
+                "webhook_failures_total",
+                "Webhook attempts that failed (network error or non-2xx).",
+                failed,
+            ),
+            (
+                "webhook_dropped_total",
+                "Webhook events or batches given up (queue full, retries exhausted).",
+                dropped,
+            ),
+        ];
+        for (name, help, n) in figures {
+            family(out, name, "counter", help);
+            let _ = writeln!(out, "ringcast_{name} {n}");
+        }
+    }
 
+    fn render_latency(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "broadcast_latency_seconds",
             "histogram",
             "From a publish accepted by the API core to its frames queued for every subscriber on a shard.",
         );
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BOUNDS_US.iter().enumerate() {
-            cumulative += sum(&|s| get(&s.broadcast_latency.buckets[i]));
+            cumulative += self.sum(&|s| get(&s.broadcast_latency.buckets[i]));
             let le = *bound as f64 / 1e6;
             let _ = writeln!(
                 out,
                 "ringcast_broadcast_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
             );
         }
-        cumulative += sum(&|s| get(&s.broadcast_latency.buckets[LATENCY_BOUNDS_US.len()]));
+        cumulative += self.sum(&|s| get(&s.broadcast_latency.buckets[LATENCY_BOUNDS_US.len()]));
         let _ = writeln!(
             out,
             "ringcast_broadcast_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
         );
-        let sum_s = sum(&|s| get(&s.broadcast_latency.sum_us)) as f64 / 1e6;
+        let sum_s = self.sum(&|s| get(&s.broadcast_latency.sum_us)) as f64 / 1e6;
         let _ = writeln!(out, "ringcast_broadcast_latency_seconds_sum {sum_s}");
         let _ = writeln!(out, "ringcast_broadcast_latency_seconds_count {cumulative}");
-        out
     }
 }
 

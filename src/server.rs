@@ -2,7 +2,7 @@
 
 use crate::api::{self, ApiSetup};
 use crate::app::Apps;
-use crate::bus::ShardLink;
+use crate::bus::ShardQueue;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::placement;
@@ -110,7 +110,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     };
     let metrics = Metrics::new(plan.shard_cpus.len());
 
-    let links: Vec<ShardLink> = plan.shard_cpus.iter().map(|_| ShardLink::new()).collect();
+    let links: Vec<ShardQueue> = (0..plan.shard_cpus.len())
+        .map(|id| ShardQueue::new(id, &metrics))
+        .collect();
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut shard_handles = Vec::new();

@@ -1,9 +1,9 @@
 //! `GET /metrics` on `metrics_port` (SPEC §6), served by the API executor: scrapes are rare
 //! and read only atomics, so they never touch a shard.
 
-use crate::http::{self, ApiResponse};
+use crate::http::{self, ApiError};
 use crate::metrics::Metrics;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::Arc;
@@ -30,24 +30,14 @@ pub async fn serve(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
 async fn answer(mut stream: TcpStream, metrics: Arc<Metrics>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut buf = Vec::new();
-    let head = loop {
-        match http::parse_head(&buf) {
-            Ok(Some(head)) => break head,
-            Ok(None) if buf.len() < 16 * 1024 => {
-                let mut chunk = [0u8; 2048];
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            _ => return,
-        }
+    let Ok(Some(Ok(head))) = http::read_head(&mut stream, &mut buf).await else {
+        return;
     };
     let bytes = if head.method == "GET" && head.path == "/metrics" {
         let body = metrics.render();
         http::response(200, "text/plain; version=0.0.4", body.as_bytes(), false)
     } else {
-        let r = ApiResponse::error(404, "not_found", "only GET /metrics here");
+        let r = ApiError::NotFound("only GET /metrics here".into()).response();
         http::response(r.status, "application/json", r.body.as_bytes(), false)
     };
     let _ = stream.write_all(&bytes).await;

@@ -28,7 +28,9 @@ pub enum WsError {
 }
 
 impl WsError {
-    pub fn close_code(self) -> u16 {
+    pub const ALL: [WsError; 3] = [Self::MessageTooBig, Self::Protocol(""), Self::InvalidUtf8];
+
+    pub const fn close_code(self) -> u16 {
         match self {
             Self::MessageTooBig => 1009,
             Self::Protocol(_) => 1002,
@@ -103,57 +105,8 @@ impl Decoder {
             unmask(payload, mask);
             pos = end;
             let flow = match header.opcode {
-                OpCode::Control(c) => {
-                    if !header.is_final || len > 125 {
-                        return Err(WsError::Protocol("invalid control frame"));
-                    }
-                    match c {
-                        Control::Ping => on(Incoming::Ping(payload)),
-                        Control::Pong => on(Incoming::Pong),
-                        Control::Close => {
-                            let code = match payload.len() {
-                                0 => None,
-                                1 => return Err(WsError::Protocol("invalid close payload")),
-                                _ => Some(u16::from_be_bytes([payload[0], payload[1]])),
-                            };
-                            on(Incoming::Close(code))
-                        }
-                        Control::Reserved(_) => return Err(WsError::Protocol("reserved opcode")),
-                    }
-                }
-                OpCode::Data(Data::Continue) => {
-                    let Some(fragment) = self.fragment.as_mut() else {
-                        return Err(WsError::Protocol("continuation without a message"));
-                    };
-                    if fragment.data.len() + payload.len() > self.max_message {
-                        return Err(WsError::MessageTooBig);
-                    }
-                    fragment.data.extend_from_slice(payload);
-                    if header.is_final {
-                        let mut done = self.fragment.take().expect("checked above");
-                        Self::deliver(done.text, &mut done.data, &mut on)?
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-                OpCode::Data(d @ (Data::Text | Data::Binary)) => {
-                    if self.fragment.is_some() {
-                        return Err(WsError::Protocol("new message inside a fragmented one"));
-                    }
-                    let text = matches!(d, Data::Text);
-                    if header.is_final {
-                        Self::deliver(text, payload, &mut on)?
-                    } else {
-                        self.fragment = Some(Box::new(Fragment {
-                            text,
-                            data: payload.to_vec(),
-                        }));
-                        ControlFlow::Continue(())
-                    }
-                }
-                OpCode::Data(Data::Reserved(_)) => {
-                    return Err(WsError::Protocol("reserved opcode"));
-                }
+                OpCode::Control(c) => Self::control(c, &header, payload, &mut on)?,
+                OpCode::Data(d) => self.data(d, header.is_final, payload, &mut on)?,
             };
             if flow.is_break() {
                 break;
@@ -162,7 +115,76 @@ impl Decoder {
         Ok(pos)
     }
 
-    fn deliver(
+    /// A control frame: never fragmented, at most 125 bytes.
+    fn control(
+        c: Control,
+        header: &FrameHeader,
+        payload: &mut [u8],
+        on: &mut impl FnMut(Incoming<'_>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, WsError> {
+        if !header.is_final || payload.len() > 125 {
+            return Err(WsError::Protocol("invalid control frame"));
+        }
+        Ok(match c {
+            Control::Ping => on(Incoming::Ping(payload)),
+            Control::Pong => on(Incoming::Pong),
+            Control::Close => {
+                let code = match payload.len() {
+                    0 => None,
+                    1 => return Err(WsError::Protocol("invalid close payload")),
+                    _ => Some(u16::from_be_bytes([payload[0], payload[1]])),
+                };
+                on(Incoming::Close(code))
+            }
+            Control::Reserved(_) => return Err(WsError::Protocol("reserved opcode")),
+        })
+    }
+
+    /// A data frame: a whole message, or a fragment of one kept until its final frame.
+    fn data(
+        &mut self,
+        d: Data,
+        is_final: bool,
+        payload: &mut [u8],
+        on: &mut impl FnMut(Incoming<'_>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, WsError> {
+        match d {
+            Data::Continue => {
+                let Some(fragment) = self.fragment.as_mut() else {
+                    return Err(WsError::Protocol("continuation without a message"));
+                };
+                if fragment.data.len() + payload.len() > self.max_message {
+                    return Err(WsError::MessageTooBig);
+                }
+                fragment.data.extend_from_slice(payload);
+                match self.fragment.take() {
+                    Some(mut done) if is_final => Self::emit(done.text, &mut done.data, on),
+                    unfinished => {
+                        self.fragment = unfinished;
+                        Ok(ControlFlow::Continue(()))
+                    }
+                }
+            }
+            Data::Text | Data::Binary => {
+                if self.fragment.is_some() {
+                    return Err(WsError::Protocol("new message inside a fragmented one"));
+                }
+                let text = matches!(d, Data::Text);
+                if is_final {
+                    return Self::emit(text, payload, on);
+                }
+                self.fragment = Some(Box::new(Fragment {
+                    text,
+                    data: payload.to_vec(),
+                }));
+                Ok(ControlFlow::Continue(()))
+            }
+            Data::Reserved(_) => Err(WsError::Protocol("reserved opcode")),
+        }
+    }
+
+    /// Hands a complete message to `on` (text only when it is valid UTF-8).
+    fn emit(
         text: bool,
         payload: &mut [u8],
         on: &mut impl FnMut(Incoming<'_>) -> ControlFlow<()>,

@@ -1,6 +1,6 @@
 //! The server side of the RFC 6455 opening handshake.
 
-use crate::http::RequestHead;
+use crate::http::{ApiError, RequestHead};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeError {
@@ -9,13 +9,14 @@ pub enum HandshakeError {
     UnsupportedVersion,
 }
 
-impl HandshakeError {
+impl From<HandshakeError> for ApiError {
     /// The HTTP answer to a failed handshake (426 tells the client which version we speak).
-    pub fn status(self) -> u16 {
-        match self {
-            Self::UnsupportedVersion => 426,
+    fn from(e: HandshakeError) -> Self {
+        let status = match e {
+            HandshakeError::UnsupportedVersion => 426,
             _ => 400,
-        }
+        };
+        ApiError::NotAnUpgrade { status }
     }
 }
 

@@ -6,12 +6,10 @@
 //! (they get higher serials, which a `newest_first` walk has already passed and an
 //! `oldest_first` walk reaches in order).
 
-use super::ApiCore;
-use super::channels::channel_param;
-use super::router::{ApiError, Authed};
-use crate::app::App;
-use crate::history::{Retention, Stored, Stream};
-use crate::http::ApiResponse;
+use super::retention;
+use super::store::{History, Stored, Stream};
+use crate::api::request::Authed;
+use crate::http::{ApiError, ApiResponse};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -147,13 +145,6 @@ fn parse_query(req: &Authed<'_>) -> Result<Query, ApiError> {
     })
 }
 
-pub fn retention(app: &App) -> Retention {
-    Retention {
-        max_messages: app.config.history_max_messages,
-        ttl_ms: app.config.history_ttl_s.saturating_mul(1000),
-    }
-}
-
 #[derive(Serialize)]
 struct Item<'a> {
     stream_id: &'a str,
@@ -246,18 +237,21 @@ fn walk<'a>(stream: &'a Stream, q: &'a Query) -> Box<dyn Iterator<Item = &'a Sto
     }
 }
 
-pub fn page(core: &ApiCore, req: &Authed<'_>, raw: &str) -> Result<ApiResponse, ApiError> {
-    let channel = channel_param(req, raw)?;
+/// One page of `channel`'s history, as `req` asks for it.
+pub fn page(
+    history: &mut History,
+    req: &Authed<'_>,
+    channel: &str,
+) -> Result<ApiResponse, ApiError> {
     if req.app.config.history_max_messages == 0 {
         return Err(ApiError::NotFound(
             "history is off for this app (history_max_messages = 0)".into(),
         ));
     }
     let q = parse_query(req)?;
-    let mut history = core.history.borrow_mut();
     let stream = history.stream(
         req.app.idx,
-        &channel,
+        channel,
         crate::clock::unix_ms(),
         retention(req.app),
     );

@@ -1,5 +1,12 @@
 //! HTTP/1.1 on the public port: request heads parsed with httparse on the shards, the
-//! request/response types handed to the API core, and response serialization.
+//! request/response types handed to the API core, response serialization, and the one table
+//! of error answers ([`ApiError`]).
+
+mod error;
+mod read;
+
+pub use error::{ApiError, STATUSES};
+pub use read::{read_head, read_more};
 
 /// Largest request head we accept (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -30,12 +37,13 @@ pub enum HeadError {
     Malformed,
 }
 
-impl HeadError {
-    pub fn status(self) -> u16 {
-        match self {
-            Self::TooLarge => 431,
-            Self::Malformed => 400,
-        }
+impl From<HeadError> for ApiError {
+    fn from(e: HeadError) -> Self {
+        let status = match e {
+            HeadError::TooLarge => 431,
+            HeadError::Malformed => 400,
+        };
+        ApiError::MalformedHead { status }
     }
 }
 

@@ -3,9 +3,10 @@
 //! request), signs each request, and retries failures with exponential backoff.
 
 use crate::auth;
+pub use crate::metrics::WebhookCounters as Counters;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,14 +27,6 @@ pub struct Target {
     pub app_key: String,
     pub app_secret: String,
     pub headers: Vec<(String, String)>,
-}
-
-/// Delivery figures shared with `/metrics`.
-#[derive(Default)]
-pub struct Counters {
-    pub delivered: AtomicU64,
-    pub failed: AtomicU64,
-    pub dropped: AtomicU64,
 }
 
 /// A batch that failed and waits for its next attempt.

@@ -7,7 +7,9 @@
 pub mod sender;
 
 use crate::app::{AppIdx, Apps};
-use crate::bus::Broadcast;
+use crate::bus::ClientEventReport;
+use crate::protocol::SocketId;
+pub use crate::webhook_kind::{Kind, Kinds};
 use ahash::AHashMap;
 use crossbeam_channel::{Sender, TrySendError};
 use glommio::timer::Timer;
@@ -22,73 +24,6 @@ use std::time::Duration;
 
 /// Events queued for one endpoint before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 10_000;
-
-/// The seven webhook event types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    ChannelOccupied,
-    ChannelVacated,
-    MemberAdded,
-    MemberRemoved,
-    ClientEvent,
-    CacheMiss,
-    SubscriptionCount,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 7] = [
-        Kind::ChannelOccupied,
-        Kind::ChannelVacated,
-        Kind::MemberAdded,
-        Kind::MemberRemoved,
-        Kind::ClientEvent,
-        Kind::CacheMiss,
-        Kind::SubscriptionCount,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::ChannelOccupied => "channel_occupied",
-            Kind::ChannelVacated => "channel_vacated",
-            Kind::MemberAdded => "member_added",
-            Kind::MemberRemoved => "member_removed",
-            Kind::ClientEvent => "client_event",
-            Kind::CacheMiss => "cache_miss",
-            Kind::SubscriptionCount => "subscription_count",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    fn bit(self) -> u8 {
-        1 << self as u8
-    }
-}
-
-/// A set of kinds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Kinds(u8);
-
-impl Kinds {
-    pub fn union(self, other: Kinds) -> Kinds {
-        Kinds(self.0 | other.0)
-    }
-
-    pub fn contains(self, k: Kind) -> bool {
-        self.0 & k.bit() != 0
-    }
-
-    /// The kinds an endpoint lists; an empty list means all of them.
-    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Kinds {
-        let mut set = Kinds(0);
-        for k in names.into_iter().filter_map(Kind::parse) {
-            set.0 |= k.bit();
-        }
-        if set.0 == 0 { Kinds(0x7f) } else { set }
-    }
-}
 
 /// Something a webhook reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,28 +83,19 @@ impl Event {
         }
     }
 
-    /// The `client_event` of a relayed client event, its fields read back from the frame.
-    pub fn client_event(b: &Broadcast) -> Option<Event> {
-        #[derive(serde::Deserialize)]
-        struct Frame<'a> {
-            event: String,
-            #[serde(borrow)]
-            data: Option<&'a serde_json::value::RawValue>,
-            user_id: Option<String>,
-        }
-        let frame = serde_json::from_slice::<Frame>(&b.payload).ok()?;
+    /// The `client_event` of a relayed client event, from what its shard reported.
+    pub fn client_event(channel: &str, report: &ClientEventReport, sender: SocketId) -> Event {
         // `data` as the client sent it: a JSON string's contents, or the JSON text of anything
         // else.
-        let data = frame.data.map_or(String::new(), |d| {
-            serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_string())
-        });
-        Some(Event::ClientEvent {
-            channel: b.channel.clone(),
-            event: frame.event.into(),
+        let raw = &*report.data;
+        let data = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string());
+        Event::ClientEvent {
+            channel: channel.into(),
+            event: report.event.clone(),
             data: data.into(),
-            socket_id: b.except.map(|s| s.to_string()).unwrap_or_default().into(),
-            user_id: frame.user_id.map(Into::into),
-        })
+            socket_id: sender.to_string().into(),
+            user_id: report.user_id.clone(),
+        }
     }
 
     /// The event's JSON object in a webhook body.
@@ -353,7 +279,7 @@ impl Webhooks {
     /// Whether `kind` or the held event it pairs with matters to some endpoint of `app`
     /// (so apps without webhooks cost nothing here).
     fn involved(&self, app: AppIdx, kind: Kind) -> bool {
-        self.wants(app, kind) || self.wants(app, counterpart(kind))
+        self.wants(app, kind) || self.wants(app, kind.counterpart())
     }
 
     fn hold(self: &Rc<Self>, app: AppIdx, key: Hold, event: Event) {
@@ -413,29 +339,9 @@ impl Webhooks {
     }
 }
 
-/// The events that pair up across a hold: a return within it sends neither.
-fn counterpart(kind: Kind) -> Kind {
-    match kind {
-        Kind::ChannelVacated => Kind::ChannelOccupied,
-        Kind::ChannelOccupied => Kind::ChannelVacated,
-        Kind::MemberRemoved => Kind::MemberAdded,
-        Kind::MemberAdded => Kind::MemberRemoved,
-        k => k,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_parse_and_an_empty_list_means_all() {
-        let some = Kinds::from_names(["member_added", "cache_miss", "bogus"]);
-        assert!(some.contains(Kind::MemberAdded) && some.contains(Kind::CacheMiss));
-        assert!(!some.contains(Kind::ChannelOccupied));
-        let all = Kinds::from_names([]);
-        assert!(Kind::ALL.iter().all(|k| all.contains(*k)));
-    }
 
     #[test]
     fn events_serialize_as_the_spec_says() {

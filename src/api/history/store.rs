@@ -1,5 +1,5 @@
-//! Channel history (SPEC §4.3): each channel's recent published events, numbered by a serial
-//! that grows by one per event inside a stream, and read back page by page with cursors.
+//! The history store: each channel's recent published events, numbered by a serial that grows
+//! by one per event inside a stream.
 //!
 //! The API core owns it: every publish already passes through there, so recording one costs a
 //! hash lookup and a reference count (the stored bytes are the very broadcast the shards are
@@ -10,6 +10,7 @@
 //! events anywhere go first). A channel whose events have all gone is forgotten, so its next
 //! publish starts a new stream (a new `stream_id`, serial 1).
 
+use super::Retention;
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
 use ahash::AHashMap;
@@ -50,13 +51,6 @@ impl Stream {
     pub fn newest(&self) -> Option<&Stored> {
         self.events.back()
     }
-}
-
-/// Retention limits of one app.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    pub max_messages: usize,
-    pub ttl_ms: u64,
 }
 
 #[derive(Default)]
@@ -226,14 +220,7 @@ mod tests {
     use super::*;
 
     fn publish(h: &mut History, channel: &str, at: u64, keep: Retention) -> u64 {
-        let b = Arc::new(Broadcast {
-            app: AppIdx(0),
-            channel: channel.into(),
-            payload: b"{}".to_vec().into_boxed_slice(),
-            except: None,
-            cacheable: false,
-            accepted: std::time::Instant::now(),
-        });
+        let b = Arc::new(Broadcast::event(AppIdx(0), channel, "e", "{}", None));
         h.record(b, "e", 0, at, keep)
     }
 

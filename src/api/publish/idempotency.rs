@@ -6,12 +6,11 @@
 //! lookup and one insert per key, expired keys evicted in arrival order, and a hard cap on the
 //! number of keys so a flood of fresh keys cannot grow memory without limit.
 
-use super::ApiCore;
-use super::router::ApiError;
 use crate::app::AppIdx;
-use crate::http::ApiResponse;
+use crate::http::{ApiError, ApiResponse};
 use ahash::AHashMap;
 use glommio::sync::Semaphore;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -31,10 +30,16 @@ enum Slot {
 }
 
 #[derive(Default)]
-pub struct Idempotency {
+struct Slots {
     slots: AHashMap<Key, Slot>,
     /// Keys in the order they were accepted, for eviction.
     order: VecDeque<(Instant, Key)>,
+}
+
+/// The keys of recent idempotent publishes.
+#[derive(Default)]
+pub struct Idempotency {
+    state: RefCell<Slots>,
 }
 
 /// What a key means for a request about to publish.
@@ -58,7 +63,7 @@ pub fn key<'a>(
     }
 }
 
-impl Idempotency {
+impl Slots {
     /// Forgets expired keys, and the oldest ones while over [`MAX_KEYS`].
     fn evict(&mut self, now: Instant) {
         while let Some((expires, _)) = self.order.front() {
@@ -76,40 +81,50 @@ impl Idempotency {
     }
 }
 
-/// Looks `key` up for `app`, waiting while an earlier request with it is in flight.
-pub async fn claim<'a>(core: &'a ApiCore, app: AppIdx, key: &str) -> Claim<'a> {
-    let key: Key = (app, key.into());
-    loop {
-        let wait = {
-            let mut state = core.idempotency.borrow_mut();
-            let now = Instant::now();
-            state.evict(now);
-            match state.slots.get(&key) {
-                Some(Slot::Done(answer, expires)) if *expires > now => {
-                    return Claim::Repeat(answer.clone());
+impl Idempotency {
+    /// Looks `key` up for `app`, waiting while an earlier request with it is in flight. An
+    /// accepted answer is remembered for `ttl`.
+    pub async fn claim(&self, app: AppIdx, key: &str, ttl: Duration) -> Claim<'_> {
+        let key: Key = (app, key.into());
+        loop {
+            let wait = {
+                let mut state = self.state.borrow_mut();
+                let now = Instant::now();
+                state.evict(now);
+                match state.slots.get(&key) {
+                    Some(Slot::Done(answer, expires)) if *expires > now => {
+                        return Claim::Repeat(answer.clone());
+                    }
+                    Some(Slot::InFlight(done)) => done.clone(),
+                    _ => {
+                        let slot = Slot::InFlight(Rc::new(Semaphore::new(0)));
+                        state.slots.insert(key.clone(), slot);
+                        return Claim::Fresh(Guard {
+                            keys: self,
+                            key: Some(key),
+                            ttl,
+                        });
+                    }
                 }
-                Some(Slot::InFlight(done)) => done.clone(),
-                _ => {
-                    state
-                        .slots
-                        .insert(key.clone(), Slot::InFlight(Rc::new(Semaphore::new(0))));
-                    return Claim::Fresh(Guard {
-                        core,
-                        key: Some(key),
-                    });
-                }
-            }
-        };
-        // Closed when the first request settles; then look again.
-        let _ = wait.acquire(1).await;
+            };
+            // Closed when the first request settles; then look again.
+            let _ = wait.acquire(1).await;
+        }
+    }
+
+    fn release(&self, key: Key) {
+        if let Some(Slot::InFlight(done)) = self.state.borrow_mut().slots.remove(&key) {
+            done.close();
+        }
     }
 }
 
 /// A key held by the request delivering it. Settled with the answer; dropped unsettled (the
 /// request failed or was abandoned) the key is released, so a retry can publish.
 pub struct Guard<'a> {
-    core: &'a ApiCore,
+    keys: &'a Idempotency,
     key: Option<Key>,
+    ttl: Duration,
 }
 
 impl Guard<'_> {
@@ -117,12 +132,11 @@ impl Guard<'_> {
     pub fn settle(mut self, answer: &ApiResponse) {
         let Some(key) = self.key.take() else { return };
         if !(200..300).contains(&answer.status) {
-            release(self.core, key);
+            self.keys.release(key);
             return;
         }
-        let ttl = Duration::from_secs(self.core.apps.get(key.0).config.idempotency_ttl_s);
-        let expires = Instant::now() + ttl;
-        let mut state = self.core.idempotency.borrow_mut();
+        let expires = Instant::now() + self.ttl;
+        let mut state = self.keys.state.borrow_mut();
         let previous = state
             .slots
             .insert(key.clone(), Slot::Done(Rc::new(answer.clone()), expires));
@@ -133,16 +147,10 @@ impl Guard<'_> {
     }
 }
 
-fn release(core: &ApiCore, key: Key) {
-    if let Some(Slot::InFlight(done)) = core.idempotency.borrow_mut().slots.remove(&key) {
-        done.close();
-    }
-}
-
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            release(self.core, key);
+            self.keys.release(key);
         }
     }
 }

@@ -1,0 +1,159 @@
+//! The behaviour every cluster backend must show, as tests over the traits: the in-memory
+//! backends run them in their own test modules, and a networked backend runs the same
+//! functions against its real server.
+
+use super::{Join, Left, NodeEvent, NodeMessage, Occupancy, Presence, Transport, Users};
+use crate::app::AppIdx;
+use crate::bus::ConnRef;
+use crate::protocol::SocketId;
+
+const APP: AppIdx = AppIdx(0);
+const OTHER_APP: AppIdx = AppIdx(1);
+
+fn socket(shard: usize, n: u64) -> SocketId {
+    SocketId::new(shard, n, 7)
+}
+
+fn admitted(j: Join) -> super::Joined {
+    match j {
+        Join::Admitted(j) => j,
+        Join::Full { max } => panic!("refused as full ({max})"),
+    }
+}
+
+/// Users join on their first connection and leave with their last; the member list and the
+/// limit count distinct users; apps are apart. Leaves the backend empty.
+pub async fn presence(p: &dyn Presence) {
+    let (s1, s2, s3) = (socket(0, 1), socket(1, 1), socket(0, 2));
+    let j = admitted(
+        p.join(APP, "presence-a", "u1", r#"{"n":1}"#, s1, 2)
+            .await
+            .unwrap(),
+    );
+    assert!(j.first_connection);
+    assert_eq!(
+        j.presence_data,
+        r#"{"presence":{"ids":["u1"],"hash":{"u1":{"n":1}},"count":1}}"#
+    );
+    let again = admitted(
+        p.join(APP, "presence-a", "u1", r#"{"n":1}"#, s2, 2)
+            .await
+            .unwrap(),
+    );
+    assert!(!again.first_connection, "a second connection of u1");
+    let u2 = admitted(
+        p.join(APP, "presence-a", "u2", "null", s3, 2)
+            .await
+            .unwrap(),
+    );
+    assert!(u2.first_connection);
+    assert!(
+        u2.presence_data.contains(r#""count":2"#),
+        "{}",
+        u2.presence_data
+    );
+    let full = p
+        .join(APP, "presence-a", "u3", "{}", socket(1, 9), 2)
+        .await
+        .unwrap();
+    assert_eq!(full, Join::Full { max: 2 });
+    assert_eq!(p.user_ids(APP, "presence-a").await.unwrap(), ["u1", "u2"]);
+    assert!(
+        p.user_ids(OTHER_APP, "presence-a")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let leave = |user, s| p.leave(APP, "presence-a", user, s);
+    assert_eq!(leave("u1", s1).await.unwrap(), Left::OtherConnectionsRemain);
+    assert_eq!(leave("u1", s1).await.unwrap(), Left::NotAMember);
+    assert_eq!(leave("u1", s2).await.unwrap(), Left::LastConnection);
+    assert_eq!(leave("u2", s3).await.unwrap(), Left::LastConnection);
+    assert!(p.user_ids(APP, "presence-a").await.unwrap().is_empty());
+    // A refused join leaves nothing behind either.
+    assert_eq!(
+        p.leave(APP, "presence-a", "u3", socket(1, 9))
+            .await
+            .unwrap(),
+        Left::NotAMember
+    );
+}
+
+/// Counts add up over reporters, list by prefix, never go below zero, and apps are apart.
+/// Leaves the backend empty.
+pub async fn occupancy(o: &dyn Occupancy) {
+    assert_eq!(o.add(APP, "presence-a", 1).await.unwrap(), 1);
+    assert_eq!(o.add(APP, "presence-a", 1).await.unwrap(), 2);
+    assert_eq!(o.add(APP, "news", 1).await.unwrap(), 1);
+    assert_eq!(o.add(OTHER_APP, "news", 1).await.unwrap(), 1);
+    assert_eq!(
+        o.occupied(APP, "presence-").await.unwrap(),
+        [("presence-a".to_string(), 2)]
+    );
+    assert_eq!(o.occupied(APP, "").await.unwrap().len(), 2);
+    assert_eq!(o.add(APP, "news", -1).await.unwrap(), 0);
+    assert_eq!(o.count(APP, "news").await.unwrap(), 0);
+    assert_eq!(o.add(APP, "news", -1).await.unwrap(), 0, "never below zero");
+    assert_eq!(
+        o.occupied(APP, "").await.unwrap(),
+        [("presence-a".to_string(), 2)]
+    );
+    assert_eq!(o.add(APP, "presence-a", -2).await.unwrap(), 0);
+    assert_eq!(o.add(OTHER_APP, "news", -1).await.unwrap(), 0);
+    assert!(o.occupied(APP, "").await.unwrap().is_empty());
+}
+
+/// A user is online from its first connection to its last; watchers are listed per watched
+/// user and forgotten when they leave. Leaves the backend empty.
+pub async fn users(u: &dyn Users) {
+    let (s1, s2) = (socket(0, 1), socket(1, 1));
+    assert!(u.connect(APP, "a", s1).await.unwrap());
+    assert!(!u.connect(APP, "a", s2).await.unwrap());
+    assert!(u.is_online(APP, "a").await.unwrap());
+    assert!(!u.is_online(OTHER_APP, "a").await.unwrap());
+    assert!(!u.disconnect(APP, "a", s1).await.unwrap());
+    assert!(u.disconnect(APP, "a", s2).await.unwrap());
+    assert!(!u.is_online(APP, "a").await.unwrap());
+    assert!(
+        !u.disconnect(APP, "a", s2).await.unwrap(),
+        "already offline"
+    );
+    let watcher = ConnRef::new(3, socket(0, 9));
+    u.watch(APP, watcher, &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    assert_eq!(u.watchers(APP, "b").await.unwrap(), [watcher]);
+    assert!(u.watchers(OTHER_APP, "b").await.unwrap().is_empty());
+    u.unwatch(APP, watcher.socket()).await.unwrap();
+    assert!(u.watchers(APP, "a").await.unwrap().is_empty());
+    assert!(u.watchers(APP, "b").await.unwrap().is_empty());
+}
+
+fn broadcast(n: u8) -> NodeMessage {
+    NodeMessage {
+        origin: 0,
+        event: NodeEvent::Broadcast {
+            app_id: "app".into(),
+            channel: "news".into(),
+            payload: vec![n].into_boxed_slice(),
+            except: None,
+            cacheable: false,
+        },
+    }
+}
+
+/// Three nodes: what one sends reaches each other node once and in order, never itself.
+pub async fn transport(nodes: &[impl Transport; 3]) {
+    let [a, b, c] = nodes;
+    assert!(a.has_peers());
+    a.send(broadcast(1)).await.unwrap();
+    a.send(broadcast(2)).await.unwrap();
+    for node in [b, c] {
+        assert_eq!(node.recv().await.unwrap(), broadcast(1));
+        assert_eq!(node.recv().await.unwrap(), broadcast(2));
+    }
+    // If `a` had received its own messages, they would come before this one.
+    b.send(broadcast(3)).await.unwrap();
+    assert_eq!(a.recv().await.unwrap(), broadcast(3));
+    assert_eq!(c.recv().await.unwrap(), broadcast(3));
+}

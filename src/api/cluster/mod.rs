@@ -1,0 +1,82 @@
+//! The cluster seam: the state that must be consistent across shards (and, with several
+//! nodes, across nodes), each concept behind a narrow interface the API core calls:
+//!
+//! - [`Presence`]: presence membership (who is on which presence channel, with which
+//!   connections);
+//! - [`Occupancy`]: subscription counts per channel (occupied/vacated, `subscription_count`);
+//! - [`Users`]: signed-in users and watchlists;
+//! - [`Transport`]: broadcasts between nodes.
+//!
+//! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
+//! slow or down, and the API core answers such failures with the error the spec names (503,
+//! a refused subscription) instead of hanging. The in-memory implementations here are the
+//! single-node default; [`contract`] holds the tests every backend must pass.
+
+mod occupancy;
+mod presence;
+mod transport;
+mod users;
+
+#[cfg(test)]
+pub mod contract;
+
+pub use occupancy::{MemoryOccupancy, Occupancy};
+pub use presence::{Join, Joined, Left, MemoryPresence, Presence};
+pub use transport::{MemoryBus, NodeEvent, NodeMessage, Solo, Transport};
+pub use users::{MemoryUsers, Users};
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why a backend could not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterError {
+    /// The backend cannot be reached or did not answer in time.
+    Unavailable(String),
+}
+
+impl fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(why) => write!(f, "cluster state unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+/// What a backend's method returns: a future on the API core's executor (no `Send`), which
+/// may wait for the network and may fail.
+pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClusterError>> + 'a>>;
+
+/// An answer an in-memory backend has at once.
+pub(crate) fn ready<'a, T: 'a>(value: T) -> StateFuture<'a, T> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+/// The node's view of cluster-wide state.
+pub struct Cluster {
+    pub presence: Box<dyn Presence>,
+    pub occupancy: Box<dyn Occupancy>,
+    pub users: Box<dyn Users>,
+    pub transport: Box<dyn Transport>,
+}
+
+impl Cluster {
+    /// A single node: everything in the API core's memory, no other nodes.
+    pub fn single_node() -> Cluster {
+        Cluster {
+            presence: Box::new(MemoryPresence::default()),
+            occupancy: Box::new(MemoryOccupancy::default()),
+            users: Box::new(MemoryUsers::default()),
+            transport: Box::new(Solo),
+        }
+    }
+}
+
+impl From<ClusterError> for crate::http::ApiError {
+    fn from(e: ClusterError) -> Self {
+        crate::http::ApiError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,64 @@
+//! Presence joins and leaves arriving from the shards: membership lives in the cluster state
+//! ([`super::cluster::Presence`]), and `member_added` / `member_removed` go to every shard when
+//! a user's first connection joins or its last one leaves, anywhere in the cluster.
+
+use super::ApiCore;
+use super::cluster::{Join, Left};
+use crate::app::AppIdx;
+use crate::bus::{Answer, Broadcast, PresenceJoin, ReplyTo};
+use crate::protocol::errors::SubscriptionRefusal;
+use crate::protocol::{SocketId, frames};
+
+/// Admits or refuses a join, tells the other members, and answers the asking shard.
+pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
+    let max = core.apps.get(j.app).config.max_presence_members_per_channel;
+    let joined = core
+        .cluster
+        .presence
+        .join(j.app, &j.channel, &j.user_id, &j.user_info, j.socket, max)
+        .await;
+    let verdict = match joined {
+        Ok(Join::Admitted(joined)) => {
+            if joined.first_connection {
+                core.webhooks.member_added(j.app, &j.channel, &j.user_id);
+                let data = format!(
+                    r#"{{"user_id":{},"user_info":{}}}"#,
+                    frames::json_string(&j.user_id),
+                    j.user_info
+                );
+                let event = "pusher_internal:member_added";
+                let added = Broadcast::internal(j.app, &j.channel, event, &data);
+                core.broadcast(added.except(Some(j.socket))).await;
+            }
+            Ok(joined.presence_data)
+        }
+        Ok(Join::Full { max }) => Err(SubscriptionRefusal::ChannelFull { max }),
+        Err(e) => {
+            log::warn!("presence join on {}: {e}", j.channel);
+            Err(SubscriptionRefusal::Unavailable)
+        }
+    };
+    core.answer(from, Answer::PresenceJoin(verdict)).await;
+}
+
+pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, socket: SocketId) {
+    let left = match core
+        .cluster
+        .presence
+        .leave(app, channel, user_id, socket)
+        .await
+    {
+        Ok(left) => left,
+        Err(e) => {
+            log::warn!("presence leave on {channel}: {e}");
+            return;
+        }
+    };
+    if left == Left::LastConnection {
+        core.webhooks.member_removed(app, channel, user_id);
+        let data = format!(r#"{{"user_id":{}}}"#, frames::json_string(user_id));
+        let event = "pusher_internal:member_removed";
+        core.broadcast(Broadcast::internal(app, channel, event, &data))
+            .await;
+    }
+}

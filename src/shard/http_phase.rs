@@ -1,0 +1,196 @@
+//! A TCP connection's HTTP phase on a shard: read request heads (keep-alive), upgrade
+//! `/app/{key}` to a WebSocket session, answer `/up` locally, and hand every other request
+//! to the API core.
+
+use super::Shard;
+use super::session;
+use crate::app::App;
+use crate::http::{self, ApiError, ApiRequest, ApiResponse, RequestHead};
+use crate::protocol::ErrorCode;
+use crate::protocol::errors::closing_bytes;
+use crate::ws::handshake;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an HTTP client may sit idle between or inside requests.
+const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the HTTP phase ended with.
+enum Next {
+    Done,
+    /// An accepted WebSocket upgrade: the session continues in a task of its own, so that
+    /// none of the HTTP phase's state stays allocated for the connection's lifetime.
+    Session {
+        app: Arc<App>,
+        leftover: Vec<u8>,
+    },
+}
+
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    match serve_http(&shard, &mut stream).await {
+        Ok(Next::Done) => {}
+        Ok(Next::Session { app, leftover }) => {
+            let queue = shard.sessions_queue;
+            match glommio::spawn_local_into(session::serve(shard, stream, app, leftover), queue) {
+                Ok(task) => {
+                    task.detach();
+                }
+                Err(e) => log::warn!("cannot start a session: {e}"),
+            }
+        }
+        Err(e) => log::debug!("shard {}: connection ended: {e}", shard.id),
+    }
+}
+
+/// How an answer's body is typed.
+const JSON: &str = "application/json";
+
+async fn respond(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    r: &ApiResponse,
+    keep_alive: bool,
+    content_type: &str,
+) -> std::io::Result<()> {
+    shard.stats().http_answered(r.status);
+    let bytes = http::response(r.status, content_type, r.body.as_bytes(), keep_alive);
+    stream.write_all(&bytes).await
+}
+
+/// Answers `error` and ends the connection.
+async fn refuse(shard: &Shard, stream: &mut TcpStream, error: ApiError) -> std::io::Result<Next> {
+    respond(shard, stream, &error.response(), false, JSON).await?;
+    Ok(Next::Done)
+}
+
+async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Result<Next> {
+    stream.set_read_timeout(Some(HTTP_IDLE_TIMEOUT))?;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let head = match http::read_head(stream, &mut buf).await? {
+            None => return Ok(Next::Done),
+            Some(Err(e)) => return refuse(shard, stream, e.into()).await,
+            Some(Ok(head)) => head,
+        };
+        buf.drain(..head.head_len);
+        if let Some(key) = head.path.strip_prefix("/app/") {
+            let key = key.to_string();
+            return upgrade(shard, stream, head, key, buf).await;
+        }
+        let keep_alive = head.keep_alive;
+        let (response, content_type) = if head.path == "/up" || head.path.starts_with("/up/") {
+            // A healthy `/up` answers in plain text, as load balancers expect.
+            let r = health(shard, &head.path);
+            let plain = r.status == 200;
+            (r, if plain { "text/plain" } else { JSON })
+        } else {
+            match read_body(stream, &mut buf, &head).await? {
+                Ok(Some(body)) => (shard.call_api(request(head, body)).await, JSON),
+                Ok(None) => return Ok(Next::Done),
+                Err(e) => return refuse(shard, stream, e).await,
+            }
+        };
+        respond(shard, stream, &response, keep_alive, content_type).await?;
+        if !keep_alive {
+            return Ok(Next::Done);
+        }
+    }
+}
+
+/// Reads the request's body into memory; `Ok(Ok(None))` when the client went away.
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: &RequestHead,
+) -> std::io::Result<Result<Option<Vec<u8>>, ApiError>> {
+    if head.chunked {
+        return Ok(Err(ApiError::LengthRequired));
+    }
+    if head.content_length > http::MAX_BODY_BYTES {
+        let e = ApiError::PayloadTooLarge("request body is too large".into());
+        return Ok(Err(e));
+    }
+    while buf.len() < head.content_length {
+        if http::read_more(stream, buf).await? == 0 {
+            return Ok(Ok(None));
+        }
+    }
+    Ok(Ok(Some(buf.drain(..head.content_length).collect())))
+}
+
+fn request(head: RequestHead, body: Vec<u8>) -> ApiRequest {
+    ApiRequest {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        body,
+        idempotency_key: head.idempotency_key,
+    }
+}
+
+fn health(shard: &Shard, path: &str) -> ApiResponse {
+    match path.strip_prefix("/up/") {
+        Some(id) if shard.apps.by_id(id).is_none() => {
+            ApiError::NotFound("unknown app".into()).response()
+        }
+        _ if shard.stopping.get() => ApiError::Unavailable("shutting down".into()).response(),
+        _ => ApiResponse::json(200, "OK"),
+    }
+}
+
+/// The protocol version a client asks for; missing means 7.
+fn protocol_version(query: &str) -> Option<u32> {
+    for pair in query.split('&') {
+        if let Some(v) = pair.strip_prefix("protocol=") {
+            return v.parse().ok();
+        }
+    }
+    Some(7)
+}
+
+/// The app a WebSocket upgrade is for, or the code it is refused with.
+fn admit(shard: &Shard, key: &str, head: &RequestHead) -> Result<Arc<App>, (ErrorCode, String)> {
+    let refuse = |code: ErrorCode| Err((code, code.close_reason().to_string()));
+    match shard.apps.by_key(key) {
+        None => Err((
+            ErrorCode::UnknownApp,
+            format!("App key {key} not in this cluster"),
+        )),
+        Some(app) if !app.config.enabled => refuse(ErrorCode::AppDisabled),
+        Some(_) if !matches!(protocol_version(&head.query), Some(v) if v >= 5) => {
+            refuse(ErrorCode::UnsupportedProtocol)
+        }
+        Some(_) if shard.stopping.get() => refuse(ErrorCode::Reconnect),
+        // Last: a refusal after this point would leak the counted connection.
+        Some(app) if !app.try_acquire_connection() => refuse(ErrorCode::OverQuota),
+        Some(app) => Ok(app.clone()),
+    }
+}
+
+async fn upgrade(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    head: RequestHead,
+    key: String,
+    leftover: Vec<u8>,
+) -> std::io::Result<Next> {
+    let accept = match handshake::accept_key(&head) {
+        Ok(a) => a,
+        Err(e) => return refuse(shard, stream, e.into()).await,
+    };
+    shard.stats().http_answered(101);
+    stream
+        .write_all(&handshake::switching_protocols(&accept))
+        .await?;
+    stream.set_read_timeout(None)?;
+    match admit(shard, &key, &head) {
+        Ok(app) => Ok(Next::Session { app, leftover }),
+        Err((code, message)) => {
+            stream.write_all(&closing_bytes(code, &message)).await?;
+            session::finish(stream).await.map(|_| Next::Done)
+        }
+    }
+}

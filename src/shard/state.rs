@@ -1,0 +1,85 @@
+//! Everything a shard's protocol rules read and change, in one value: the hub (connections
+//! and the local channel index), the cache channels' last events, the questions awaiting an
+//! answer from the API core, and the coarse clock. The shard keeps it in one `RefCell` that
+//! is borrowed once per client message or command; the rules take it as `&mut`, so no rule
+//! can borrow it twice.
+
+use super::hub::Hub;
+use super::outbox::Frame;
+use crate::bus::{ConnRef, ReplyTo, RequestId, ShardId};
+use crate::clock::Tick;
+use crate::http::ApiResponse;
+use crate::last_events::LastEvents;
+use ahash::AHashMap;
+use glommio::channels::local_channel::LocalSender;
+
+pub struct ShardState {
+    pub hub: Hub,
+    /// The last event of every cache channel, for new subscribers.
+    pub last_events: LastEvents<Frame>,
+    pub outstanding: Outstanding,
+    /// Seconds since the shard started, advanced by its sweeper.
+    pub now: Tick,
+}
+
+impl ShardState {
+    pub fn new(shard: ShardId, apps: usize, outbound_limit: usize) -> ShardState {
+        ShardState {
+            hub: Hub::new(apps, outbound_limit),
+            last_events: LastEvents::default(),
+            outstanding: Outstanding::new(shard),
+            now: 0,
+        }
+    }
+}
+
+/// Who waits for the answer to a question.
+pub enum Waiter {
+    /// An HTTP connection's task, parked until the API core answers.
+    Http(LocalSender<ApiResponse>),
+    /// A connection whose presence join is pending.
+    PresenceJoin(ConnRef),
+}
+
+/// The shard's questions to the API core that await an answer, by [`RequestId`]. Ids grow
+/// from 1 and are never reused, so a late answer can never reach the wrong waiter. An entry
+/// lives until its answer arrives; the API core answers every question it receives.
+pub struct Outstanding {
+    shard: ShardId,
+    next: u64,
+    waiting: AHashMap<RequestId, Waiter>,
+}
+
+impl Outstanding {
+    pub fn new(shard: ShardId) -> Outstanding {
+        Outstanding {
+            shard,
+            next: 0,
+            waiting: AHashMap::new(),
+        }
+    }
+
+    /// Registers `waiter` under a fresh id; the question must carry the returned address.
+    pub fn ask(&mut self, waiter: Waiter) -> ReplyTo {
+        self.next += 1;
+        let request = RequestId(self.next);
+        self.waiting.insert(request, waiter);
+        ReplyTo {
+            shard: self.shard,
+            request,
+        }
+    }
+
+    /// Takes the waiter of an answered question.
+    pub fn answered(&mut self, request: RequestId) -> Option<Waiter> {
+        self.waiting.remove(&request)
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}

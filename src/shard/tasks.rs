@@ -1,0 +1,99 @@
+//! A shard's control tasks, in its control task queue: the API core's commands, accepting
+//! connections, forwarding ordered reports, and the once-a-second sweeper.
+
+use super::{Shard, http_phase};
+use crate::bus::{ApiCommand, ShardCommand, ShardReceiver};
+use crate::clock::Tick;
+use glommio::TaskQueueHandle;
+use glommio::channels::local_channel::LocalReceiver;
+use glommio::net::TcpListener;
+use glommio::timer::Timer;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Starts the tasks and runs the command loop until shutdown.
+pub async fn start(
+    shard: Rc<Shard>,
+    listener: std::net::TcpListener,
+    from_api: ShardReceiver,
+    ordered: LocalReceiver<ApiCommand>,
+    control: TaskQueueHandle,
+) {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: the fd comes from a listening std socket whose ownership we hand over.
+    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let spawn = |f| glommio::spawn_local_into(f, control).expect("the control queue exists");
+    let accept =
+        spawn(Box::pin(accept_loop(shard.clone(), listener)) as Pin<Box<dyn Future<Output = ()>>>);
+    spawn(Box::pin(sweep_loop(shard.clone()))).detach();
+    spawn(Box::pin(forward_ordered(shard.clone(), ordered))).detach();
+    spawn(Box::pin(command_loop(shard, from_api, accept))).await;
+}
+
+/// Carries out the API core's commands until shutdown.
+async fn command_loop(shard: Rc<Shard>, from_api: ShardReceiver, accept: glommio::Task<()>) {
+    while let Some(cmd) = from_api.recv().await {
+        if let ShardCommand::Shutdown = cmd {
+            accept.cancel().await;
+            shard.shut_down().await;
+            let stopped = ApiCommand::ShardStopped { shard: shard.id };
+            let _ = shard.to_api.send(stopped).await;
+            return;
+        }
+        shard.command(cmd);
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                if shard.stopping.get() {
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(http_phase::serve(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Out of file descriptors, typically: back off instead of spinning.
+                log::warn!("shard {}: accept failed: {e}", shard.id);
+                Timer::new(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn forward_ordered(shard: Rc<Shard>, rx: LocalReceiver<ApiCommand>) {
+    while let Some(cmd) = rx.recv().await {
+        if shard.to_api.send(cmd).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn sweep_loop(shard: Rc<Shard>) {
+    let activity = shard.config.activity_timeout as Tick;
+    let pong = shard.config.pong_timeout_s as Tick;
+    let signin_deadlines: Vec<Option<Tick>> = shard
+        .apps
+        .iter()
+        .map(|a| {
+            a.config
+                .require_user_authentication
+                .then_some(a.config.user_authentication_timeout_s as Tick)
+        })
+        .collect();
+    loop {
+        Timer::new(Duration::from_secs(1)).await;
+        let now = shard.tick();
+        let mut state = shard.state.borrow_mut();
+        state
+            .hub
+            .sweep(now, activity, pong, &shard.ping_frame, &signin_deadlines);
+        if now.is_multiple_of(60) {
+            state.last_events.purge(now);
+        }
+    }
+}
