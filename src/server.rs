@@ -67,6 +67,40 @@ fn claim_port(addr: SocketAddr) -> Result<SocketAddr, StartError> {
     probe.local_addr().map_err(|e| StartError(e.to_string()))
 }
 
+/// Binds every shard's listener up front: the first picks the port (0 = any free one), the
+/// rest join it with SO_REUSEPORT. A bind error fails the start with one line.
+fn bind_shards(
+    ip: std::net::IpAddr,
+    port: u16,
+    shards: usize,
+) -> Result<(SocketAddr, Vec<std::net::TcpListener>), StartError> {
+    let mut addr = claim_port(SocketAddr::new(ip, port))?;
+    let mut listeners = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let l =
+            shard::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        addr = l.local_addr().map_err(|e| StartError(e.to_string()))?;
+        listeners.push(l);
+    }
+    Ok((addr, listeners))
+}
+
+/// The metrics port, bound here too so a port in use fails the start with one line.
+fn bind_metrics(
+    ip: std::net::IpAddr,
+    port: u16,
+) -> Result<Option<std::net::TcpListener>, StartError> {
+    if port == 0 {
+        return Ok(None);
+    }
+    let at = SocketAddr::new(ip, port);
+    let l = std::net::TcpListener::bind(at)
+        .map_err(|e| StartError(format!("cannot listen on {at} (metrics_port): {e}")))?;
+    let bound = l.local_addr().map_err(|e| StartError(e.to_string()))?;
+    log::info!("metrics on http://{bound}/metrics");
+    Ok(Some(l))
+}
+
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub fn run(config: Config) -> Result<(), StartError> {
     check_memlock()?;
@@ -82,52 +116,24 @@ pub fn run(config: Config) -> Result<(), StartError> {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| StartError(format!("signal handler: {e}")))?;
     }
-
-    // Bind every shard's listener up front: the first picks the port (0 = any free one), the
-    // rest join it with SO_REUSEPORT. A bind error fails the start with one line.
-    let mut addr = claim_port(SocketAddr::new(ip, config.server.port))?;
-    let mut listeners = Vec::with_capacity(plan.shard_cpus.len());
-    for _ in &plan.shard_cpus {
-        let l =
-            shard::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
-        addr = l.local_addr().map_err(|e| StartError(e.to_string()))?;
-        listeners.push(l);
-    }
-
-    // The metrics port is bound here too, so a port in use fails the start with one line.
-    let metrics_listener = match config.server.metrics_port {
-        0 => None,
-        port => {
-            let at = SocketAddr::new(ip, port);
-            let l = std::net::TcpListener::bind(at)
-                .map_err(|e| StartError(format!("cannot listen on {at} (metrics_port): {e}")))?;
-            log::info!(
-                "metrics on http://{}/metrics",
-                l.local_addr().map_err(|e| StartError(e.to_string()))?
-            );
-            Some(l)
-        }
-    };
+    let (addr, listeners) = bind_shards(ip, config.server.port, plan.shard_cpus.len())?;
+    let metrics_listener = bind_metrics(ip, config.server.metrics_port)?;
     let metrics = Metrics::new(plan.shard_cpus.len());
 
-    let links: Vec<ShardQueue> = (0..plan.shard_cpus.len())
-        .map(|id| ShardQueue::new(id, &metrics))
-        .collect();
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut shard_handles = Vec::new();
-    for (id, ((cpu, listener), link)) in
-        plan.shard_cpus.iter().zip(listeners).zip(links).enumerate()
-    {
-        to_shards.push(link.to_shard);
-        from_shards.push(link.from_shard);
+    for (id, (cpu, listener)) in plan.shard_cpus.iter().zip(listeners).enumerate() {
+        let queue = ShardQueue::new(id, &metrics);
+        to_shards.push(queue.to_shard);
+        from_shards.push(queue.from_shard);
         let setup = ShardSetup {
             id,
             apps: apps.clone(),
             config: config.server.clone(),
             listener,
-            from_api: link.from_api,
-            to_api: link.to_api,
+            from_api: queue.from_api,
+            to_api: queue.to_api,
             metrics: metrics.clone(),
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
@@ -155,7 +161,16 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 plan.api_cpu
             ))
         })?;
+    log_started(addr, &plan, &apps);
+    let _ = api.join();
+    for h in shard_handles {
+        let _ = h.join();
+    }
+    log::info!("ringcast stopped");
+    Ok(())
+}
 
+fn log_started(addr: SocketAddr, plan: &placement::Plan, apps: &Apps) {
     log::info!(
         "ringcast listening on {addr} ({} shards on cpus {:?}, API core on cpu {})",
         plan.shard_cpus.len(),
@@ -170,11 +185,4 @@ pub fn run(config: Config) -> Result<(), StartError> {
             app.secret()
         );
     }
-
-    let _ = api.join();
-    for h in shard_handles {
-        let _ = h.join();
-    }
-    log::info!("ringcast stopped");
-    Ok(())
 }

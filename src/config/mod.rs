@@ -3,7 +3,12 @@
 //! Both sources are merged into one TOML tree *before* it is deserialized, so that a bad value
 //! from either place produces the same one-line error naming the key (`server.port: …`).
 
-use crate::webhook_kind::Kind;
+mod env;
+mod validate;
+
+pub use env::env_vars;
+
+use env::apply_env;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
@@ -16,7 +21,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             key: key.into(),
             reason: reason.into(),
@@ -166,29 +171,6 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
 }
 
-/// Environment variables: `RINGCAST_{SERVER KEY}` and, for the first (or only) app,
-/// `RINGCAST_APP_{APP KEY}`. Kept as a table so `--help` lists exactly what is read.
-pub fn env_vars() -> Vec<(String, String)> {
-    let server = toml::Table::try_from(ServerConfig::default()).unwrap_or_default();
-    let app = toml::Table::try_from(AppConfig::default()).unwrap_or_default();
-    let mut out: Vec<(String, String)> = server
-        .keys()
-        .map(|k| {
-            (
-                format!("RINGCAST_{}", k.to_uppercase()),
-                format!("server.{k}"),
-            )
-        })
-        .collect();
-    out.extend(app.keys().filter(|k| *k != "webhooks").map(|k| {
-        (
-            format!("RINGCAST_APP_{}", k.to_uppercase()),
-            format!("apps[0].{k}"),
-        )
-    }));
-    out
-}
-
 impl Config {
     /// Loads the optional file, then applies environment overrides from `env`.
     pub fn load(
@@ -218,217 +200,10 @@ impl Config {
         config.validate()?;
         Ok(config)
     }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.server.validate()?;
-        if self.apps.is_empty() {
-            return Err(ConfigError::new("apps", "no app configured"));
-        }
-        for (i, app) in self.apps.iter().enumerate() {
-            app.validate(i)?;
-            for (j, other) in self.apps[..i].iter().enumerate() {
-                if other.id == app.id {
-                    let key = format!("apps[{i}].id");
-                    return Err(ConfigError::new(key, format!("same as apps[{j}].id")));
-                }
-                if other.key == app.key {
-                    let key = format!("apps[{i}].key");
-                    return Err(ConfigError::new(key, format!("same as apps[{j}].key")));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The first of `fields` (key, value) that is zero, as an error.
-fn all_positive(fields: &[(String, usize)]) -> Result<(), ConfigError> {
-    match fields.iter().find(|(_, v)| *v == 0) {
-        Some((key, _)) => Err(ConfigError::new(key.clone(), "must be greater than 0")),
-        None => Ok(()),
-    }
-}
-
-impl ServerConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        all_positive(&[
-            (
-                "server.activity_timeout".into(),
-                self.activity_timeout as usize,
-            ),
-            ("server.pong_timeout_s".into(), self.pong_timeout_s as usize),
-            ("server.max_message_kb".into(), self.max_message_kb),
-            ("server.outbound_buffer_kb".into(), self.outbound_buffer_kb),
-        ])?;
-        if self.shards > 256 {
-            return Err(ConfigError::new("server.shards", "at most 256"));
-        }
-        if self.max_message_kb > 16 * 1024 {
-            return Err(ConfigError::new("server.max_message_kb", "at most 16384"));
-        }
-        if self.host.parse::<std::net::IpAddr>().is_err() {
-            return Err(ConfigError::new(
-                "server.host",
-                format!("`{}` is not an IP address", self.host),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl AppConfig {
-    /// Checks the app at `apps[i]` on its own (uniqueness is checked across apps).
-    fn validate(&self, i: usize) -> Result<(), ConfigError> {
-        let k = |f: &str| format!("apps[{i}].{f}");
-        for (field, v) in [
-            ("id", &self.id),
-            ("key", &self.key),
-            ("secret", &self.secret),
-        ] {
-            if v.is_empty() {
-                return Err(ConfigError::new(k(field), "must not be empty"));
-            }
-        }
-        if self.key.contains(':') || self.key.contains('/') {
-            return Err(ConfigError::new(k("key"), "must not contain ':' or '/'"));
-        }
-        all_positive(&[
-            (k("max_event_payload_kb"), self.max_event_payload_kb),
-            (k("max_channel_name_length"), self.max_channel_name_length),
-            (k("max_event_name_length"), self.max_event_name_length),
-            (
-                k("max_event_channels_at_once"),
-                self.max_event_channels_at_once,
-            ),
-            (k("max_event_batch_size"), self.max_event_batch_size),
-            (
-                k("max_presence_members_per_channel"),
-                self.max_presence_members_per_channel,
-            ),
-            (
-                k("max_presence_member_size_kb"),
-                self.max_presence_member_size_kb,
-            ),
-            (
-                k("user_authentication_timeout_s"),
-                self.user_authentication_timeout_s as usize,
-            ),
-        ])?;
-        if self.max_channel_name_length > 200 {
-            return Err(ConfigError::new(
-                k("max_channel_name_length"),
-                "at most 200",
-            ));
-        }
-        for (w, hook) in self.webhooks.iter().enumerate() {
-            hook.validate(&format!("apps[{i}].webhooks[{w}]"))?;
-        }
-        Ok(())
-    }
-}
-
-impl WebhookConfig {
-    fn validate(&self, at: &str) -> Result<(), ConfigError> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(ConfigError::new(
-                format!("{at}.url"),
-                "must start with http:// or https://",
-            ));
-        }
-        if let Some(bad) = self.event_types.iter().find(|t| Kind::parse(t).is_none()) {
-            return Err(ConfigError::new(
-                format!("{at}.event_types"),
-                format!("unknown type `{bad}`"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Writes each recognised `RINGCAST_*` variable into the tree, typed like the key's default
-/// (so `RINGCAST_APP_ID=12345` stays a string and `RINGCAST_PORT=x` fails naming `server.port`).
-fn apply_env(
-    tree: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-    from_file: bool,
-) -> Result<(), ConfigError> {
-    let server_defaults = toml::Table::try_from(ServerConfig::default()).unwrap_or_default();
-    let app_defaults = toml::Table::try_from(AppConfig::default()).unwrap_or_default();
-    let mut app_overrides = toml::Table::new();
-    for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("RINGCAST_") else {
-            continue;
-        };
-        let (defaults, key, is_app) = match rest.strip_prefix("APP_") {
-            Some(k) => (&app_defaults, k.to_lowercase(), true),
-            None => (&server_defaults, rest.to_lowercase(), false),
-        };
-        let Some(default) = defaults.get(&key) else {
-            continue;
-        };
-        if key == "webhooks" {
-            continue;
-        }
-        let value = typed_like(default, &raw).ok_or_else(|| {
-            let path = if is_app {
-                format!("apps[0].{key}")
-            } else {
-                format!("server.{key}")
-            };
-            ConfigError::new(
-                path,
-                format!(
-                    "`{raw}` (from {name}) is not a valid {}",
-                    default.type_str()
-                ),
-            )
-        })?;
-        if is_app {
-            app_overrides.insert(key, value);
-        } else {
-            let server = tree
-                .entry("server")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = server {
-                t.insert(key, value);
-            }
-        }
-    }
-    let apps = tree
-        .entry("apps")
-        .or_insert_with(|| toml::Value::Array(Vec::new()));
-    if let toml::Value::Array(list) = apps {
-        if list.is_empty() && !from_file {
-            // No file: the dev app, possibly with other credentials from the environment.
-            let dev = toml::Table::try_from(AppConfig::dev()).unwrap_or_default();
-            list.push(toml::Value::Table(dev));
-        }
-        if !app_overrides.is_empty() {
-            if list.is_empty() {
-                list.push(toml::Value::Table(toml::Table::new()));
-            }
-            if let Some(toml::Value::Table(first)) = list.first_mut() {
-                first.extend(app_overrides);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn typed_like(default: &toml::Value, raw: &str) -> Option<toml::Value> {
-    match default {
-        toml::Value::Integer(_) => raw.trim().parse::<i64>().ok().map(toml::Value::Integer),
-        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Some(toml::Value::Boolean(true)),
-            "false" | "0" | "no" | "off" => Some(toml::Value::Boolean(false)),
-            _ => None,
-        },
-        _ => Some(toml::Value::String(raw.to_string())),
-    }
 }
 
 #[cfg(test)]

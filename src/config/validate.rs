@@ -1,0 +1,131 @@
+//! The checks a configuration passes before the server starts, each failure naming its key.
+
+use super::{AppConfig, Config, ConfigError, ServerConfig, WebhookConfig};
+use crate::webhook_kind::Kind;
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        if self.apps.is_empty() {
+            return Err(ConfigError::new("apps", "no app configured"));
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            app.validate(i)?;
+            for (j, other) in self.apps[..i].iter().enumerate() {
+                if other.id == app.id {
+                    let key = format!("apps[{i}].id");
+                    return Err(ConfigError::new(key, format!("same as apps[{j}].id")));
+                }
+                if other.key == app.key {
+                    let key = format!("apps[{i}].key");
+                    return Err(ConfigError::new(key, format!("same as apps[{j}].key")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first of `fields` (key, value) that is zero, as an error.
+fn all_positive(fields: &[(String, usize)]) -> Result<(), ConfigError> {
+    match fields.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err(ConfigError::new(key.clone(), "must be greater than 0")),
+        None => Ok(()),
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        all_positive(&[
+            (
+                "server.activity_timeout".into(),
+                self.activity_timeout as usize,
+            ),
+            ("server.pong_timeout_s".into(), self.pong_timeout_s as usize),
+            ("server.max_message_kb".into(), self.max_message_kb),
+            ("server.outbound_buffer_kb".into(), self.outbound_buffer_kb),
+        ])?;
+        if self.shards > 256 {
+            return Err(ConfigError::new("server.shards", "at most 256"));
+        }
+        if self.max_message_kb > 16 * 1024 {
+            return Err(ConfigError::new("server.max_message_kb", "at most 16384"));
+        }
+        if self.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::new(
+                "server.host",
+                format!("`{}` is not an IP address", self.host),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AppConfig {
+    /// Checks the app at `apps[i]` on its own (uniqueness is checked across apps).
+    pub(super) fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        let k = |f: &str| format!("apps[{i}].{f}");
+        for (field, v) in [
+            ("id", &self.id),
+            ("key", &self.key),
+            ("secret", &self.secret),
+        ] {
+            if v.is_empty() {
+                return Err(ConfigError::new(k(field), "must not be empty"));
+            }
+        }
+        if self.key.contains(':') || self.key.contains('/') {
+            return Err(ConfigError::new(k("key"), "must not contain ':' or '/'"));
+        }
+        all_positive(&[
+            (k("max_event_payload_kb"), self.max_event_payload_kb),
+            (k("max_channel_name_length"), self.max_channel_name_length),
+            (k("max_event_name_length"), self.max_event_name_length),
+            (
+                k("max_event_channels_at_once"),
+                self.max_event_channels_at_once,
+            ),
+            (k("max_event_batch_size"), self.max_event_batch_size),
+            (
+                k("max_presence_members_per_channel"),
+                self.max_presence_members_per_channel,
+            ),
+            (
+                k("max_presence_member_size_kb"),
+                self.max_presence_member_size_kb,
+            ),
+            (
+                k("user_authentication_timeout_s"),
+                self.user_authentication_timeout_s as usize,
+            ),
+        ])?;
+        if self.max_channel_name_length > 200 {
+            return Err(ConfigError::new(
+                k("max_channel_name_length"),
+                "at most 200",
+            ));
+        }
+        for (w, hook) in self.webhooks.iter().enumerate() {
+            hook.validate(&format!("apps[{i}].webhooks[{w}]"))?;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookConfig {
+    pub(super) fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                format!("{at}.url"),
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(bad) = self.event_types.iter().find(|t| Kind::parse(t).is_none()) {
+            return Err(ConfigError::new(
+                format!("{at}.event_types"),
+                format!("unknown type `{bad}`"),
+            ));
+        }
+        Ok(())
+    }
+}
