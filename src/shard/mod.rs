@@ -185,7 +185,7 @@ impl Shard {
             (Some(Waiter::PresenceJoin(conn)), Answer::PresenceJoin(verdict)) => {
                 let done = {
                     let mut state = self.state.borrow_mut();
-                    rules::presence::answered(&mut state, &self.apps, conn, request, verdict)
+                    rules::presence_join::answered(&mut state, &self.apps, conn, request, verdict)
                 };
                 if let Some((key, effects)) = done {
                     self.carry_out(key, effects);

@@ -4,12 +4,12 @@
 //! a close). The session task (`shard::session`) reads sockets and carries effects out; the
 //! unit tests here drive every rule of SPEC §2–§3 without a socket or an executor.
 //!
-//! One file per client message: [`subscribe`] (and unsubscribe), [`presence`] (the presence
+//! One file per client message: [`subscribe`] (and unsubscribe), [`presence_join`] (the presence
 //! join state machine), [`signin`], [`client_event`]; [`on_disconnect`] says what a departure
 //! reports.
 
 pub mod client_event;
-pub mod presence;
+pub mod presence_join;
 pub mod signin;
 pub mod subscribe;
 #[cfg(test)]
@@ -145,7 +145,7 @@ pub fn on_disconnect(conn: &Conn) -> Effects {
         });
     }
     for (channel, user_id) in conn.presence().all() {
-        effects.report(presence::leave_report(app, channel, user_id, socket));
+        effects.report(presence_join::leave_report(app, channel, user_id, socket));
     }
     if let Some(user_id) = conn.user_id() {
         effects.report(ApiCommand::UserOffline {

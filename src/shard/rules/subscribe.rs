@@ -1,7 +1,7 @@
 //! `pusher:subscribe` and `pusher:unsubscribe` (SPEC §2–§3): who may subscribe to which kind
 //! of channel, the local index and the API core's counts, and a cache channel's replay.
 
-use super::presence;
+use super::presence_join;
 use super::{Effects, Outgoing, Turn};
 use crate::app::App;
 use crate::auth;
@@ -33,7 +33,7 @@ pub fn subscribe(t: &mut Turn<'_>, channel: &str, auth: Option<&str>, channel_da
                 return t.effects.refuse(channel, SubscriptionRefusal::NotThatUser);
             }
         }
-        ChannelKind::Presence => return presence::begin(t, &name, auth, channel_data),
+        ChannelKind::Presence => return presence_join::begin(t, &name, auth, channel_data),
     }
     if t.state.hub.subscribe(t.key, &name).is_err() {
         return already_subscribed(&mut t.effects, channel);
@@ -111,7 +111,7 @@ pub fn unsubscribe(t: &mut Turn<'_>, channel: &str) {
     let left = t.conn().and_then(|c| c.presence_mut().leave(channel));
     match left {
         Some(user_id) => {
-            let report = presence::leave_report(t.app.idx, channel, &user_id, t.socket);
+            let report = presence_join::leave_report(t.app.idx, channel, &user_id, t.socket);
             t.effects.report(report);
         }
         None if !indexed => t.effects.error(

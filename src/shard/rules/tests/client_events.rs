@@ -62,14 +62,7 @@ fn client_events_need_the_app_switch_and_name_their_presence_sender() {
         4301
     );
 
-    let mut w = World::with(|a| {
-        a.webhooks = vec![WebhookConfig {
-            url: "http://127.0.0.1:1/".into(),
-            event_types: vec!["client_event".into()],
-            channel_prefix: String::new(),
-            headers: Default::default(),
-        }]
-    });
+    let mut w = World::hooked("client_event");
     let c = w.connect();
     let e = w.join_presence(c, "presence-a", r#"{"user_id":"u9"}"#);
     w.answer(join_request(&e), Ok("{}".into()));

@@ -2,7 +2,7 @@
 //! real hub, real signatures, and the effects each message asks for.
 
 mod client_events;
-mod presence;
+mod presence_join;
 mod signin;
 
 use super::{Effects, Outgoing, on_disconnect, on_message};
@@ -45,6 +45,18 @@ impl World {
             state: ShardState::new(0, 1, 64 * 1024),
             made: 0,
         }
+    }
+
+    /// An app with one webhook endpoint that wants `kind`.
+    fn hooked(kind: &str) -> World {
+        Self::with(|a| {
+            a.webhooks = vec![WebhookConfig {
+                url: "http://127.0.0.1:1/".into(),
+                event_types: vec![kind.into()],
+                channel_prefix: String::new(),
+                headers: Default::default(),
+            }]
+        })
     }
 
     fn connect(&mut self) -> ConnKey {
@@ -109,7 +121,7 @@ impl World {
         let Some(Waiter::PresenceJoin(conn)) = self.state.outstanding.answered(request) else {
             panic!("no presence join waits for {request:?}");
         };
-        super::presence::answered(&mut self.state, &self.apps, conn, request, verdict)
+        super::presence_join::answered(&mut self.state, &self.apps, conn, request, verdict)
             .map(|(_, e)| e)
     }
 
@@ -296,14 +308,7 @@ fn cache_channels_replay_the_last_event_or_say_miss() {
         ["pusher_internal:subscription_succeeded", "e"]
     );
 
-    let mut hooked = World::with(|a| {
-        a.webhooks = vec![WebhookConfig {
-            url: "http://127.0.0.1:1/".into(),
-            event_types: vec!["cache_miss".into()],
-            channel_prefix: String::new(),
-            headers: Default::default(),
-        }]
-    });
+    let mut hooked = World::hooked("cache_miss");
     let c = hooked.connect();
     let e = hooked.subscribe(c, "cache-a", None);
     assert_eq!(report_kinds(&e), ["+1", "cache_miss"]);
