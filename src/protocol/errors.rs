@@ -77,6 +77,11 @@ impl ErrorCode {
         !matches!(self, Self::OverCapacity | Self::PongTimeout)
     }
 
+    /// The `pusher:error` event that reports this code.
+    pub fn event(self, message: &str) -> String {
+        frames::error(self.code(), message)
+    }
+
     /// The reason a close with this code carries when the server decides it on its own (the
     /// sweeper, a slow consumer, shutdown, `terminate_connections`).
     pub fn close_reason(self) -> &'static str {
@@ -101,7 +106,7 @@ impl ErrorCode {
 pub fn closing_bytes(code: ErrorCode, message: &str) -> Vec<u8> {
     let mut out = Vec::new();
     if code.sends_error_event() {
-        out.extend(ws::frame::text(frames::error(code, message).as_bytes()));
+        out.extend(ws::frame::text(code.event(message).as_bytes()));
     }
     if code.closes() {
         out.extend(ws::frame::close(code.code(), message));
@@ -198,7 +203,7 @@ mod tests {
     fn closing_bytes_follow_the_table() {
         let close = ws::frame::close(4100, "slow");
         assert_eq!(closing_bytes(ErrorCode::OverCapacity, "slow"), close);
-        let error = ws::frame::text(frames::error(ErrorCode::Channel, "x").as_bytes());
+        let error = ws::frame::text(ErrorCode::Channel.event("x").as_bytes());
         assert_eq!(closing_bytes(ErrorCode::Channel, "x"), error);
         let both = closing_bytes(ErrorCode::Unauthorized, "bye");
         assert!(both.len() > ws::frame::close(4009, "bye").len());

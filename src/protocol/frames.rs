@@ -2,7 +2,6 @@
 //! *string* everywhere except in `pusher:error` and `pusher:signin_success`, where it is an
 //! object). These return the WebSocket payload only; `ws::frame` adds the frame header.
 
-use super::errors::ErrorCode;
 use super::socket_id::SocketId;
 use std::fmt::Write;
 
@@ -19,10 +18,10 @@ pub fn connection_established(socket_id: SocketId, activity_timeout: u64) -> Str
     )
 }
 
-pub fn error(code: ErrorCode, message: &str) -> String {
+/// `pusher:error` with a code of the error table (`protocol::errors`).
+pub fn error(code: u16, message: &str) -> String {
     format!(
-        r#"{{"event":"pusher:error","data":{{"code":{},"message":{}}}}}"#,
-        code.code(),
+        r#"{{"event":"pusher:error","data":{{"code":{code},"message":{}}}}}"#,
         json_string(message)
     )
 }
@@ -110,7 +109,7 @@ mod tests {
             r#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"123.456\",\"activity_timeout\":120}"}"#
         );
         assert_eq!(
-            error(ErrorCode::Channel, "x\"y"),
+            error(4300, "x\"y"),
             r#"{"event":"pusher:error","data":{"code":4300,"message":"x\"y"}}"#
         );
         assert_eq!(

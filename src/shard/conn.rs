@@ -2,7 +2,7 @@
 //! through a method that names its intent, so the rules that decide them live in one place.
 
 use super::outbox::{Frame, Outbox};
-use super::rules::presence_join::PresenceJoins;
+use super::presence_joins::PresenceJoins;
 use crate::app::AppIdx;
 use crate::clock::Tick;
 use crate::protocol::{ErrorCode, SocketId};

@@ -6,13 +6,15 @@
 //! - [`session`]: an upgraded WebSocket connection's I/O;
 //! - [`rules`]: the client protocol as plain functions over [`state::ShardState`];
 //! - [`hub`] and [`conn`]: the connections and the local channel index; [`outbox`]: a
-//!   connection's queue of shared frames;
+//!   connection's queue of shared frames; [`presence_joins`]: a connection's presence join
+//!   states;
 //! - [`tasks`]: the shard's control tasks (commands from the API core, accepting, the sweeper).
 
 pub mod conn;
 pub mod http_phase;
 pub mod hub;
 pub mod outbox;
+pub mod presence_joins;
 pub mod rules;
 pub mod session;
 pub mod state;
@@ -169,7 +171,7 @@ impl Shard {
                 .try_send(ApiCommand::ClientEvent(event))
                 .is_err()
         {
-            let busy = frames::error(ErrorCode::ClientEvent, "Server busy, client event dropped");
+            let busy = ErrorCode::ClientEvent.event("Server busy, client event dropped");
             self.send(key, &busy);
         }
         effects.close

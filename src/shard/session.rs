@@ -88,10 +88,9 @@ impl Session<'_> {
     fn on_message(&mut self, incoming: Incoming<'_>) -> ControlFlow<()> {
         match incoming {
             Incoming::Text(bytes) => self.on_text(bytes),
-            Incoming::Binary => self.send_text(&frames::error(
-                ErrorCode::Malformed,
-                "binary frames are not supported",
-            )),
+            Incoming::Binary => {
+                self.send_text(&ErrorCode::Malformed.event("binary frames are not supported"))
+            }
             Incoming::Ping(payload) => self.shard.send_frame(self.key, ws::frame::pong(payload)),
             Incoming::Pong => {}
             Incoming::Close(code) => {
@@ -120,7 +119,7 @@ impl Session<'_> {
                 rules::on_message(&mut state, self.app, self.key, message, &original)
             }
             Err(e) => {
-                return self.send_text(&frames::error(ErrorCode::Malformed, &e.to_string()));
+                return self.send_text(&ErrorCode::Malformed.event(&e.to_string()));
             }
         };
         drop((original, buffers));

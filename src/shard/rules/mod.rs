@@ -8,6 +8,7 @@
 //! join state machine), [`signin`], [`client_event`]; [`on_disconnect`] says what a departure
 //! reports.
 
+mod admit;
 pub mod client_event;
 pub mod presence_join;
 pub mod signin;
@@ -60,7 +61,7 @@ impl Effects {
 
     /// `pusher:error` with a code that keeps the connection open.
     fn error(&mut self, code: ErrorCode, message: &str) {
-        self.json(frames::error(code, message));
+        self.json(code.event(message));
     }
 
     fn refuse(&mut self, channel: &str, refusal: SubscriptionRefusal) {

@@ -1,4 +1,5 @@
-//! Presence joins, as one state machine per connection and channel:
+//! Presence joins, the protocol around each connection's join state machine
+//! ([`crate::shard::presence_joins`]):
 //!
 //! ```text
 //!   (none) --subscribe, checked here--> Pending(id) --answer id: admitted--> Member
@@ -7,14 +8,14 @@
 //! ```
 //!
 //! The shard checks the signature and `channel_data`, then asks the API core (which owns
-//! membership across the cluster) to admit the connection; the question's [`RequestId`] is
-//! kept in the `Pending` state and the answer is applied only if it carries the same id. So a
+//! membership across the cluster) to admit the connection; the question's request id is kept
+//! in the `Pending` state and the answer is applied only if it carries the same id. So a
 //! subscribe, unsubscribe and subscribe of one channel in a single write ends subscribed by
 //! the second join: the answer to the first finds a different id and is dropped. Leaving
 //! (pending or member) always reports to the API core, in order after the join, so membership
 //! there never keeps a ghost.
 
-use super::subscribe::{already_subscribed, check_signature, succeeded};
+use super::admit::{already_subscribed, check_signature, succeeded};
 use super::{Effects, Outgoing, Turn};
 use crate::app::{AppIdx, Apps};
 use crate::bus::{ApiCommand, ConnRef, PresenceJoin, Question, RequestId};
@@ -22,79 +23,6 @@ use crate::protocol::errors::SubscriptionRefusal;
 use crate::protocol::{ChannelName, SocketId};
 use crate::shard::hub::ConnKey;
 use crate::shard::state::{ShardState, Waiter};
-use std::rc::Rc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JoinState {
-    /// Asked the API core with this request; not in the channel index yet.
-    Pending(RequestId),
-    /// Admitted: in the channel index.
-    Member,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    channel: Rc<str>,
-    /// The user id given in `channel_data`.
-    user_id: Rc<str>,
-    state: JoinState,
-}
-
-/// A connection's presence channels, joined or being joined.
-#[derive(Debug, Default)]
-pub struct PresenceJoins(Vec<Entry>);
-
-impl PresenceJoins {
-    pub fn contains(&self, channel: &str) -> bool {
-        self.0.iter().any(|e| &*e.channel == channel)
-    }
-
-    /// The user id the connection gave for `channel` (client events there carry it).
-    pub fn user_on(&self, channel: &str) -> Option<&Rc<str>> {
-        self.0
-            .iter()
-            .find(|e| &*e.channel == channel)
-            .map(|e| &e.user_id)
-    }
-
-    /// Every channel with the user id given for it, joined or pending.
-    pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|e| (&*e.channel, &*e.user_id))
-    }
-
-    fn begin(&mut self, channel: &str, user_id: &str, request: RequestId) {
-        self.0.push(Entry {
-            channel: channel.into(),
-            user_id: user_id.into(),
-            state: JoinState::Pending(request),
-        });
-    }
-
-    /// The API core admitted `request`: its channel, if that join is still pending.
-    fn admit(&mut self, request: RequestId) -> Option<Rc<str>> {
-        let e = self
-            .0
-            .iter_mut()
-            .find(|e| e.state == JoinState::Pending(request))?;
-        e.state = JoinState::Member;
-        Some(e.channel.clone())
-    }
-
-    /// The API core refused `request`: its channel, if that join is still pending.
-    fn refuse(&mut self, request: RequestId) -> Option<Rc<str>> {
-        let pos = self
-            .0
-            .iter()
-            .position(|e| e.state == JoinState::Pending(request))?;
-        Some(self.0.swap_remove(pos).channel)
-    }
-
-    /// Leaves `channel` (joined or pending); the user id it was joined with.
-    pub fn leave(&mut self, channel: &str) -> Option<Rc<str>> {
-        let pos = self.0.iter().position(|e| &*e.channel == channel)?;
-        Some(self.0.swap_remove(pos).user_id)
-    }
-}
 
 /// `channel_data` of a presence subscription: `user_id` a string or a number, `user_info`
 /// kept as the client wrote it.
