@@ -187,7 +187,16 @@ async fn upgrade(
         .await?;
     stream.set_read_timeout(None)?;
     match admit(shard, &key, &head) {
-        Ok(app) => Ok(Next::Session { app, leftover }),
+        Ok(app) => {
+            // Bytes sent right after the handshake go to the session; otherwise the HTTP
+            // read buffer is given back rather than kept for the connection's lifetime.
+            let leftover = if leftover.is_empty() {
+                Vec::new()
+            } else {
+                leftover
+            };
+            Ok(Next::Session { app, leftover })
+        }
         Err((code, message)) => {
             stream.write_all(&closing_bytes(code, &message)).await?;
             session::finish(stream).await.map(|_| Next::Done)
