@@ -6,6 +6,7 @@
 
 mod api_publish;
 mod client;
+mod fanout;
 mod presence;
 mod publisher;
 mod server_stats;
@@ -14,8 +15,7 @@ mod wave;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use publisher::{Credentials, Publisher};
-use serde_json::json;
+use publisher::Credentials;
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -115,7 +115,7 @@ pub(crate) struct Stats {
     last_delivery: Option<Instant>,
 }
 
-fn event_data(seq: u64, intended_ns: u64, pad: &str) -> String {
+pub(crate) fn event_data(seq: u64, intended_ns: u64, pad: &str) -> String {
     format!(r#"{{"i":{seq},"t":{intended_ns},"p":"{pad}"}}"#)
 }
 
@@ -234,183 +234,14 @@ async fn run(args: Args) -> serde_json::Value {
         secret: args.secret.clone(),
     });
     match args.scenario {
-        Scenario::PresenceEvents => return presence::events(args, target, creds).await,
-        Scenario::PresenceChurn => return presence::churn(args, target, creds).await,
-        Scenario::Publish => return api_publish::run(args, target, creds).await,
-        Scenario::Storm => return storm::run(args, target).await,
-        Scenario::Fanout | Scenario::Channels | Scenario::Slow => {}
-    }
-    let mut args = args;
-    if args.scenario == Scenario::Channels && args.channels == 1 {
-        args.channels = (args.connections / 4).max(1);
-    }
-    // A slow subscriber every `slow_every` connections (none outside the slow scenario).
-    let slow_every = match args.scenario {
-        Scenario::Slow if args.slow_percent > 0.0 => {
-            ((100.0 / args.slow_percent).round() as usize).max(1)
-        }
-        _ => usize::MAX,
-    };
-    let epoch = Instant::now();
-    let rss_before = args.server_pid.and_then(server_stats::rss_kib);
-
-    // Connect and subscribe, `connect_concurrency` at a time.
-    let wave = wave::connect_all(&args, target, "lg").await;
-    let conns = wave.conns;
-    let ch = wave.latency;
-    let connect_secs = wave.seconds;
-    let connect_errors = wave.errors;
-    // Slow subscribers keep their socket open and never read it.
-    let mut slow = Vec::new();
-    let mut healthy = Vec::with_capacity(conns.len());
-    for (i, c) in conns.into_iter().enumerate() {
-        if i % slow_every == slow_every - 1 {
-            slow.push(c);
-        } else {
-            healthy.push(c);
+        Scenario::PresenceEvents => presence::events(args, target, creds).await,
+        Scenario::PresenceChurn => presence::churn(args, target, creds).await,
+        Scenario::Publish => api_publish::run(args, target, creds).await,
+        Scenario::Storm => storm::run(args, target).await,
+        Scenario::Fanout | Scenario::Channels | Scenario::Slow => {
+            fanout::run(args, target, creds).await
         }
     }
-    let conns = healthy;
-    let mut subscribers = vec![0u64; args.channels];
-    for (_, _, ch) in &conns {
-        subscribers[*ch] += 1;
-    }
-    let rss_after = args.server_pid.and_then(server_stats::rss_kib);
-
-    let total_events = (args.rate * args.duration).round() as usize;
-    let stats = Rc::new(RefCell::new(Stats {
-        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).ok(),
-        received: vec![0; total_events],
-        ..Stats::default()
-    }));
-    for (stream, buf, _) in conns {
-        tokio::task::spawn_local(reader(stream, buf, stats.clone(), epoch));
-    }
-
-    // Open-loop publishing: event k is due at start + k / rate, whatever happened before it.
-    let cpu_before = args.server_pid.and_then(server_stats::cpu_seconds);
-    let publish_start = Instant::now();
-    let errors = Rc::new(RefCell::new(0u64));
-    let pad = "x".repeat(args.payload_bytes);
-    let mut pubs = Vec::new();
-    for j in 0..args.publishers.max(1) {
-        let creds = creds.clone();
-        let errors = errors.clone();
-        let (channels, rate, step, pad) = (
-            args.channels,
-            args.rate,
-            args.publishers.max(1),
-            pad.clone(),
-        );
-        pubs.push(tokio::task::spawn_local(async move {
-            let Ok(mut p) = Publisher::connect(target).await else {
-                *errors.borrow_mut() += 1;
-                return;
-            };
-            let path = format!("/apps/{}/events", creds.app_id);
-            for k in (j..total_events).step_by(step) {
-                let due = publish_start + Duration::from_secs_f64(k as f64 / rate);
-                pace_until(due).await;
-                let intended = due.duration_since(epoch).as_nanos() as u64;
-                let data = event_data(k as u64, intended, &pad);
-                let body =
-                    json!({"name": "lg", "channel": format!("lg-{}", k % channels), "data": data})
-                        .to_string();
-                match p.post(&creds, &path, body.as_bytes()).await {
-                    Ok(200) => {}
-                    _ => *errors.borrow_mut() += 1,
-                }
-            }
-        }));
-    }
-    // The server's peak RSS while publishing (slow subscribers make it grow until dropped).
-    let peak_rss = Rc::new(RefCell::new(rss_after));
-    let sampler = args.server_pid.map(|pid| {
-        let peak = peak_rss.clone();
-        tokio::task::spawn_local(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let now = server_stats::rss_kib(pid);
-                let mut p = peak.borrow_mut();
-                *p = (*p).max(now);
-            }
-        })
-    });
-    for p in pubs {
-        let _ = p.await;
-    }
-    let publish_secs = publish_start.elapsed().as_secs_f64();
-    let expected: u64 = (0..total_events)
-        .map(|k| subscribers[k % args.channels])
-        .sum();
-    let drain_deadline = Instant::now() + Duration::from_secs_f64(args.drain);
-    while stats.borrow().delivered < expected && Instant::now() < drain_deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let cpu_after = args.server_pid.and_then(server_stats::cpu_seconds);
-    if let Some(s) = sampler {
-        s.abort();
-    }
-    let rss_end = args.server_pid.and_then(server_stats::rss_kib);
-    let slow_count = slow.len();
-    drop(slow);
-
-    let s = stats.borrow();
-    let window = s
-        .last_delivery
-        .map(|l| l.duration_since(publish_start).as_secs_f64())
-        .unwrap_or(publish_secs);
-    let h = s.latency_us.as_ref().expect("histogram");
-    let cpu_pct = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) => Some(100.0 * (b - a) / window.max(publish_secs)),
-        _ => None,
-    };
-    let rss_per_conn = match (rss_before, rss_after) {
-        (Some(a), Some(b)) if args.connections > connect_errors => {
-            Some((b as f64 - a as f64) / (args.connections - connect_errors) as f64)
-        }
-        _ => None,
-    };
-    json!({
-        "target": args.target,
-        "scenario": format!("{:?}", args.scenario).to_lowercase(),
-        "connections": args.connections,
-        "channels": args.channels,
-        "rate": args.rate,
-        "duration_s": args.duration,
-        "payload_bytes": args.payload_bytes,
-        "connect": {
-            "ok": args.connections - connect_errors,
-            "errors": connect_errors,
-            "per_s": (args.connections - connect_errors) as f64 / connect_secs,
-            "p50_ms": percentile_ms(&ch, 0.5),
-            "p99_ms": percentile_ms(&ch, 0.99),
-        },
-        "events_sent": total_events,
-        "publish_errors": *errors.borrow(),
-        "expected_deliveries": expected,
-        "delivered": s.delivered,
-        "lost": expected.saturating_sub(s.delivered),
-        "duplicates": s.duplicates,
-        "closed_connections": s.closed,
-        "deliveries_per_s": s.delivered as f64 / window.max(1e-9),
-        "offered_deliveries_per_s": expected as f64 / args.duration,
-        "latency_ms": {
-            "p50": percentile_ms(h, 0.5),
-            "p99": percentile_ms(h, 0.99),
-            "p999": percentile_ms(h, 0.999),
-            "max": h.max() as f64 / 1000.0,
-        },
-        "slow_connections": slow_count,
-        "server": {
-            "rss_kib_peak": *peak_rss.borrow(),
-            "rss_kib_end": rss_end,
-            "rss_kib_before": rss_before,
-            "rss_kib_subscribed": rss_after,
-            "rss_per_connection_kib": rss_per_conn,
-            "cpu_percent_of_one_core": cpu_pct,
-        },
-    })
 }
 
 fn main() {

@@ -114,21 +114,63 @@ pub async fn events(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> s
     })
 }
 
+/// What every churning connection shares.
+struct Churn {
+    /// (subscribe+unsubscribe operations, errors)
+    ops: RefCell<(u64, u64)>,
+    deadline: RefCell<Option<Instant>>,
+    go: tokio::sync::Notify,
+}
+
+impl Churn {
+    fn running(&self) -> bool {
+        self.deadline.borrow().is_some_and(|d| Instant::now() < d)
+    }
+}
+
+/// One connection: joins and leaves `channel` as fast as confirmed until the deadline.
+async fn churn_one(
+    shared: Rc<Churn>,
+    connected: std::io::Result<(tokio::net::TcpStream, Vec<u8>, String)>,
+    creds: Rc<Credentials>,
+    channel: String,
+    user: String,
+) {
+    let Ok((mut stream, mut buf, id)) = connected else {
+        return;
+    };
+    shared.go.notified().await;
+    while shared.running() {
+        let joined =
+            client::subscribe_presence(&mut stream, &mut buf, &creds, &id, &channel, &user).await;
+        if joined.is_err() {
+            shared.ops.borrow_mut().1 += 1;
+            return;
+        }
+        shared.ops.borrow_mut().0 += 1;
+        if client::unsubscribe(&mut stream, &channel).await.is_err() {
+            shared.ops.borrow_mut().1 += 1;
+            return;
+        }
+        shared.ops.borrow_mut().0 += 1;
+    }
+}
+
 pub async fn churn(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serde_json::Value {
-    let ops = Rc::new(RefCell::new((0u64, 0u64))); // (subscribe+unsubscribe operations, errors)
-    let deadline = Rc::new(RefCell::new(None::<Instant>));
+    let shared = Rc::new(Churn {
+        ops: RefCell::new((0, 0)),
+        deadline: RefCell::new(None),
+        go: tokio::sync::Notify::new(),
+    });
     let sem = Rc::new(tokio::sync::Semaphore::new(args.connect_concurrency));
     let ready = Rc::new(tokio::sync::Semaphore::new(0));
-    let go = Rc::new(tokio::sync::Notify::new());
     let channels = (args.connections / 10).max(1);
     let mut tasks = Vec::new();
     for i in 0..args.connections {
-        let (sem, ready, go, ops, deadline, creds, key) = (
+        let (sem, ready, shared, creds, key) = (
             sem.clone(),
             ready.clone(),
-            go.clone(),
-            ops.clone(),
-            deadline.clone(),
+            shared.clone(),
             creds.clone(),
             args.key.clone(),
         );
@@ -140,34 +182,7 @@ pub async fn churn(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> se
                 client::connect(target, source, &key).await
             };
             ready.add_permits(1);
-            let Ok((mut stream, mut buf, id)) = connected else {
-                return;
-            };
-            go.notified().await;
-            let user = format!("u{i}");
-            while deadline.borrow().is_some_and(|d| Instant::now() < d) {
-                match client::subscribe_presence(
-                    &mut stream,
-                    &mut buf,
-                    &creds,
-                    &id,
-                    &channel,
-                    &user,
-                )
-                .await
-                {
-                    Ok(()) => ops.borrow_mut().0 += 1,
-                    Err(_) => {
-                        ops.borrow_mut().1 += 1;
-                        return;
-                    }
-                }
-                if client::unsubscribe(&mut stream, &channel).await.is_err() {
-                    ops.borrow_mut().1 += 1;
-                    return;
-                }
-                ops.borrow_mut().0 += 1;
-            }
+            churn_one(shared, connected, creds, channel, format!("u{i}")).await
         }));
     }
     let _ = ready.acquire_many(args.connections as u32).await;
@@ -175,8 +190,8 @@ pub async fn churn(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> se
         .server_pid
         .and_then(|p| server_stats::thread_cpu_seconds(p, "api"));
     let start = Instant::now();
-    *deadline.borrow_mut() = Some(start + Duration::from_secs_f64(args.duration));
-    go.notify_waiters();
+    *shared.deadline.borrow_mut() = Some(start + Duration::from_secs_f64(args.duration));
+    shared.go.notify_waiters();
     for t in tasks {
         let _ = t.await;
     }
@@ -184,7 +199,7 @@ pub async fn churn(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> se
     let api_cpu_after = args
         .server_pid
         .and_then(|p| server_stats::thread_cpu_seconds(p, "api"));
-    let (done, errors) = *ops.borrow();
+    let (done, errors) = *shared.ops.borrow();
     json!({
         "scenario": "presence-churn",
         "connections": args.connections,
