@@ -75,10 +75,6 @@ impl Outstanding {
         self.waiting.remove(&request)
     }
 
-    pub fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
