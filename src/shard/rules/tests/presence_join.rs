@@ -149,3 +149,24 @@ fn a_departure_reports_subscriptions_presence_and_user() {
     kinds.sort();
     assert_eq!(kinds, ["-1", "-1", "leave", "leave", "offline"]);
 }
+
+#[test]
+fn a_member_that_unsubscribes_leaves_the_index_and_the_membership() {
+    let mut w = World::new();
+    let c = w.connect();
+    let e = w.join_presence(c, "presence-a", r#"{"user_id":"u1"}"#);
+    w.answer(join_request(&e), Ok("{}".into())).unwrap();
+    let left = w.send(
+        c,
+        r#"{"event":"pusher:unsubscribe","data":{"channel":"presence-a"}}"#,
+    );
+    assert!(left.frames.is_empty());
+    assert_eq!(report_kinds(&left), ["-1", "leave"]);
+    let ApiCommand::PresenceLeave { user_id, .. } = &left.reports[1] else {
+        unreachable!()
+    };
+    assert_eq!(&**user_id, "u1");
+    assert!(!w.subscribed(c, "presence-a"));
+    let rejoin = w.join_presence(c, "presence-a", r#"{"user_id":"u1"}"#);
+    assert_eq!(report_kinds(&rejoin), ["join"], "it may join again");
+}
