@@ -1,9 +1,10 @@
 //! Starts the executors, wires the queues between them, and runs until shutdown.
 
+use crate::api::cluster::RedisTransport;
 use crate::api::{self, ApiSetup};
 use crate::app::Apps;
 use crate::bus::ShardQueue;
-use crate::config::Config;
+use crate::config::{ClusterConfig, Config};
 use crate::metrics::Metrics;
 use crate::placement;
 use crate::shard::{self, ShardSetup};
@@ -135,15 +136,18 @@ pub fn run(config: Config) -> Result<(), StartError> {
             from_api: queue.from_api,
             to_api: queue.to_api,
             metrics: metrics.clone(),
+            clustered: config.cluster.enabled(),
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
             .spawn(move || shard::run(setup))
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
     }
+    let cluster = join_cluster(&config.cluster)?;
     let api_setup = ApiSetup {
         apps: apps.clone(),
         config: config.server.clone(),
+        cluster,
         to_shards,
         from_shards,
         stop,
@@ -168,6 +172,38 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     log::info!("ringcast stopped");
     Ok(())
+}
+
+/// With `cluster.redis_url`, the link to Redis (started here so a bad URL fails the start with
+/// one line); without, nothing.
+fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisTransport>, StartError> {
+    if !config.enabled() {
+        return Ok(None);
+    }
+    let node_id = if config.node_id.is_empty() {
+        format!("{:016x}", random_u64())
+    } else {
+        config.node_id.clone()
+    };
+    let transport = RedisTransport::start(&config.redis_url, &config.prefix, &node_id)
+        .map_err(|e| StartError(format!("cluster.redis_url: {e}")))?;
+    log::info!(
+        "cluster: node {node_id} joins cluster {} on {}",
+        config.prefix,
+        config.redis_url
+    );
+    Ok(Some(transport))
+}
+
+/// A number that differs from run to run and node to node.
+fn random_u64() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = t ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^ (x >> 31)
 }
 
 fn log_started(addr: SocketAddr, plan: &placement::Plan, apps: &Apps) {

@@ -19,13 +19,7 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     if args.scenario == Scenario::Channels && args.channels == 1 {
         args.channels = (args.connections / 4).max(1);
     }
-    // A slow subscriber every `slow_every` connections (none outside the slow scenario).
-    let slow_every = match args.scenario {
-        Scenario::Slow if args.slow_percent > 0.0 => {
-            ((100.0 / args.slow_percent).round() as usize).max(1)
-        }
-        _ => usize::MAX,
-    };
+    let slow_every = slow_every(&args);
     let epoch = Instant::now();
     let rss_before = args.server_pid.and_then(server_stats::rss_kib);
 
@@ -33,21 +27,9 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     let wave = wave::connect_all(&args, target, "lg").await;
     let conns = wave.conns;
     let (conns, slow) = split_slow(conns, slow_every);
-    let mut subscribers = vec![0u64; args.channels];
-    for (_, _, ch) in &conns {
-        subscribers[*ch] += 1;
-    }
     let rss_after = args.server_pid.and_then(server_stats::rss_kib);
-
     let total_events = (args.rate * args.duration).round() as usize;
-    let stats = Rc::new(RefCell::new(Stats {
-        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).ok(),
-        received: vec![0; total_events],
-        ..Stats::default()
-    }));
-    for (stream, buf, _) in conns {
-        tokio::task::spawn_local(reader(stream, buf, stats.clone(), epoch));
-    }
+    let (stats, subscribers) = start_readers(conns, args.channels, total_events, epoch);
 
     // Open-loop publishing: event k is due at start + k / rate, whatever happened before it.
     let cpu_before = args.server_pid.and_then(server_stats::cpu_seconds);
@@ -74,10 +56,7 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     let expected: u64 = (0..total_events)
         .map(|k| subscribers[k % args.channels])
         .sum();
-    let drain_deadline = Instant::now() + Duration::from_secs_f64(args.drain);
-    while stats.borrow().delivered < expected && Instant::now() < drain_deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drain(&stats, expected, args.drain).await;
     let cpu_after = args.server_pid.and_then(server_stats::cpu_seconds);
     if let Some(s) = sampler {
         s.abort();
@@ -105,6 +84,47 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
         slow_count,
     };
     report(&args, &stats.borrow(), &measured)
+}
+
+/// A reader task per connection, sharing the statistics; returns them and the subscribers per
+/// channel.
+fn start_readers(
+    conns: Vec<Subscribed>,
+    channels: usize,
+    total_events: usize,
+    epoch: Instant,
+) -> (Rc<RefCell<Stats>>, Vec<u64>) {
+    let mut subscribers = vec![0u64; channels];
+    for (_, _, ch) in &conns {
+        subscribers[*ch] += 1;
+    }
+    let stats = Rc::new(RefCell::new(Stats {
+        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).ok(),
+        received: vec![0; total_events],
+        ..Stats::default()
+    }));
+    for (stream, buf, _) in conns {
+        tokio::task::spawn_local(reader(stream, buf, stats.clone(), epoch));
+    }
+    (stats, subscribers)
+}
+
+/// A slow subscriber every this many connections (none outside the slow scenario).
+fn slow_every(args: &Args) -> usize {
+    match args.scenario {
+        Scenario::Slow if args.slow_percent > 0.0 => {
+            ((100.0 / args.slow_percent).round() as usize).max(1)
+        }
+        _ => usize::MAX,
+    }
+}
+
+/// Waits (at most `seconds`) for the deliveries still under way.
+async fn drain(stats: &RefCell<Stats>, expected: u64, seconds: f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    while stats.borrow().delivered < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Every `slow_every`-th connection is a slow subscriber: it keeps its socket open and never

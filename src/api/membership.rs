@@ -11,6 +11,11 @@ use crate::protocol::{SocketId, frames};
 
 /// Admits or refuses a join, tells the other members, and answers the asking shard.
 pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
+    if let Err(e) = core.interest.ensure(core, j.app, &j.channel).await {
+        log::warn!("cluster: joining {}: {e}", j.channel);
+        let refused = Err(SubscriptionRefusal::Unavailable);
+        return core.answer(from, Answer::Join(refused)).await;
+    }
     let max = core.apps.get(j.app).config.max_presence_members_per_channel;
     let joined = core
         .cluster
@@ -38,7 +43,7 @@ pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
             Err(SubscriptionRefusal::Unavailable)
         }
     };
-    core.answer(from, Answer::PresenceJoin(verdict)).await;
+    core.answer(from, Answer::Join(verdict)).await;
 }
 
 pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, socket: SocketId) {

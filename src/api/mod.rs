@@ -14,6 +14,7 @@
 pub mod channel_info;
 pub mod cluster;
 pub mod history;
+pub mod interest;
 pub mod membership;
 mod metrics_endpoint;
 pub mod publish;
@@ -30,7 +31,8 @@ use crate::bus::{
 };
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use cluster::Cluster;
+use crate::protocol::errors::SubscriptionRefusal;
+use cluster::{Cluster, ClusterError, NodeEvent};
 use glommio::channels::shared_channel::SharedReceiver;
 use glommio::timer::Timer;
 use publish::Publisher;
@@ -49,6 +51,8 @@ pub use routes::route;
 pub struct ApiSetup {
     pub apps: Arc<Apps>,
     pub config: ServerConfig,
+    /// The link to the other nodes, in a cluster.
+    pub cluster: Option<cluster::RedisTransport>,
     pub to_shards: Vec<UnconnectedSender>,
     pub from_shards: Vec<SharedReceiver<ApiCommand>>,
     /// Set by SIGTERM/SIGINT.
@@ -68,13 +72,42 @@ pub struct ApiCore {
     pub publisher: Publisher,
     pub webhooks: Rc<Webhooks>,
     announcements: Announcements,
+    interest: interest::Interest,
     stopped_shards: Cell<usize>,
 }
 
 impl ApiCore {
-    /// Sends an event to every shard.
+    /// Sends an event to every node that serves its channel and to this node's shards.
+    /// Without a cluster it cannot fail; in one, the other nodes come first, so an event
+    /// that cannot reach them is not delivered here either (the publisher hears 503).
+    pub async fn distribute(&self, b: Arc<Broadcast>) -> Result<(), ClusterError> {
+        let transport = &self.cluster.transport;
+        if transport.has_peers() {
+            let event = NodeEvent::Broadcast {
+                app_id: self.apps.get(b.app).id().into(),
+                channel: b.channel.clone(),
+                payload: b.payload.clone(),
+                except: b.except,
+                cacheable: b.cacheable,
+            };
+            transport.send(&event).await?;
+        }
+        self.shards.broadcast(b).await;
+        Ok(())
+    }
+
+    /// [`ApiCore::distribute`] of an event the server decided (membership, counts) or a
+    /// client event: when the other nodes cannot be reached it is still delivered here.
     pub async fn broadcast(&self, b: Broadcast) {
-        self.shards.broadcast(Arc::new(b)).await
+        let b = Arc::new(b);
+        if let Err(e) = self.distribute(b.clone()).await {
+            log::warn!(
+                "cluster: {} on {} reached this node only: {e}",
+                event_name(&b),
+                b.channel
+            );
+            self.shards.broadcast(b).await;
+        }
     }
 
     /// Answers a shard's question.
@@ -86,13 +119,79 @@ impl ApiCore {
         self.shards.send_to(to.shard, cmd).await;
     }
 
-    /// Closes every connection of a signed-in user, on every shard.
-    pub async fn terminate_user(&self, app: AppIdx, user_id: &str) {
+    /// Closes every connection of a signed-in user, on every shard of every node.
+    pub async fn terminate_user(&self, app: AppIdx, user_id: &str) -> Result<(), ClusterError> {
+        let transport = &self.cluster.transport;
+        if transport.has_peers() {
+            let event = NodeEvent::TerminateUser {
+                app_id: self.apps.get(app).id().into(),
+                user_id: user_id.into(),
+            };
+            transport.send(&event).await?;
+        }
         let cmd = || ShardCommand::TerminateUser {
             app,
             user_id: user_id.into(),
         };
         self.shards.send_all(cmd).await;
+        Ok(())
+    }
+}
+
+/// The event name of a broadcast, for logs.
+fn event_name(b: &Broadcast) -> &str {
+    #[derive(serde::Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        event: &'a str,
+    }
+    serde_json::from_slice::<Name>(&b.payload).map_or("an event", |n| n.event)
+}
+
+/// Hands what other nodes accepted to this node's shards.
+async fn from_other_nodes(core: Rc<ApiCore>) {
+    loop {
+        let event = match core.cluster.transport.recv().await {
+            Ok(event) => event,
+            Err(e) => {
+                log::warn!("cluster: {e}");
+                Timer::new(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(app) = core.apps.by_id(event.app_id()).map(|a| a.idx) else {
+            log::warn!(
+                "cluster: an event for app {}, which this node does not serve",
+                event.app_id()
+            );
+            continue;
+        };
+        match event {
+            NodeEvent::Broadcast {
+                channel,
+                payload,
+                except,
+                cacheable,
+                ..
+            } => {
+                let b = Broadcast {
+                    app,
+                    channel,
+                    payload,
+                    except,
+                    cacheable,
+                    accepted: Instant::now(),
+                };
+                core.shards.broadcast(Arc::new(b)).await;
+            }
+            NodeEvent::TerminateUser { user_id, .. } => {
+                let cmd = || ShardCommand::TerminateUser {
+                    app,
+                    user_id: user_id.clone(),
+                };
+                core.shards.send_all(cmd).await;
+            }
+        }
     }
 }
 
@@ -139,14 +238,21 @@ pub async fn run(setup: ApiSetup) {
         apps: setup.apps,
         config: setup.config,
         shards: Shards::new(shards),
-        cluster: Cluster::single_node(),
+        cluster: match setup.cluster {
+            Some(transport) => Cluster::on_redis(transport),
+            None => Cluster::single_node(),
+        },
         publisher: Publisher::new(seed()),
         announcements: Announcements::default(),
+        interest: interest::Interest::default(),
         stopped_shards: Cell::new(0),
     });
     for rx in receivers {
         let rx = rx.await;
         glommio::spawn_local(serve_shard(core.clone(), rx)).detach();
+    }
+    if core.cluster.transport.has_peers() {
+        glommio::spawn_local(from_other_nodes(core.clone())).detach();
     }
     until_stopped(&core, &setup.stop).await;
     shut_down(&core).await;
@@ -197,6 +303,19 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ApiQueue) {
                 from,
                 question: Question::PresenceJoin(join),
             } => membership::join(&core, from, join).await,
+            ApiCommand::Ask {
+                from,
+                question: Question::Subscribe { app, channel },
+            } => {
+                let verdict = match core.interest.ensure(&core, app, &channel).await {
+                    Ok(()) => Ok("{}".to_string()),
+                    Err(e) => {
+                        log::warn!("cluster: subscribing {channel}: {e}");
+                        Err(SubscriptionRefusal::Unavailable)
+                    }
+                };
+                core.answer(from, Answer::Join(verdict)).await
+            }
             ApiCommand::ShardStopped { .. } => {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)
             }
@@ -227,7 +346,10 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ApiQueue) {
                 app,
                 channel,
                 delta,
-            } => subscription_count::changed(&core, app, &channel, delta).await,
+            } => {
+                core.interest.changed(&core, app, &channel, delta);
+                subscription_count::changed(&core, app, &channel, delta).await
+            }
             ApiCommand::PresenceLeave {
                 app,
                 channel,

@@ -49,14 +49,18 @@ pub enum Question {
     Http(ApiRequest),
     /// A presence subscription whose signature and `channel_data` the shard has checked.
     PresenceJoin(PresenceJoin),
+    /// In a cluster, any other subscription the shard has checked: the node must receive the
+    /// channel's broadcasts from the other nodes before the client hears it succeeded.
+    Subscribe { app: AppIdx, channel: Box<str> },
 }
 
 /// The API core's answer to a [`Question`] of the same kind.
 #[derive(Debug)]
 pub enum Answer {
     Http(ApiResponse),
-    /// The presence payload for `subscription_succeeded`, or why the join was refused.
-    PresenceJoin(Result<String, SubscriptionRefusal>),
+    /// The `data` of `subscription_succeeded` (the presence payload, or `{}`), or why the
+    /// join was refused.
+    Join(Result<String, SubscriptionRefusal>),
 }
 
 /// API core → shard.

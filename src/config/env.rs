@@ -1,30 +1,72 @@
-//! Environment overrides: `RINGCAST_{SERVER KEY}` and, for the first (or only) app,
-//! `RINGCAST_APP_{APP KEY}`, typed like the key's default and merged into the TOML tree before
-//! it is deserialized.
+//! Environment overrides: `RINGCAST_{SERVER KEY}`, `RINGCAST_CLUSTER_{CLUSTER KEY}` and, for
+//! the first (or only) app, `RINGCAST_APP_{APP KEY}`, typed like the key's default and merged
+//! into the TOML tree before it is deserialized.
 
-use super::{AppConfig, ConfigError, ServerConfig};
+use super::{AppConfig, ClusterConfig, ConfigError, ServerConfig};
 
-/// Environment variables: `RINGCAST_{SERVER KEY}` and, for the first (or only) app,
-/// `RINGCAST_APP_{APP KEY}`. Kept as a table so `--help` lists exactly what is read.
+/// Where a variable's key lands in the tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Server,
+    Cluster,
+    App,
+}
+
+impl Section {
+    /// The variable prefix after `RINGCAST_`, most specific first.
+    const ALL: [(Section, &'static str); 3] = [
+        (Section::App, "APP_"),
+        (Section::Cluster, "CLUSTER_"),
+        (Section::Server, ""),
+    ];
+
+    fn defaults(self) -> toml::Table {
+        let table = match self {
+            Section::Server => toml::Table::try_from(ServerConfig::default()),
+            Section::Cluster => toml::Table::try_from(ClusterConfig::default()),
+            Section::App => toml::Table::try_from(AppConfig::default()),
+        };
+        let mut table = table.unwrap_or_default();
+        table.remove("webhooks");
+        table
+    }
+
+    fn path(self, key: &str) -> String {
+        match self {
+            Section::Server => format!("server.{key}"),
+            Section::Cluster => format!("cluster.{key}"),
+            Section::App => format!("apps[0].{key}"),
+        }
+    }
+}
+
+/// Environment variables and the keys they set. Kept as a table so `--help` lists exactly
+/// what is read.
 pub fn env_vars() -> Vec<(String, String)> {
-    let server = toml::Table::try_from(ServerConfig::default()).unwrap_or_default();
-    let app = toml::Table::try_from(AppConfig::default()).unwrap_or_default();
-    let mut out: Vec<(String, String)> = server
-        .keys()
-        .map(|k| {
-            (
-                format!("RINGCAST_{}", k.to_uppercase()),
-                format!("server.{k}"),
-            )
-        })
-        .collect();
-    out.extend(app.keys().filter(|k| *k != "webhooks").map(|k| {
-        (
-            format!("RINGCAST_APP_{}", k.to_uppercase()),
-            format!("apps[0].{k}"),
-        )
-    }));
+    let mut out = Vec::new();
+    for section in [Section::Server, Section::Cluster, Section::App] {
+        let prefix = Section::ALL
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map_or("", |(_, p)| *p);
+        for key in section.defaults().keys() {
+            let var = format!("RINGCAST_{prefix}{}", key.to_uppercase());
+            out.push((var, section.path(key)));
+        }
+    }
     out
+}
+
+/// The section and key a `RINGCAST_*` variable sets, if it names one.
+fn target(name: &str) -> Option<(Section, String)> {
+    let rest = name.strip_prefix("RINGCAST_")?;
+    Section::ALL.iter().find_map(|(section, prefix)| {
+        let key = rest.strip_prefix(prefix)?.to_lowercase();
+        section
+            .defaults()
+            .contains_key(&key)
+            .then_some((*section, key))
+    })
 }
 
 /// Writes each recognised `RINGCAST_*` variable into the tree, typed like the key's default
@@ -34,46 +76,35 @@ pub(super) fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
     from_file: bool,
 ) -> Result<(), ConfigError> {
-    let server_defaults = toml::Table::try_from(ServerConfig::default()).unwrap_or_default();
-    let app_defaults = toml::Table::try_from(AppConfig::default()).unwrap_or_default();
     let mut app_overrides = toml::Table::new();
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("RINGCAST_") else {
+        let Some((section, key)) = target(&name) else {
             continue;
         };
-        let (defaults, key, is_app) = match rest.strip_prefix("APP_") {
-            Some(k) => (&app_defaults, k.to_lowercase(), true),
-            None => (&server_defaults, rest.to_lowercase(), false),
-        };
+        let defaults = section.defaults();
         let Some(default) = defaults.get(&key) else {
             continue;
         };
-        if key == "webhooks" {
-            continue;
-        }
         let value = typed_like(default, &raw).ok_or_else(|| {
-            let path = if is_app {
-                format!("apps[0].{key}")
-            } else {
-                format!("server.{key}")
-            };
-            ConfigError::new(
-                path,
-                format!(
-                    "`{raw}` (from {name}) is not a valid {}",
-                    default.type_str()
-                ),
-            )
+            let reason = format!(
+                "`{raw}` (from {name}) is not a valid {}",
+                default.type_str()
+            );
+            ConfigError::new(section.path(&key), reason)
         })?;
-        if is_app {
-            app_overrides.insert(key, value);
-        } else {
-            let server = tree
-                .entry("server")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = server {
-                t.insert(key, value);
+        let table = match section {
+            Section::App => {
+                app_overrides.insert(key, value);
+                continue;
             }
+            Section::Server => "server",
+            Section::Cluster => "cluster",
+        };
+        let entry = tree
+            .entry(table)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.insert(key, value);
         }
     }
     let apps = tree

@@ -168,7 +168,44 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
+    pub cluster: ClusterConfig,
+    #[serde(default)]
     pub apps: Vec<AppConfig>,
+}
+
+/// `[cluster]`: several nodes joined through Redis. Without `redis_url` the node runs alone
+/// and needs no Redis.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://host:port/db`; empty = a single node.
+    pub redis_url: String,
+    /// This node's name in the cluster; empty = a random one at start.
+    pub node_id: String,
+    /// Every key and channel in Redis starts with it, so deployments can share one Redis.
+    pub prefix: String,
+    pub heartbeat_s: u64,
+    /// A node silent this long is dead.
+    pub node_timeout_s: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: String::new(),
+            node_id: String::new(),
+            prefix: "ringcast".into(),
+            heartbeat_s: 2,
+            node_timeout_s: 10,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node joins a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
 }
 
 impl Config {
@@ -236,6 +273,39 @@ mod tests {
         assert_eq!(c.server.port, 7000);
         assert_eq!(c.apps[0].id, "12345");
         assert_eq!(c.apps[0].key, "app-key");
+    }
+
+    #[test]
+    fn cluster_settings_from_the_environment() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(!c.cluster.enabled(), "a single node by default");
+        let c = Config::load(
+            None,
+            env(&[
+                ("RINGCAST_CLUSTER_REDIS_URL", "redis://127.0.0.1:7000/0"),
+                ("RINGCAST_CLUSTER_PREFIX", "blue"),
+                ("RINGCAST_CLUSTER_NODE_TIMEOUT_S", "5"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.cluster.enabled());
+        assert_eq!(
+            (c.cluster.prefix.as_str(), c.cluster.node_timeout_s),
+            ("blue", 5)
+        );
+        let e = Config::load(None, env(&[("RINGCAST_CLUSTER_HEARTBEAT_S", "x")])).unwrap_err();
+        assert_eq!(e.key, "cluster.heartbeat_s");
+        let e = Config::load(None, env(&[("RINGCAST_CLUSTER_REDIS_URL", "http://x")])).unwrap_err();
+        assert_eq!(e.key, "cluster.redis_url");
+        let e = Config::load(
+            None,
+            env(&[
+                ("RINGCAST_CLUSTER_REDIS_URL", "redis://x"),
+                ("RINGCAST_CLUSTER_NODE_TIMEOUT_S", "2"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.node_timeout_s");
     }
 
     #[test]

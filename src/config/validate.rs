@@ -1,11 +1,12 @@
 //! The checks a configuration passes before the server starts, each failure naming its key.
 
-use super::{AppConfig, Config, ConfigError, ServerConfig, WebhookConfig};
+use super::{AppConfig, ClusterConfig, Config, ConfigError, ServerConfig, WebhookConfig};
 use crate::webhook_kind::Kind;
 
 impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
+        self.cluster.validate()?;
         if self.apps.is_empty() {
             return Err(ConfigError::new("apps", "no app configured"));
         }
@@ -55,6 +56,49 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "server.host",
                 format!("`{}` is not an IP address", self.host),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ClusterConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
+            return Err(ConfigError::new(
+                "cluster.redis_url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let clean = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if self.prefix.is_empty() || !clean(&self.prefix) {
+            return Err(ConfigError::new(
+                "cluster.prefix",
+                "must be 1 or more of A-Z a-z 0-9 - _ .",
+            ));
+        }
+        if !clean(&self.node_id) {
+            return Err(ConfigError::new(
+                "cluster.node_id",
+                "may only contain A-Z a-z 0-9 - _ .",
+            ));
+        }
+        if self.heartbeat_s == 0 {
+            return Err(ConfigError::new(
+                "cluster.heartbeat_s",
+                "must be greater than 0",
+            ));
+        }
+        if self.node_timeout_s <= self.heartbeat_s {
+            return Err(ConfigError::new(
+                "cluster.node_timeout_s",
+                "must be greater than heartbeat_s",
             ));
         }
         Ok(())

@@ -1,8 +1,8 @@
 //! One WebSocket connection's state on its shard. Fields are private: every change goes
 //! through a method that names its intent, so the rules that decide them live in one place.
 
+use super::joins::Joins;
 use super::outbox::{Frame, Outbox};
-use super::presence_joins::PresenceJoins;
 use crate::app::AppIdx;
 use crate::clock::Tick;
 use crate::protocol::{ErrorCode, SocketId};
@@ -27,7 +27,7 @@ pub struct Conn {
     user_id: Option<Rc<str>>,
     /// Client events sent in the current second: (second, count).
     client_events: (Tick, u32),
-    presence: PresenceJoins,
+    joins: Joins,
     /// When the connection opened, for the required sign-in deadline.
     opened: Tick,
     /// Signed in, or subscribed to a channel that needs authorization: clear of that deadline.
@@ -47,7 +47,7 @@ impl Conn {
             channels: Vec::new(),
             user_id: None,
             client_events: (now, 0),
-            presence: PresenceJoins::default(),
+            joins: Joins::default(),
             opened: now,
             authenticated: false,
         }
@@ -73,12 +73,12 @@ impl Conn {
         self.channels.iter().any(|ch| &**ch == channel)
     }
 
-    pub fn presence(&self) -> &PresenceJoins {
-        &self.presence
+    pub fn joins(&self) -> &Joins {
+        &self.joins
     }
 
-    pub fn presence_mut(&mut self) -> &mut PresenceJoins {
-        &mut self.presence
+    pub fn joins_mut(&mut self) -> &mut Joins {
+        &mut self.joins
     }
 
     /// Whether the required sign-in deadline no longer applies.

@@ -6,15 +6,15 @@
 //! - [`session`]: an upgraded WebSocket connection's I/O;
 //! - [`rules`]: the client protocol as plain functions over [`state::ShardState`];
 //! - [`hub`] and [`conn`]: the connections and the local channel index; [`outbox`]: a
-//!   connection's queue of shared frames; [`presence_joins`]: a connection's presence join
-//!   states;
+//!   connection's queue of shared frames; [`joins`]: a connection's joins that wait for the
+//!   API core (presence, and every subscription in a cluster);
 //! - [`tasks`]: the shard's control tasks (commands from the API core, accepting, the sweeper).
 
 pub mod conn;
 pub mod http_phase;
 pub mod hub;
+pub mod joins;
 pub mod outbox;
-pub mod presence_joins;
 pub mod rules;
 pub mod session;
 pub mod state;
@@ -57,6 +57,8 @@ pub struct ShardSetup {
     pub from_api: UnconnectedReceiver,
     pub to_api: SharedSender<ApiCommand>,
     pub metrics: Arc<Metrics>,
+    /// Part of a cluster (subscriptions wait for the node's interest in the channel).
+    pub clustered: bool,
 }
 
 /// A shard's state, shared by its tasks (single-threaded: `Rc` and `RefCell`). The protocol
@@ -184,10 +186,10 @@ impl Shard {
             (Some(Waiter::Http(tx)), Answer::Http(response)) => {
                 let _ = tx.try_send(response);
             }
-            (Some(Waiter::PresenceJoin(conn)), Answer::PresenceJoin(verdict)) => {
+            (Some(Waiter::Join(conn)), Answer::Join(verdict)) => {
                 let done = {
                     let mut state = self.state.borrow_mut();
-                    rules::presence_join::answered(&mut state, &self.apps, conn, request, verdict)
+                    rules::join::answered(&mut state, &self.apps, conn, request, verdict)
                 };
                 if let Some((key, effects)) = done {
                     self.carry_out(key, effects);
@@ -309,10 +311,12 @@ pub async fn run(setup: ShardSetup) {
         executor.create_task_queue(Shares::default(), Latency::NotImportant, "sessions");
     let (api_ordered, ordered_rx) = local_channel::new_unbounded();
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
+    let mut state = ShardState::new(setup.id, setup.apps.len(), outbound_limit);
+    state.clustered = setup.clustered;
     let shard = Rc::new(Shard {
         id: setup.id,
         metrics: setup.metrics,
-        state: RefCell::new(ShardState::new(setup.id, setup.apps.len(), outbound_limit)),
+        state: RefCell::new(state),
         apps: setup.apps,
         to_api,
         read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),

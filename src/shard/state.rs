@@ -20,6 +20,9 @@ pub struct ShardState {
     pub outstanding: Outstanding,
     /// Seconds since the shard started, advanced by its sweeper.
     pub now: Tick,
+    /// Part of a cluster: every subscription is confirmed only once the API core has made
+    /// sure this node receives the channel's broadcasts from the other nodes.
+    pub clustered: bool,
 }
 
 impl ShardState {
@@ -29,6 +32,7 @@ impl ShardState {
             last_events: LastEvents::default(),
             outstanding: Outstanding::new(shard),
             now: 0,
+            clustered: false,
         }
     }
 }
@@ -37,8 +41,8 @@ impl ShardState {
 pub enum Waiter {
     /// An HTTP connection's task, parked until the API core answers.
     Http(LocalSender<ApiResponse>),
-    /// A connection whose presence join is pending.
-    PresenceJoin(ConnRef),
+    /// A connection whose join (presence, or any subscription in a cluster) is pending.
+    Join(ConnRef),
 }
 
 /// The shard's questions to the API core that await an answer, by [`RequestId`]. Ids grow

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod redis;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +29,8 @@ pub struct Server {
     /// The server's "listening on …" log line.
     pub start_line: String,
     pub log: mpsc::Receiver<String>,
+    /// What the server logged before its "listening on" line.
+    early: Vec<String>,
     _dir: Option<TempDir>,
 }
 
@@ -128,6 +131,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + WAIT;
+        let mut early = Vec::new();
         let (addr, start_line) = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -136,18 +140,24 @@ impl Server {
                 let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
                 break (addr, line.clone());
             }
+            early.push(line);
         };
         Server {
             child,
             addr,
             start_line,
             log: rx,
+            early,
             _dir: None,
         }
     }
 
-    /// Waits for a server log line containing `needle`.
+    /// Waits for a server log line containing `needle` (one logged before the server reported
+    /// its address counts too).
     pub fn wait_log(&self, needle: &str) -> String {
+        if let Some(line) = self.early.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
         let deadline = Instant::now() + WAIT;
         loop {
             let line = self

@@ -2,7 +2,7 @@
 //! backends run them in their own test modules, and a networked backend runs the same
 //! functions against its real server.
 
-use super::{Join, Left, NodeEvent, NodeMessage, Occupancy, Presence, Transport, Users};
+use super::{Join, Left, NodeEvent, Occupancy, Presence, Transport, Users};
 use crate::app::AppIdx;
 use crate::bus::ConnRef;
 use crate::protocol::SocketId;
@@ -129,31 +129,49 @@ pub async fn users(u: &dyn Users) {
     assert!(u.watchers(APP, "b").await.unwrap().is_empty());
 }
 
-fn broadcast(n: u8) -> NodeMessage {
-    NodeMessage {
-        origin: 0,
-        event: NodeEvent::Broadcast {
-            app_id: "app".into(),
-            channel: "news".into(),
-            payload: vec![n].into_boxed_slice(),
-            except: None,
-            cacheable: false,
-        },
+fn broadcast(channel: &str, n: u8) -> NodeEvent {
+    NodeEvent::Broadcast {
+        app_id: "app".into(),
+        channel: channel.into(),
+        payload: vec![n].into_boxed_slice(),
+        except: None,
+        cacheable: false,
     }
 }
 
-/// Three nodes: what one sends reaches each other node once and in order, never itself.
+/// Three nodes: a broadcast reaches each other node interested in its channel once and in
+/// order, never the sender nor an uninterested node; a cluster-wide command reaches all.
 pub async fn transport(nodes: &[impl Transport; 3]) {
     let [a, b, c] = nodes;
     assert!(a.has_peers());
-    a.send(broadcast(1)).await.unwrap();
-    a.send(broadcast(2)).await.unwrap();
-    for node in [b, c] {
-        assert_eq!(node.recv().await.unwrap(), broadcast(1));
-        assert_eq!(node.recv().await.unwrap(), broadcast(2));
+    for node in [a, b, c] {
+        node.interest("app", "news", true).await.unwrap();
     }
-    // If `a` had received its own messages, they would come before this one.
-    b.send(broadcast(3)).await.unwrap();
-    assert_eq!(a.recv().await.unwrap(), broadcast(3));
-    assert_eq!(c.recv().await.unwrap(), broadcast(3));
+    b.interest("app", "sport", true).await.unwrap();
+    a.send(&broadcast("news", 1)).await.unwrap();
+    a.send(&broadcast("sport", 2)).await.unwrap();
+    a.send(&broadcast("news", 3)).await.unwrap();
+    assert_eq!(b.recv().await.unwrap(), broadcast("news", 1));
+    assert_eq!(b.recv().await.unwrap(), broadcast("sport", 2));
+    assert_eq!(b.recv().await.unwrap(), broadcast("news", 3));
+    // `c` is not interested in "sport"; `a` does not hear itself.
+    assert_eq!(c.recv().await.unwrap(), broadcast("news", 1));
+    assert_eq!(c.recv().await.unwrap(), broadcast("news", 3));
+    let terminate = NodeEvent::TerminateUser {
+        app_id: "app".into(),
+        user_id: "u1".into(),
+    };
+    c.send(&terminate).await.unwrap();
+    assert_eq!(
+        a.recv().await.unwrap(),
+        terminate,
+        "a heard nothing of its own before"
+    );
+    assert_eq!(b.recv().await.unwrap(), terminate);
+    // Interest ends: `b` no longer hears "news".
+    b.interest("app", "news", false).await.unwrap();
+    a.send(&broadcast("news", 4)).await.unwrap();
+    a.send(&broadcast("sport", 5)).await.unwrap();
+    assert_eq!(b.recv().await.unwrap(), broadcast("sport", 5));
+    assert_eq!(c.recv().await.unwrap(), broadcast("news", 4));
 }

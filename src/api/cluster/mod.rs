@@ -14,6 +14,7 @@
 
 mod occupancy;
 mod presence;
+mod redis;
 mod transport;
 mod users;
 
@@ -22,7 +23,8 @@ pub mod contract;
 
 pub use occupancy::{MemoryOccupancy, Occupancy};
 pub use presence::{Join, Joined, Left, MemoryPresence, Presence};
-pub use transport::{MemoryBus, NodeEvent, NodeMessage, Solo, Transport};
+pub use redis::RedisTransport;
+pub use transport::{MemoryBus, NodeEvent, Solo, Transport};
 pub use users::{MemoryUsers, Users};
 
 use std::fmt;
@@ -71,6 +73,15 @@ impl Cluster {
             occupancy: Box::new(MemoryOccupancy::default()),
             users: Box::new(MemoryUsers::default()),
             transport: Box::new(Solo),
+        }
+    }
+
+    /// A node of a cluster on Redis. The state is still this node's own until the Redis
+    /// backends for presence, counts and users take the memory ones' place.
+    pub fn on_redis(transport: RedisTransport) -> Cluster {
+        Cluster {
+            transport: Box::new(transport),
+            ..Cluster::single_node()
         }
     }
 }

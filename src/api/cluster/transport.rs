@@ -1,9 +1,10 @@
 //! Broadcasts between nodes. Each node's API core sends what it accepted (a publish, a client
-//! event, `terminate_connections`) to every other node once, and hands what arrives to its
-//! own shards; shards never talk to another node.
+//! event, `terminate_connections`) to the other nodes once, and hands what arrives to its own
+//! shards; shards never talk to another node.
 
 use super::{ClusterError, StateFuture, ready};
 use crate::protocol::SocketId;
+use ahash::AHashSet;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,21 +27,32 @@ pub enum NodeEvent {
     },
 }
 
-/// An event and the node that accepted it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeMessage {
-    pub origin: u64,
-    pub event: NodeEvent,
+impl NodeEvent {
+    /// The app the event is for.
+    pub fn app_id(&self) -> &str {
+        match self {
+            NodeEvent::Broadcast { app_id, .. } | NodeEvent::TerminateUser { app_id, .. } => app_id,
+        }
+    }
 }
 
 /// The link between this node and the others.
+///
+/// Broadcasts travel by interest: a node receives a channel's broadcasts only while it has
+/// declared interest in the channel (it has local subscribers), so what a node pays for grows
+/// with the channels it serves, not with the cluster's traffic. Cluster-wide commands
+/// (`TerminateUser`) reach every node.
 pub trait Transport {
-    /// Whether there are other nodes at all (a single node sends nothing).
+    /// Whether this node takes part in a cluster at all (a single node sends nothing).
     fn has_peers(&self) -> bool;
-    /// Sends to every other node: each gets it once, after what this node sent before.
-    fn send<'a>(&'a self, message: NodeMessage) -> StateFuture<'a, ()>;
-    /// The next message from another node (never one of this node's own).
-    fn recv(&self) -> StateFuture<'_, NodeMessage>;
+    /// Sends to every other node that should see it: each gets it once, after what this node
+    /// sent before.
+    fn send<'a>(&'a self, event: &'a NodeEvent) -> StateFuture<'a, ()>;
+    /// Starts (`on`) or stops receiving the broadcasts of an app's channel. Once starting has
+    /// returned, every broadcast sent after it is received.
+    fn interest<'a>(&'a self, app_id: &'a str, channel: &'a str, on: bool) -> StateFuture<'a, ()>;
+    /// The next event from another node (never one of this node's own).
+    fn recv(&self) -> StateFuture<'_, NodeEvent>;
 }
 
 /// A node without peers: the single-node default.
@@ -51,11 +63,15 @@ impl Transport for Solo {
         false
     }
 
-    fn send<'a>(&'a self, _message: NodeMessage) -> StateFuture<'a, ()> {
+    fn send<'a>(&'a self, _event: &'a NodeEvent) -> StateFuture<'a, ()> {
         ready(())
     }
 
-    fn recv(&self) -> StateFuture<'_, NodeMessage> {
+    fn interest<'a>(&'a self, _app: &'a str, _channel: &'a str, _on: bool) -> StateFuture<'a, ()> {
+        ready(())
+    }
+
+    fn recv(&self) -> StateFuture<'_, NodeEvent> {
         Box::pin(std::future::pending())
     }
 }
@@ -64,11 +80,15 @@ impl Transport for Solo {
 /// behaviour a networked transport must match.
 #[derive(Clone, Default)]
 pub struct MemoryBus {
-    nodes: Rc<RefCell<Vec<Inbox>>>,
+    nodes: Rc<RefCell<Vec<Node>>>,
 }
 
-/// A node's id and the way into its inbox.
-type Inbox = (u64, LocalSender<NodeMessage>);
+/// A node on a memory bus: its inbox and what it is interested in.
+struct Node {
+    id: u64,
+    inbox: LocalSender<NodeEvent>,
+    interest: AHashSet<(Box<str>, Box<str>)>,
+}
 
 impl MemoryBus {
     /// A new node on this bus.
@@ -76,7 +96,11 @@ impl MemoryBus {
         let (tx, rx) = local_channel::new_unbounded();
         let mut nodes = self.nodes.borrow_mut();
         let id = nodes.len() as u64 + 1;
-        nodes.push((id, tx));
+        nodes.push(Node {
+            id,
+            inbox: tx,
+            interest: AHashSet::new(),
+        });
         MemoryTransport {
             id,
             bus: self.clone(),
@@ -88,30 +112,43 @@ impl MemoryBus {
 pub struct MemoryTransport {
     id: u64,
     bus: MemoryBus,
-    inbox: LocalReceiver<NodeMessage>,
-}
-
-impl MemoryTransport {
-    pub fn id(&self) -> u64 {
-        self.id
-    }
+    inbox: LocalReceiver<NodeEvent>,
 }
 
 impl Transport for MemoryTransport {
     fn has_peers(&self) -> bool {
-        self.bus.nodes.borrow().len() > 1
+        true
     }
 
-    fn send<'a>(&'a self, message: NodeMessage) -> StateFuture<'a, ()> {
-        for (id, tx) in self.bus.nodes.borrow().iter() {
-            if *id != self.id {
-                let _ = tx.try_send(message.clone());
+    fn send<'a>(&'a self, event: &'a NodeEvent) -> StateFuture<'a, ()> {
+        for node in self.bus.nodes.borrow().iter() {
+            let wanted = match event {
+                NodeEvent::Broadcast {
+                    app_id, channel, ..
+                } => node.interest.contains(&(app_id.clone(), channel.clone())),
+                NodeEvent::TerminateUser { .. } => true,
+            };
+            if node.id != self.id && wanted {
+                let _ = node.inbox.try_send(event.clone());
             }
         }
         ready(())
     }
 
-    fn recv(&self) -> StateFuture<'_, NodeMessage> {
+    fn interest<'a>(&'a self, app_id: &'a str, channel: &'a str, on: bool) -> StateFuture<'a, ()> {
+        let mut nodes = self.bus.nodes.borrow_mut();
+        if let Some(node) = nodes.iter_mut().find(|n| n.id == self.id) {
+            let key = (app_id.into(), channel.into());
+            if on {
+                node.interest.insert(key);
+            } else {
+                node.interest.remove(&key);
+            }
+        }
+        ready(())
+    }
+
+    fn recv(&self) -> StateFuture<'_, NodeEvent> {
         Box::pin(async move {
             self.inbox
                 .recv()
@@ -135,7 +172,5 @@ mod tests {
     #[test]
     fn a_single_node_has_no_peers() {
         assert!(!Solo.has_peers());
-        let bus = MemoryBus::default();
-        assert!(!bus.join().has_peers());
     }
 }

@@ -167,7 +167,7 @@ impl Publisher {
                 let mut history = self.history.borrow_mut();
                 history.record(b.clone(), &publish.name, data_len, now, keep);
             }
-            core.shards.broadcast(b).await;
+            core.distribute(b).await?;
         }
         Ok(info)
     }

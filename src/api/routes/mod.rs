@@ -93,7 +93,7 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         ("POST", ["events"]) => publisher.trigger(core, &req).await,
         ("POST", ["batch_events"]) => publisher.trigger_batch(core, &req).await,
         ("POST", ["users", user_id, "terminate_connections"]) => {
-            core.terminate_user(app.idx, &decode(user_id)).await;
+            core.terminate_user(app.idx, &decode(user_id)).await?;
             Ok(ApiResponse::json(200, "{}"))
         }
         (_, ["users", _, "terminate_connections"]) => Err(ApiError::MethodNotAllowed),

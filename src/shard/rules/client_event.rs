@@ -54,7 +54,7 @@ pub fn check(t: &mut Turn<'_>, event: &str, channel: &str, raw: &[u8]) -> Result
         return Err(format!("Over {max} client events per second"));
     }
     // On presence channels the relayed event names its sender.
-    let user_id = conn.presence().user_on(channel).cloned();
+    let user_id = conn.joins().user_on(channel).cloned();
     let broadcast = Broadcast::event(t.app.idx, channel, event, data, user_id.as_deref())
         .except(Some(t.socket));
     let report = t

@@ -10,6 +10,7 @@
 
 mod admit;
 pub mod client_event;
+pub mod join;
 pub mod presence_join;
 pub mod signin;
 pub mod subscribe;
@@ -145,8 +146,8 @@ pub fn on_disconnect(conn: &Conn) -> Effects {
             delta: -1,
         });
     }
-    for (channel, user_id) in conn.presence().all() {
-        effects.report(presence_join::leave_report(app, channel, user_id, socket));
+    for (channel, user_id) in conn.joins().presence() {
+        effects.report(join::leave_report(app, channel, user_id, socket));
     }
     if let Some(user_id) = conn.user_id() {
         effects.report(ApiCommand::UserOffline {

@@ -3,10 +3,11 @@
 
 use super::Turn;
 use super::admit::{already_subscribed, check_signature, succeeded};
-use super::presence_join;
+use super::{join, presence_join};
 use crate::bus::ApiCommand;
 use crate::protocol::errors::SubscriptionRefusal;
 use crate::protocol::{ChannelKind, ChannelName, ErrorCode};
+use crate::shard::joins::Leaving;
 
 pub fn subscribe(t: &mut Turn<'_>, channel: &str, auth: Option<&str>, channel_data: Option<&str>) {
     let name = match ChannelName::parse(channel, t.app.config.max_channel_name_length) {
@@ -32,6 +33,9 @@ pub fn subscribe(t: &mut Turn<'_>, channel: &str, auth: Option<&str>, channel_da
         }
         ChannelKind::Presence => return presence_join::begin(t, &name, auth, channel_data),
     }
+    if t.state.clustered {
+        return join::ask(t, &name, None);
+    }
     if t.state.hub.subscribe(t.key, &name).is_err() {
         return already_subscribed(&mut t.effects, channel);
     }
@@ -49,12 +53,13 @@ pub fn unsubscribe(t: &mut Turn<'_>, channel: &str) {
             delta: -1,
         });
     }
-    let left = t.conn().and_then(|c| c.presence_mut().leave(channel));
+    let left = t.conn().and_then(|c| c.joins_mut().leave(channel));
     match left {
-        Some(user_id) => {
-            let report = presence_join::leave_report(t.app.idx, channel, &user_id, t.socket);
+        Some(Leaving::Presence(user_id)) => {
+            let report = join::leave_report(t.app.idx, channel, &user_id, t.socket);
             t.effects.report(report);
         }
+        Some(Leaving::Pending) => {}
         None if !indexed => t.effects.error(
             ErrorCode::Channel,
             &format!("Not subscribed to channel {channel}"),

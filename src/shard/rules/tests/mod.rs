@@ -118,11 +118,10 @@ impl World {
         request: RequestId,
         verdict: Result<String, SubscriptionRefusal>,
     ) -> Option<Effects> {
-        let Some(Waiter::PresenceJoin(conn)) = self.state.outstanding.answered(request) else {
+        let Some(Waiter::Join(conn)) = self.state.outstanding.answered(request) else {
             panic!("no presence join waits for {request:?}");
         };
-        super::presence_join::answered(&mut self.state, &self.apps, conn, request, verdict)
-            .map(|(_, e)| e)
+        super::join::answered(&mut self.state, &self.apps, conn, request, verdict).map(|(_, e)| e)
     }
 
     fn subscribed(&self, key: ConnKey, channel: &str) -> bool {
@@ -312,4 +311,57 @@ fn cache_channels_replay_the_last_event_or_say_miss() {
     let c = hooked.connect();
     let e = hooked.subscribe(c, "cache-a", None);
     assert_eq!(report_kinds(&e), ["+1", "cache_miss"]);
+}
+
+#[test]
+fn in_a_cluster_a_subscription_waits_for_the_nodes_interest() {
+    let mut w = World::new();
+    w.state.clustered = true;
+    let c = w.connect();
+    let e = w.subscribe(c, "news", None);
+    assert!(e.frames.is_empty(), "nothing until the API core answers");
+    let ApiCommand::Ask {
+        question: Question::Subscribe { channel, .. },
+        from,
+    } = &e.reports[0]
+    else {
+        panic!("{:?}", e.reports)
+    };
+    assert_eq!(&**channel, "news");
+    assert!(!w.subscribed(c, "news"));
+    assert_eq!(
+        error_code(&w.subscribe(c, "news", None)),
+        4300,
+        "pending counts"
+    );
+    let done = w.answer(from.request, Ok("{}".into())).unwrap();
+    assert_eq!(events(&done), ["pusher_internal:subscription_succeeded"]);
+    assert_eq!(report_kinds(&done), ["+1"]);
+    assert!(w.subscribed(c, "news"));
+    assert!(
+        w.state
+            .hub
+            .conn(c)
+            .unwrap()
+            .joins()
+            .presence()
+            .next()
+            .is_none()
+    );
+
+    // Given up while pending: no error, nothing to report, and the late answer is dropped.
+    let e = w.subscribe(c, "sport", None);
+    let left = w.send(
+        c,
+        r#"{"event":"pusher:unsubscribe","data":{"channel":"sport"}}"#,
+    );
+    assert!(
+        left.frames.is_empty() && left.reports.is_empty(),
+        "{left:?}"
+    );
+    let Some(ApiCommand::Ask { from, .. }) = e.reports.first() else {
+        unreachable!()
+    };
+    assert!(w.answer(from.request, Ok("{}".into())).is_none());
+    assert!(!w.subscribed(c, "sport"));
 }

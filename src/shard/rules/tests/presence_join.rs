@@ -83,8 +83,8 @@ fn a_refused_presence_join_leaves_nothing() {
             .hub
             .conn(c)
             .unwrap()
+            .joins()
             .presence()
-            .all()
             .next()
             .is_none()
     );

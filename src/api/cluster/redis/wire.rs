@@ -1,0 +1,136 @@
+//! How a [`NodeEvent`] travels through Redis: a small JSON envelope naming the sending node,
+//! with the event's frame embedded as the JSON it already is (never re-encoded), and the
+//! Redis channel each event goes to.
+
+use crate::api::cluster::NodeEvent;
+use crate::protocol::SocketId;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<'a> {
+    /// The sending node.
+    #[serde(borrow)]
+    o: Cow<'a, str>,
+    #[serde(borrow)]
+    a: Cow<'a, str>,
+    /// A broadcast: channel, frame, excluded socket, cache channel.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    c: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    p: Option<&'a RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cache: bool,
+    /// A user to terminate everywhere.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    u: Option<Cow<'a, str>>,
+}
+
+/// The Redis channel that carries an app channel's broadcasts. Channel names cannot contain
+/// `:`, so the last one separates them from the app id.
+pub fn broadcast_channel(prefix: &str, app_id: &str, channel: &str) -> String {
+    format!("{prefix}:b:{app_id}:{channel}")
+}
+
+/// The Redis channel every node listens to (cluster-wide commands).
+pub fn all_channel(prefix: &str) -> String {
+    format!("{prefix}:all")
+}
+
+/// The channel `event` goes to.
+pub fn channel_for(prefix: &str, event: &NodeEvent) -> String {
+    match event {
+        NodeEvent::Broadcast {
+            app_id, channel, ..
+        } => broadcast_channel(prefix, app_id, channel),
+        NodeEvent::TerminateUser { .. } => all_channel(prefix),
+    }
+}
+
+pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
+    let envelope = match event {
+        NodeEvent::Broadcast {
+            app_id,
+            channel,
+            payload,
+            except,
+            cacheable,
+        } => {
+            // The frame is the JSON text the API core encoded; embedded as it is.
+            let text = std::str::from_utf8(payload).unwrap_or("null");
+            let raw = serde_json::from_str::<&RawValue>(text).ok();
+            Envelope {
+                o: origin.into(),
+                a: (**app_id).into(),
+                c: Some((**channel).into()),
+                p: raw,
+                x: except.map(|s| s.to_string()),
+                cache: *cacheable,
+                u: None,
+            }
+        }
+        NodeEvent::TerminateUser { app_id, user_id } => Envelope {
+            o: origin.into(),
+            a: (**app_id).into(),
+            c: None,
+            p: None,
+            x: None,
+            cache: false,
+            u: Some((**user_id).into()),
+        },
+    };
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+/// The sending node and the event; `None` for a message that is not one of ours.
+pub fn decode(bytes: &[u8]) -> Option<(String, NodeEvent)> {
+    let e: Envelope = serde_json::from_slice(bytes).ok()?;
+    let event = match (e.c, e.p, e.u) {
+        (Some(channel), Some(payload), None) => NodeEvent::Broadcast {
+            app_id: e.a.as_ref().into(),
+            channel: channel.as_ref().into(),
+            payload: payload.get().as_bytes().into(),
+            except: e.x.and_then(|s| s.parse::<SocketId>().ok()),
+            cacheable: e.cache,
+        },
+        (None, None, Some(user_id)) => NodeEvent::TerminateUser {
+            app_id: e.a.as_ref().into(),
+            user_id: user_id.as_ref().into(),
+        },
+        _ => return None,
+    };
+    Some((e.o.to_string(), event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_with_the_frame_untouched() {
+        let frame = br#"{"event":"e","channel":"c","data":"{\"a\": 1.50}"}"#;
+        let b = NodeEvent::Broadcast {
+            app_id: "app:1".into(),
+            channel: "private-c".into(),
+            payload: frame.to_vec().into_boxed_slice(),
+            except: Some("12.34".parse().unwrap()),
+            cacheable: true,
+        };
+        let (origin, back) = decode(&encode("n1", &b)).unwrap();
+        assert_eq!((origin.as_str(), &back), ("n1", &b));
+        let t = NodeEvent::TerminateUser {
+            app_id: "a".into(),
+            user_id: "u\"1".into(),
+        };
+        assert_eq!(decode(&encode("n2", &t)).unwrap().1, t);
+        assert!(decode(b"not json").is_none());
+        assert_eq!(
+            broadcast_channel("rc", "app:1", "news"),
+            "rc:b:app:1:news",
+            "the last colon separates the channel"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Several ringcast nodes joined through a real `redis-server`: what any node accepts reaches
+//! the matching connections on every node, exactly once and in order.
+
+mod common;
+
+use common::redis::{Redis, node};
+use common::{Server, Ws};
+use serde_json::{Value, json};
+
+/// Reads events until one named `name`, returning the `data` of each `lg` event before it.
+fn until(ws: &mut Ws, name: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let ev = ws.event();
+        if ev["event"] == name {
+            return seen;
+        }
+        if ev["event"] == "lg" {
+            seen.push(ev["data"].as_str().unwrap().to_string());
+        }
+    }
+}
+
+fn three_nodes(redis: &Redis) -> [Server; 3] {
+    [
+        node(redis, "t", &[]),
+        node(redis, "t", &[]),
+        node(redis, "t", &[]),
+    ]
+}
+
+/// The `lg` events a subscriber gets until it has seen a `done` from each of `origins`; a
+/// node's own events come before its `done`, so nothing of theirs is still under way.
+fn until_done_from(ws: &mut Ws, origins: &[&str]) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut done = Vec::new();
+    while done.len() < origins.len() {
+        let ev = ws.event();
+        match ev["event"].as_str() {
+            Some("lg") => seen.push(ev["data"].as_str().unwrap().to_string()),
+            Some("done") => done.push(ev["data"].as_str().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    done.sort();
+    assert_eq!(done, origins, "each done once");
+    seen
+}
+
+#[test]
+fn a_publish_on_any_node_reaches_every_node_once_and_in_order() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let mut subs: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
+    for s in &mut subs {
+        s.subscribe("news");
+    }
+    // Publishes accepted by two different nodes.
+    let mut a = nodes[0].api();
+    let mut b = nodes[1].api();
+    for i in 0..30 {
+        a.trigger("news", "lg", &format!("a{i}"));
+        b.trigger("news", "lg", &format!("b{i}"));
+    }
+    a.trigger("news", "done", "a");
+    b.trigger("news", "done", "b");
+    let want = |p: char| -> Vec<String> { (0..30).map(|i| format!("{p}{i}")).collect() };
+    for s in &mut subs {
+        let seen = until_done_from(s, &["a", "b"]);
+        let from = |p: char| -> Vec<String> {
+            seen.iter().filter(|d| d.starts_with(p)).cloned().collect()
+        };
+        assert_eq!(
+            from('a'),
+            want('a'),
+            "node A's events once each, in A's order"
+        );
+        assert_eq!(
+            from('b'),
+            want('b'),
+            "node B's events once each, in B's order"
+        );
+        assert_eq!(seen.len(), 60);
+    }
+}
+
+#[test]
+fn the_publishers_socket_is_excluded_on_its_own_node() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let mut on_b = nodes[1].ws();
+    let mut on_c = nodes[2].ws();
+    on_b.subscribe("news");
+    on_c.subscribe("news");
+    let mut api = nodes[0].api();
+    let body = json!({"name":"lg","channel":"news","data":"x","socket_id": on_b.socket_id});
+    assert_eq!(api.post("/events", &body).status, 200);
+    api.trigger("news", "done", "");
+    assert_eq!(
+        until(&mut on_b, "done"),
+        Vec::<String>::new(),
+        "excluded on node B"
+    );
+    assert_eq!(until(&mut on_c, "done"), ["x"]);
+}
+
+#[test]
+fn client_events_cross_nodes_and_skip_their_sender() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let mut sender = nodes[0].ws();
+    let mut peer = nodes[1].ws();
+    sender.subscribe_private("private-room");
+    peer.subscribe_private("private-room");
+    sender.send_json(json!({"event":"client-hi","channel":"private-room","data":{"n":1}}));
+    let got = peer.expect("client-hi");
+    assert_eq!(got["data"], json!({"n":1}));
+    sender.ping();
+    nodes[2].api().trigger("private-room", "done", "");
+    assert_eq!(until(&mut sender, "done"), Vec::<String>::new());
+}
+
+fn sign_in(ws: &mut Ws, user: &str) {
+    let user_data = json!({ "id": user }).to_string();
+    let auth = format!(
+        "{}:{}",
+        common::APP_KEY,
+        common::hmac_hex(
+            common::APP_SECRET,
+            &format!("{}::user::{user_data}", ws.socket_id)
+        )
+    );
+    ws.send_json(json!({"event":"pusher:signin","data":{"auth":auth,"user_data":user_data}}));
+    ws.expect("pusher:signin_success");
+}
+
+#[test]
+fn terminate_connections_on_one_node_closes_the_user_everywhere() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let mut on_b = nodes[1].ws();
+    let mut on_c = nodes[2].ws();
+    sign_in(&mut on_b, "u1");
+    sign_in(&mut on_c, "u2");
+    let r = nodes[0]
+        .api()
+        .post("/users/u1/terminate_connections", &json!({}));
+    assert_eq!(r.status, 200);
+    let ev = on_b.expect_error(4009);
+    assert!(ev["data"]["message"].is_string());
+    on_b.expect_close(4009);
+    on_c.ping();
+}
+
+#[test]
+fn clusters_with_different_prefixes_do_not_see_each_other() {
+    let redis = Redis::start();
+    let blue = node(&redis, "blue", &[]);
+    let green = node(&redis, "green", &[]);
+    let blue2 = node(&redis, "blue", &[]);
+    let mut g = green.ws();
+    let mut b = blue2.ws();
+    g.subscribe("news");
+    b.subscribe("news");
+    blue.api().trigger("news", "lg", "blue only");
+    blue.api().trigger("news", "done", "");
+    assert_eq!(until(&mut b, "done"), ["blue only"]);
+    green.api().trigger("news", "done", "");
+    assert_eq!(until(&mut g, "done"), Vec::<String>::new());
+}
+
+#[test]
+fn without_redis_a_publish_answers_503_and_connections_stay_open() {
+    let mut redis = Redis::start();
+    let a = node(&redis, "t", &[]);
+    let b = node(&redis, "t", &[]);
+    let mut sub = b.ws();
+    sub.subscribe("news");
+    redis.kill();
+    let r = a.api().post(
+        "/events",
+        &json!({"name":"lg","channel":"news","data":"lost"}),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    sub.ping();
+    // Redis comes back empty: the nodes subscribe again, and publishing works.
+    redis.restart();
+    a.wait_log("reconnected to Redis");
+    b.wait_log("reconnected to Redis");
+    // A's command connection comes back on its next publish; until then it answers 503.
+    let mut api = a.api();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let r = api.post(
+            "/events",
+            &json!({"name":"lg","channel":"news","data":"after"}),
+        );
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "publishing never worked again"
+        );
+    }
+    a.api().trigger("news", "done", "");
+    assert_eq!(until(&mut sub, "done"), ["after"]);
+}

@@ -1,0 +1,109 @@
+//! A real `redis-server` for the cluster tests, on a free port, without persistence; and the
+//! ringcast nodes joined through it.
+
+use super::{Server, WAIT, free_port};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts `redis-server` (from `PATH`; `.ci/run` installs Debian's) and waits for PING.
+    pub fn start() -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+        };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts it (again, empty) on the same port.
+    pub fn restart(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server (install Debian's redis-server package)");
+            // Ours answers with its own pid; another test's server on a port we both picked
+            // would answer too, and ours would have exited.
+            while Instant::now() < deadline {
+                if self.pid_answering() == Some(child.id()) {
+                    self.child = Some(child);
+                    return;
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            assert!(
+                self.child.is_none(),
+                "the port of a restarted Redis was taken"
+            );
+            self.port = free_port();
+        }
+    }
+
+    /// The process id of the Redis answering on our port (`INFO server`).
+    fn pid_answering(&self) -> Option<u32> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        s.write_all(b"INFO server\r\n").ok()?;
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains('\n') {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let rest = &text[text.find("process_id:")? + "process_id:".len()..];
+        rest.lines().next()?.trim().parse().ok()
+    }
+
+    /// Kills it (SIGKILL) and waits until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A ringcast node of the cluster `prefix` on `redis`, with extra environment; returns once
+/// it is connected to Redis.
+pub fn node(redis: &Redis, prefix: &str, env: &[(&str, &str)]) -> Server {
+    let url = redis.url();
+    let mut all = vec![
+        ("RINGCAST_CLUSTER_REDIS_URL", url.as_str()),
+        ("RINGCAST_CLUSTER_PREFIX", prefix),
+    ];
+    all.extend_from_slice(env);
+    let server = Server::start(&all);
+    server.wait_log("connected to Redis");
+    server
+}
