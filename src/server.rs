@@ -1,6 +1,6 @@
 //! Starts the executors, wires the queues between them, and runs until shutdown.
 
-use crate::api::cluster::RedisTransport;
+use crate::api::cluster::RedisNode;
 use crate::api::{self, ApiSetup};
 use crate::app::Apps;
 use crate::bus::ShardQueue;
@@ -176,7 +176,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
 /// With `cluster.redis_url`, the link to Redis (started here so a bad URL fails the start with
 /// one line); without, nothing.
-fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisTransport>, StartError> {
+fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisNode>, StartError> {
     if !config.enabled() {
         return Ok(None);
     }
@@ -185,14 +185,14 @@ fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisTransport>, StartE
     } else {
         config.node_id.clone()
     };
-    let transport = RedisTransport::start(&config.redis_url, &config.prefix, &node_id)
+    let node = RedisNode::start(&config.redis_url, &config.prefix, &node_id)
         .map_err(|e| StartError(format!("cluster.redis_url: {e}")))?;
     log::info!(
         "cluster: node {node_id} joins cluster {} on {}",
         config.prefix,
         config.redis_url
     );
-    Ok(Some(transport))
+    Ok(Some(node))
 }
 
 /// A number that differs from run to run and node to node.

@@ -209,3 +209,132 @@ fn without_redis_a_publish_answers_503_and_connections_stay_open() {
     a.api().trigger("news", "done", "");
     assert_eq!(until(&mut sub, "done"), ["after"]);
 }
+
+/// Joins a presence channel as `user`; returns the presence data of `subscription_succeeded`.
+fn join(ws: &mut Ws, channel: &str, user: &str) -> Value {
+    ws.send_presence_subscribe(channel, &json!({ "user_id": user }).to_string());
+    let ev = ws.expect("pusher_internal:subscription_succeeded");
+    serde_json::from_str(ev["data"].as_str().unwrap()).unwrap()
+}
+
+/// The presence events a member gets before the marker published next.
+fn member_events(ws: &mut Ws, api: &mut common::Api, channel: &str) -> Vec<String> {
+    api.trigger(channel, "marker", "");
+    let mut out = Vec::new();
+    loop {
+        let ev = ws.event();
+        match ev["event"].as_str() {
+            Some("marker") => return out,
+            Some(e) if e.starts_with("pusher_internal:member_") => {
+                let data: Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
+                out.push(format!("{e} {}", data["user_id"].as_str().unwrap()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waits (bounded) until `GET path` on `api` answers `expected`: counts change a moment after
+/// `subscription_succeeded`.
+fn converge(api: &mut common::Api, path: &str, params: &[(&str, &str)], expected: &Value) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let r = api.get(path, params);
+        assert_eq!(r.status, 200, "{}", r.body);
+        if &r.json() == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never converged: {} != {expected}",
+            r.body
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn presence_is_one_membership_across_nodes() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let ch = "presence-room";
+    let mut u1_a = nodes[0].ws();
+    let mut u2_b = nodes[1].ws();
+    let mut u1_c = nodes[2].ws();
+    let first = join(&mut u1_a, ch, "u1");
+    assert_eq!(first["presence"]["ids"], json!(["u1"]));
+    let second = join(&mut u2_b, ch, "u2");
+    assert_eq!(
+        second["presence"]["ids"],
+        json!(["u1", "u2"]),
+        "members on other nodes"
+    );
+    assert_eq!(second["presence"]["count"], 2);
+    let again = join(&mut u1_c, ch, "u1");
+    assert_eq!(
+        again["presence"]["count"], 2,
+        "u1's second connection is no new member"
+    );
+    let mut api = nodes[2].api();
+    assert_eq!(
+        member_events(&mut u1_a, &mut api, ch),
+        ["pusher_internal:member_added u2"]
+    );
+    assert_eq!(member_events(&mut u2_b, &mut api, ch), Vec::<String>::new());
+
+    // Any node lists the members and counts them.
+    converge(
+        &mut nodes[1].api(),
+        &format!("/channels/{ch}/users"),
+        &[],
+        &json!({"users":[{"id":"u1"},{"id":"u2"}]}),
+    );
+    converge(
+        &mut nodes[0].api(),
+        &format!("/channels/{ch}"),
+        &[("info", "user_count,subscription_count")],
+        &json!({"occupied":true,"user_count":2,"subscription_count":3}),
+    );
+
+    // u1 leaves on A but is still on C; then its last connection goes: one member_removed.
+    u1_a.close();
+    u1_c.send_json(json!({"event":"pusher:unsubscribe","data":{"channel":ch}}));
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e: &String| e.contains("member_removed")) {
+        seen.extend(member_events(&mut u2_b, &mut api, ch));
+    }
+    seen.extend(member_events(&mut u2_b, &mut api, ch));
+    assert_eq!(seen, ["pusher_internal:member_removed u1"]);
+    converge(
+        &mut nodes[2].api(),
+        &format!("/channels/{ch}/users"),
+        &[],
+        &json!({"users":[{"id":"u2"}]}),
+    );
+}
+
+#[test]
+fn channel_counts_are_summed_over_nodes() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let mut subs: Vec<Ws> = nodes[..2].iter().map(|n| n.ws()).collect();
+    for s in &mut subs {
+        s.subscribe("news");
+    }
+    let mut api = nodes[2].api();
+    converge(
+        &mut api,
+        "/channels",
+        &[("info", "subscription_count")],
+        &json!({"channels":{"news":{"subscription_count":2}}}),
+    );
+    subs.pop().unwrap().close();
+    converge(
+        &mut api,
+        "/channels/news",
+        &[("info", "subscription_count")],
+        &json!({"occupied":true,"subscription_count":1}),
+    );
+    subs.pop().unwrap().close();
+    converge(&mut api, "/channels", &[], &json!({"channels":{}}));
+}

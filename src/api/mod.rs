@@ -52,7 +52,7 @@ pub struct ApiSetup {
     pub apps: Arc<Apps>,
     pub config: ServerConfig,
     /// The link to the other nodes, in a cluster.
-    pub cluster: Option<cluster::RedisTransport>,
+    pub cluster: Option<cluster::RedisNode>,
     pub to_shards: Vec<UnconnectedSender>,
     pub from_shards: Vec<SharedReceiver<ApiCommand>>,
     /// Set by SIGTERM/SIGINT.
@@ -233,15 +233,19 @@ pub async fn run(setup: ApiSetup) {
     if let Some(listener) = setup.metrics_listener {
         glommio::spawn_local(metrics_endpoint::serve(listener, setup.metrics.clone())).detach();
     }
+    let cluster = match setup.cluster {
+        Some(node) => {
+            let ids = setup.apps.iter().map(|a| a.id().to_string()).collect();
+            Cluster::on_redis(node, ids)
+        }
+        None => Cluster::single_node(),
+    };
     let core = Rc::new(ApiCore {
         webhooks,
         apps: setup.apps,
         config: setup.config,
         shards: Shards::new(shards),
-        cluster: match setup.cluster {
-            Some(transport) => Cluster::on_redis(transport),
-            None => Cluster::single_node(),
-        },
+        cluster,
         publisher: Publisher::new(seed()),
         announcements: Announcements::default(),
         interest: interest::Interest::default(),

@@ -1,6 +1,7 @@
-//! The behaviour every cluster backend must show, as tests over the traits: the in-memory
-//! backends run them in their own test modules, and a networked backend runs the same
-//! functions against its real server.
+//! The behaviour every cluster backend must show, as tests over the traits (they panic on a
+//! broken backend): the in-memory backends run them in their own test modules, and the Redis
+//! backends run the same functions against a real `redis-server` (`tests/cluster_state.rs`).
+//! Each uses app indexes 0 and 1 and leaves the backend as it found it.
 
 use super::{Join, Left, NodeEvent, Occupancy, Presence, Transport, Users};
 use crate::app::AppIdx;
@@ -133,7 +134,9 @@ fn broadcast(channel: &str, n: u8) -> NodeEvent {
     NodeEvent::Broadcast {
         app_id: "app".into(),
         channel: channel.into(),
-        payload: vec![n].into_boxed_slice(),
+        payload: format!(r#"{{"event":"e","channel":"{channel}","data":"{n}"}}"#)
+            .into_bytes()
+            .into_boxed_slice(),
         except: None,
         cacheable: false,
     }

@@ -10,7 +10,9 @@
 //! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
 //! slow or down, and the API core answers such failures with the error the spec names (503,
 //! a refused subscription) instead of hanging. The in-memory implementations here are the
-//! single-node default; [`contract`] holds the tests every backend must pass.
+//! single-node default; [`contract`] holds the tests every backend must pass (the memory
+//! backends run them as unit tests, the Redis ones in `tests/cluster_state.rs` against a real
+//! `redis-server`).
 
 mod occupancy;
 mod presence;
@@ -18,12 +20,11 @@ mod redis;
 mod transport;
 mod users;
 
-#[cfg(test)]
 pub mod contract;
 
 pub use occupancy::{MemoryOccupancy, Occupancy};
 pub use presence::{Join, Joined, Left, MemoryPresence, Presence};
-pub use redis::RedisTransport;
+pub use redis::{RedisNode, RedisTransport};
 pub use transport::{MemoryBus, NodeEvent, Solo, Transport};
 pub use users::{MemoryUsers, Users};
 
@@ -76,12 +77,15 @@ impl Cluster {
         }
     }
 
-    /// A node of a cluster on Redis. The state is still this node's own until the Redis
-    /// backends for presence, counts and users take the memory ones' place.
-    pub fn on_redis(transport: RedisTransport) -> Cluster {
+    /// A node of a cluster on Redis: the bus, presence and counts there (users and
+    /// watchlists are still this node's own). `apps` are the app ids by index.
+    pub fn on_redis(node: RedisNode, apps: Vec<String>) -> Cluster {
+        let (transport, presence, occupancy) = node.into_parts();
         Cluster {
             transport: Box::new(transport),
-            ..Cluster::single_node()
+            presence: Box::new(presence.with_apps(apps.clone())),
+            occupancy: Box::new(occupancy.with_apps(apps)),
+            users: Box::new(MemoryUsers::default()),
         }
     }
 }

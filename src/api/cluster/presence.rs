@@ -75,22 +75,25 @@ pub struct MemoryPresence {
     channels: RefCell<AHashMap<(AppIdx, Box<str>), Members>>,
 }
 
-fn presence_data(members: &Members) -> String {
-    let ids: Vec<&String> = members.keys().collect();
+/// `{"presence":{"ids":[…],"hash":{…},"count":N}}` of members sorted by user id.
+pub(super) fn presence_data<'a>(
+    members: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> String {
+    let ids: Vec<&str> = members.clone().map(|(id, _)| id).collect();
     let mut hash = String::from("{");
-    for (i, (id, m)) in members.iter().enumerate() {
+    for (i, (id, info)) in members.enumerate() {
         if i > 0 {
             hash.push(',');
         }
         hash.push_str(&serde_json::to_string(id).unwrap_or_default());
         hash.push(':');
-        hash.push_str(&m.info);
+        hash.push_str(info);
     }
     hash.push('}');
     format!(
         r#"{{"presence":{{"ids":{},"hash":{hash},"count":{}}}}}"#,
         serde_json::to_string(&ids).unwrap_or_default(),
-        members.len()
+        ids.len()
     )
 }
 
@@ -126,7 +129,7 @@ impl MemoryPresence {
         };
         Join::Admitted(Joined {
             first_connection,
-            presence_data: presence_data(members),
+            presence_data: presence_data(members.iter().map(|(id, m)| (id.as_str(), &*m.info))),
         })
     }
 

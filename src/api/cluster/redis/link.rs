@@ -31,10 +31,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 type Done = oneshot::Sender<Result<(), String>>;
 
-struct Publish {
-    channel: String,
-    payload: Vec<u8>,
-    done: Done,
+/// What the command connection carries, in order.
+enum Job {
+    Publish {
+        channel: String,
+        payload: Vec<u8>,
+        done: Done,
+    },
+    /// A command (a state script) whose answer the caller needs.
+    Query {
+        cmd: redis::Cmd,
+        done: oneshot::Sender<Result<redis::Value, String>>,
+    },
 }
 
 struct Interest {
@@ -45,7 +53,7 @@ struct Interest {
 
 /// The API core's handle on the link.
 pub struct Link {
-    publish: mpsc::Sender<Publish>,
+    publish: mpsc::Sender<Job>,
     interest: mpsc::UnboundedSender<Interest>,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     connected: Arc<AtomicBool>,
@@ -94,7 +102,7 @@ impl Link {
     /// Publishes `payload` on `channel`, after everything queued before it.
     pub async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), String> {
         let (done, answer) = oneshot::channel();
-        let job = Publish {
+        let job = Job::Publish {
             channel,
             payload,
             done,
@@ -102,6 +110,17 @@ impl Link {
         self.publish
             .try_send(job)
             .map_err(|_| "too many publishes waiting for Redis".to_string())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("Redis link stopped".into()))
+    }
+
+    /// Runs `cmd` on the command connection, after everything queued before it.
+    pub async fn query(&self, cmd: redis::Cmd) -> Result<redis::Value, String> {
+        let (done, answer) = oneshot::channel();
+        self.publish
+            .try_send(Job::Query { cmd, done })
+            .map_err(|_| "too many commands waiting for Redis".to_string())?;
         answer
             .await
             .unwrap_or_else(|_| Err("Redis link stopped".into()))
@@ -125,8 +144,8 @@ impl Link {
     }
 }
 
-/// Sends queued publishes as pipelines, in order.
-async fn publisher(client: redis::Client, mut rx: mpsc::Receiver<Publish>) {
+/// Sends queued jobs as pipelines, in order.
+async fn publisher(client: redis::Client, mut rx: mpsc::Receiver<Job>) {
     let mut conn: Option<ConnectionManager> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -141,24 +160,55 @@ async fn publisher(client: redis::Client, mut rx: mpsc::Receiver<Publish>) {
         }
         let result = match conn.as_mut() {
             None => Err("Redis is unreachable".to_string()),
-            Some(c) => {
-                let mut pipe = redis::pipe();
-                for job in &batch {
-                    pipe.publish(&job.channel, &job.payload[..]).ignore();
-                }
-                match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<()>(c)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(format!("Redis: {e}")),
-                    Err(_) => Err("Redis did not answer in time".to_string()),
-                }
-            }
+            Some(c) => run_batch(c, &batch).await,
         };
         if result.is_err() {
             // Start from a fresh connection next time rather than a half-broken one.
             conn = None;
         }
-        for job in batch {
-            let _ = job.done.send(result.clone());
+        answer(batch, result);
+    }
+}
+
+/// One pipeline: publishes answer nothing, queries one value each, in order.
+async fn run_batch(c: &mut ConnectionManager, batch: &[Job]) -> Result<Vec<redis::Value>, String> {
+    let mut pipe = redis::pipe();
+    for job in batch {
+        match job {
+            Job::Publish {
+                channel, payload, ..
+            } => {
+                pipe.publish(channel, &payload[..]).ignore();
+            }
+            Job::Query { cmd, .. } => {
+                pipe.add_command(cmd.clone());
+            }
+        }
+    }
+    match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<Vec<redis::Value>>(c)).await {
+        Ok(Ok(values)) => Ok(values),
+        Ok(Err(e)) => Err(format!("Redis: {e}")),
+        Err(_) => Err("Redis did not answer in time".to_string()),
+    }
+}
+
+fn answer(batch: Vec<Job>, result: Result<Vec<redis::Value>, String>) {
+    let mut values = match result {
+        Ok(values) => Ok(values.into_iter()),
+        Err(e) => Err(e),
+    };
+    for job in batch {
+        match job {
+            Job::Publish { done, .. } => {
+                let _ = done.send(values.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+            Job::Query { done, .. } => {
+                let value = match &mut values {
+                    Ok(v) => v.next().ok_or_else(|| "Redis answered short".to_string()),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = done.send(value);
+            }
         }
     }
 }

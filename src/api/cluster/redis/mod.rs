@@ -8,35 +8,113 @@
 //! `{prefix}:all`, which every node hears.
 
 pub mod link;
+mod occupancy;
+mod presence;
 mod wire;
+
+pub use occupancy::RedisOccupancy;
+pub use presence::RedisPresence;
 
 use super::{ClusterError, NodeEvent, StateFuture, Transport};
 use link::Link;
+use std::rc::Rc;
 
-pub struct RedisTransport {
+/// A node's place in a cluster on Redis, before the API executor takes it over.
+pub struct RedisNode {
     link: Link,
     node_id: String,
     prefix: String,
 }
 
-impl RedisTransport {
-    /// Joins the cluster `prefix` on the Redis at `url` as `node_id`.
-    pub fn start(url: &str, prefix: &str, node_id: &str) -> Result<RedisTransport, String> {
+impl RedisNode {
+    /// Joins the cluster `prefix` on the Redis at `url` as `node_id` (the link connects, and
+    /// reconnects, in the background).
+    pub fn start(url: &str, prefix: &str, node_id: &str) -> Result<RedisNode, String> {
         let link = Link::start(url, vec![wire::all_channel(prefix)])?;
-        Ok(RedisTransport {
+        Ok(RedisNode {
             link,
             node_id: node_id.to_string(),
             prefix: prefix.to_string(),
         })
     }
 
-    pub fn connected(&self) -> bool {
-        self.link.connected()
+    /// The bus and the state backends, sharing the one link.
+    pub fn into_parts(self) -> (RedisTransport, RedisPresence, RedisOccupancy) {
+        let keys = Rc::new(Keys {
+            prefix: self.prefix,
+            node: self.node_id,
+        });
+        let link = Rc::new(self.link);
+        let transport = RedisTransport {
+            link: link.clone(),
+            keys: keys.clone(),
+        };
+        let presence = RedisPresence::new(link.clone(), keys.clone());
+        (transport, presence, RedisOccupancy::new(link, keys))
     }
+}
+
+/// How this node names things in Redis: every key and channel starts with the prefix, and
+/// what the node counts is also filed under its id, so it can be removed if the node dies.
+pub struct Keys {
+    pub prefix: String,
+    pub node: String,
+}
+
+impl Keys {
+    /// A key of an app: `{prefix}:{what}:{app_id}`.
+    fn app(&self, what: &str, app_id: &str) -> String {
+        format!("{}:{what}:{app_id}", self.prefix)
+    }
+
+    /// A key of an app's channel. Channel names cannot contain `:`.
+    fn channel(&self, what: &str, app_id: &str, channel: &str) -> String {
+        format!("{}:{what}:{app_id}:{channel}", self.prefix)
+    }
+
+    /// The key listing what this node holds of `what`.
+    fn node(&self, what: &str) -> String {
+        format!("{}:node:{}:{what}", self.prefix, self.node)
+    }
+}
+
+/// Joins parts with a separator no id or name contains.
+fn entry(parts: &[&str]) -> String {
+    parts.join("\u{1f}")
 }
 
 fn unavailable(e: String) -> ClusterError {
     ClusterError::Unavailable(e)
+}
+
+/// Runs a Lua script (`EVAL`; Redis caches it by its hash) and converts its answer.
+async fn eval<T: redis::FromRedisValue>(
+    link: &Link,
+    script: &str,
+    keys: &[&str],
+    args: &[&str],
+) -> Result<T, ClusterError> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len());
+    for k in keys {
+        cmd.arg(*k);
+    }
+    for a in args {
+        cmd.arg(*a);
+    }
+    let value = link.query(cmd).await.map_err(unavailable)?;
+    redis::from_redis_value(value).map_err(|e| unavailable(format!("unexpected answer: {e}")))
+}
+
+pub struct RedisTransport {
+    link: Rc<Link>,
+    keys: Rc<Keys>,
+}
+
+impl RedisTransport {
+    pub fn connected(&self) -> bool {
+        self.link.connected()
+    }
 }
 
 impl Transport for RedisTransport {
@@ -45,13 +123,13 @@ impl Transport for RedisTransport {
     }
 
     fn send<'a>(&'a self, event: &'a NodeEvent) -> StateFuture<'a, ()> {
-        let channel = wire::channel_for(&self.prefix, event);
-        let bytes = wire::encode(&self.node_id, event);
+        let channel = wire::channel_for(&self.keys.prefix, event);
+        let bytes = wire::encode(&self.keys.node, event);
         Box::pin(async move { self.link.publish(channel, bytes).await.map_err(unavailable) })
     }
 
     fn interest<'a>(&'a self, app_id: &'a str, channel: &'a str, on: bool) -> StateFuture<'a, ()> {
-        let name = wire::broadcast_channel(&self.prefix, app_id, channel);
+        let name = wire::broadcast_channel(&self.keys.prefix, app_id, channel);
         Box::pin(async move { self.link.interest(name, on).await.map_err(unavailable) })
     }
 
@@ -64,7 +142,7 @@ impl Transport for RedisTransport {
                     .await
                     .ok_or_else(|| unavailable("Redis link stopped".into()))?;
                 match wire::decode(&bytes) {
-                    Some((origin, _)) if origin == self.node_id => continue,
+                    Some((origin, _)) if origin == self.keys.node => continue,
                     Some((_, event)) => return Ok(event),
                     None => log::warn!("cluster: ignored a message that is not ringcast's"),
                 }

@@ -20,6 +20,9 @@ struct Envelope<'a> {
     c: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     p: Option<&'a RawValue>,
+    /// A frame that is not JSON (never sent by ringcast itself), as hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    h: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     x: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -60,12 +63,14 @@ pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
             cacheable,
         } => {
             // The frame is the JSON text the API core encoded; embedded as it is.
-            let text = std::str::from_utf8(payload).unwrap_or("null");
-            let raw = serde_json::from_str::<&RawValue>(text).ok();
+            let raw = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|text| serde_json::from_str::<&RawValue>(text).ok());
             Envelope {
                 o: origin.into(),
                 a: (**app_id).into(),
                 c: Some((**channel).into()),
+                h: raw.is_none().then(|| hex::encode(payload)),
                 p: raw,
                 x: except.map(|s| s.to_string()),
                 cache: *cacheable,
@@ -77,6 +82,7 @@ pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
             a: (**app_id).into(),
             c: None,
             p: None,
+            h: None,
             x: None,
             cache: false,
             u: Some((**user_id).into()),
@@ -88,11 +94,16 @@ pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
 /// The sending node and the event; `None` for a message that is not one of ours.
 pub fn decode(bytes: &[u8]) -> Option<(String, NodeEvent)> {
     let e: Envelope = serde_json::from_slice(bytes).ok()?;
-    let event = match (e.c, e.p, e.u) {
+    let payload = match (e.p, &e.h) {
+        (Some(raw), _) => Some(raw.get().as_bytes().into()),
+        (None, Some(h)) => hex::decode(h).ok().map(Vec::into_boxed_slice),
+        (None, None) => None,
+    };
+    let event = match (e.c, payload, e.u) {
         (Some(channel), Some(payload), None) => NodeEvent::Broadcast {
             app_id: e.a.as_ref().into(),
             channel: channel.as_ref().into(),
-            payload: payload.get().as_bytes().into(),
+            payload,
             except: e.x.and_then(|s| s.parse::<SocketId>().ok()),
             cacheable: e.cache,
         },
@@ -127,6 +138,18 @@ mod tests {
         };
         assert_eq!(decode(&encode("n2", &t)).unwrap().1, t);
         assert!(decode(b"not json").is_none());
+        let bytes = NodeEvent::Broadcast {
+            app_id: "a".into(),
+            channel: "c".into(),
+            payload: vec![0, 159, 1].into_boxed_slice(),
+            except: None,
+            cacheable: false,
+        };
+        assert_eq!(
+            decode(&encode("n", &bytes)).unwrap().1,
+            bytes,
+            "any bytes travel"
+        );
         assert_eq!(
             broadcast_channel("rc", "app:1", "news"),
             "rc:b:app:1:news",

@@ -1,0 +1,103 @@
+//! Subscription counts in Redis: per app a hash of channel → subscriptions over the cluster,
+//! changed by a Lua script that also keeps this node's share (so a dead node's share can be
+//! taken off) and never lets either go below zero.
+
+use super::link::Link;
+use super::{Keys, entry, eval, unavailable};
+use crate::api::cluster::{Occupancy, StateFuture};
+use crate::app::AppIdx;
+use std::rc::Rc;
+
+/// KEYS: the app's totals, the node's shares. ARGV: channel, node entry, delta. Answers the
+/// channel's new total.
+const ADD: &str = r#"
+local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+local d = tonumber(ARGV[3])
+if mine + d < 0 then d = 0 - mine end
+if mine + d == 0 then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], mine + d) end
+local total = redis.call('HINCRBY', KEYS[1], ARGV[1], d)
+if total <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+return total
+"#;
+
+pub struct RedisOccupancy {
+    link: Rc<Link>,
+    keys: Rc<Keys>,
+    apps: Vec<String>,
+}
+
+impl RedisOccupancy {
+    pub fn new(link: Rc<Link>, keys: Rc<Keys>) -> RedisOccupancy {
+        RedisOccupancy {
+            link,
+            keys,
+            apps: Vec::new(),
+        }
+    }
+
+    /// Names the apps (by index), as the node's configuration lists them.
+    pub fn with_apps(mut self, ids: Vec<String>) -> RedisOccupancy {
+        self.apps = ids;
+        self
+    }
+
+    fn totals(&self, app: AppIdx) -> String {
+        let id = self.apps.get(app.0 as usize).map_or("", String::as_str);
+        self.keys.app("subs", id)
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, crate::api::cluster::ClusterError> {
+        let value = self.link.query(cmd).await.map_err(unavailable)?;
+        redis::from_redis_value(value).map_err(|e| unavailable(format!("unexpected answer: {e}")))
+    }
+}
+
+impl Occupancy for RedisOccupancy {
+    fn add<'a>(&'a self, app: AppIdx, channel: &'a str, delta: i64) -> StateFuture<'a, u64> {
+        Box::pin(async move {
+            let totals = self.totals(app);
+            let app_id = self.apps.get(app.0 as usize).map_or("", String::as_str);
+            let mine = entry(&[app_id, channel]);
+            let node = self.keys.node("subs");
+            let delta = delta.to_string();
+            let total: i64 = eval(
+                &self.link,
+                ADD,
+                &[&totals, &node],
+                &[channel, &mine, &delta],
+            )
+            .await?;
+            Ok(total.max(0) as u64)
+        })
+    }
+
+    fn count<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, u64> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HGET");
+            cmd.arg(self.totals(app)).arg(channel);
+            let n: Option<i64> = self.query(cmd).await?;
+            Ok(n.unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn occupied<'a>(&'a self, app: AppIdx, prefix: &'a str) -> StateFuture<'a, Vec<(String, u64)>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HGETALL");
+            cmd.arg(self.totals(app));
+            let all: Vec<(String, i64)> = self.query(cmd).await?;
+            let mut out: Vec<(String, u64)> = all
+                .into_iter()
+                .filter(|(ch, n)| *n > 0 && ch.starts_with(prefix))
+                .map(|(ch, n)| (ch, n as u64))
+                .collect();
+            out.sort();
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! Presence membership in Redis. Per channel, a hash of members (user id → `user_info`), a
+//! hash of their connections (`user␟socket` → node) and a hash of connection counts per user.
+//! Join and leave are single Lua scripts, so "first connection anywhere" and "last connection
+//! anywhere" are decided atomically, whatever node the connections are on. Every connection
+//! is also filed under its node, so a dead node's members can be removed.
+
+use super::{Keys, entry, eval};
+use crate::api::cluster::presence::presence_data;
+use crate::api::cluster::{Join, Joined, Left, Presence, StateFuture};
+use crate::app::AppIdx;
+use crate::protocol::SocketId;
+use std::rc::Rc;
+
+use super::link::Link;
+
+/// KEYS: members, connections, counts, node's entries. ARGV: user, info, connection, max,
+/// node, node entry. Answers `{-1}` when full, else `{first (0/1), members as HGETALL}`.
+const JOIN: &str = r#"
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then
+  return {0, redis.call('HGETALL', KEYS[1])}
+end
+local n = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local first = 0
+if n == 0 then
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1} end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  first = 1
+end
+redis.call('HSET', KEYS[3], ARGV[1], n + 1)
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
+redis.call('SADD', KEYS[4], ARGV[6])
+return {first, redis.call('HGETALL', KEYS[1])}
+"#;
+
+/// KEYS as [`JOIN`]; ARGV: user, connection, node entry. Answers 0 (not a member), 1 (other
+/// connections remain) or 2 (the user's last connection left).
+const LEAVE: &str = r#"
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call('SREM', KEYS[4], ARGV[3])
+local n = redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
+if n > 0 then return 1 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 2
+"#;
+
+pub struct RedisPresence {
+    link: Rc<Link>,
+    keys: Rc<Keys>,
+    /// App ids by index: Redis names apps by id, as every node may order them differently.
+    apps: Vec<String>,
+}
+
+/// The keys of one presence channel.
+struct ChannelKeys {
+    members: String,
+    connections: String,
+    counts: String,
+    node: String,
+}
+
+impl RedisPresence {
+    pub fn new(link: Rc<Link>, keys: Rc<Keys>) -> RedisPresence {
+        RedisPresence {
+            link,
+            keys,
+            apps: Vec::new(),
+        }
+    }
+
+    /// Names the apps (by index), as the node's configuration lists them.
+    pub fn with_apps(mut self, ids: Vec<String>) -> RedisPresence {
+        self.apps = ids;
+        self
+    }
+
+    fn app_id(&self, app: AppIdx) -> &str {
+        self.apps.get(app.0 as usize).map_or("", String::as_str)
+    }
+
+    fn channel_keys(&self, app: AppIdx, channel: &str) -> ChannelKeys {
+        let id = self.app_id(app);
+        ChannelKeys {
+            members: self.keys.channel("pres", id, channel),
+            connections: self.keys.channel("pconn", id, channel),
+            counts: self.keys.channel("pcount", id, channel),
+            node: self.keys.node("pres"),
+        }
+    }
+}
+
+/// Members as `HGETALL` answers them (`[user, info, …]`), sorted by user id.
+fn sorted_members(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut members: Vec<(String, String)> = flat
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    members.sort();
+    members
+}
+
+impl Presence for RedisPresence {
+    fn join<'a>(
+        &'a self,
+        app: AppIdx,
+        channel: &'a str,
+        user_id: &'a str,
+        user_info: &'a str,
+        socket: SocketId,
+        max_members: usize,
+    ) -> StateFuture<'a, Join> {
+        Box::pin(async move {
+            let k = self.channel_keys(app, channel);
+            let socket = socket.to_string();
+            let conn = entry(&[user_id, &socket]);
+            let mine = entry(&[self.app_id(app), channel, user_id, &socket]);
+            let max = max_members.to_string();
+            let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node];
+            let args = [user_id, user_info, &*conn, &*max, &*self.keys.node, &*mine];
+            let (first, flat): (i64, Vec<String>) =
+                match eval::<Vec<redis::Value>>(&self.link, JOIN, &keys, &args).await? {
+                    v if v.len() == 2 => {
+                        let mut v = v.into_iter();
+                        let first = v.next().and_then(|f| redis::from_redis_value(f).ok());
+                        let flat = v.next().and_then(|f| redis::from_redis_value(f).ok());
+                        (first.unwrap_or(0), flat.unwrap_or_default())
+                    }
+                    _ => return Ok(Join::Full { max: max_members }),
+                };
+            let members = sorted_members(flat);
+            let data = presence_data(members.iter().map(|(u, i)| (u.as_str(), i.as_str())));
+            Ok(Join::Admitted(Joined {
+                first_connection: first == 1,
+                presence_data: data,
+            }))
+        })
+    }
+
+    fn leave<'a>(
+        &'a self,
+        app: AppIdx,
+        channel: &'a str,
+        user_id: &'a str,
+        socket: SocketId,
+    ) -> StateFuture<'a, Left> {
+        Box::pin(async move {
+            let k = self.channel_keys(app, channel);
+            let socket = socket.to_string();
+            let conn = entry(&[user_id, &socket]);
+            let mine = entry(&[self.app_id(app), channel, user_id, &socket]);
+            let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node];
+            let left: i64 = eval(&self.link, LEAVE, &keys, &[user_id, &conn, &mine]).await?;
+            Ok(match left {
+                2 => Left::LastConnection,
+                1 => Left::OtherConnectionsRemain,
+                _ => Left::NotAMember,
+            })
+        })
+    }
+
+    fn user_ids<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let k = self.channel_keys(app, channel);
+            let mut cmd = redis::cmd("HKEYS");
+            cmd.arg(&k.members);
+            let value = self.link.query(cmd).await.map_err(super::unavailable)?;
+            let mut ids: Vec<String> = redis::from_redis_value(value)
+                .map_err(|e| super::unavailable(format!("unexpected answer: {e}")))?;
+            ids.sort();
+            Ok(ids)
+        })
+    }
+}

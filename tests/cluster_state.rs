@@ -1,0 +1,46 @@
+//! The Redis backends of the cluster state pass the same contract as the in-memory ones,
+//! against a real `redis-server`.
+
+mod common;
+
+use common::redis::Redis;
+use futures_lite::future::block_on;
+use ringcast::api::cluster::{RedisNode, contract};
+
+fn backends(redis: &Redis) -> RedisNode {
+    RedisNode::start(&redis.url(), "contract", "n1").unwrap()
+}
+
+#[test]
+fn redis_presence_keeps_the_contract() {
+    let redis = Redis::start();
+    let (_, presence, _) = backends(&redis).into_parts();
+    let presence = presence.with_apps(vec!["app".into(), "other".into()]);
+    block_on(contract::presence(&presence));
+}
+
+#[test]
+fn redis_occupancy_keeps_the_contract() {
+    let redis = Redis::start();
+    let (_, _, occupancy) = backends(&redis).into_parts();
+    let occupancy = occupancy.with_apps(vec!["app".into(), "other".into()]);
+    block_on(contract::occupancy(&occupancy));
+}
+
+#[test]
+fn the_redis_bus_keeps_the_contract() {
+    let redis = Redis::start();
+    let nodes = ["n1", "n2", "n3"].map(|id| {
+        let (transport, _, _) = RedisNode::start(&redis.url(), "contract", id)
+            .unwrap()
+            .into_parts();
+        transport
+    });
+    // Pub/sub connects in the background; the contract starts once all three are up.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !nodes.iter().all(|n| n.connected()) {
+        assert!(std::time::Instant::now() < deadline, "never connected");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    block_on(contract::transport(&nodes));
+}
