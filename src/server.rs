@@ -186,7 +186,8 @@ fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisNode>, StartError>
         config.node_id.clone()
     };
     let node = RedisNode::start(&config.redis_url, &config.prefix, &node_id)
-        .map_err(|e| StartError(format!("cluster.redis_url: {e}")))?;
+        .map_err(|e| StartError(format!("cluster.redis_url: {e}")))?
+        .with_liveness(config.heartbeat_s, config.node_timeout_s);
     log::info!(
         "cluster: node {node_id} joins cluster {} on {}",
         config.prefix,

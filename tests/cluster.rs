@@ -338,3 +338,100 @@ fn channel_counts_are_summed_over_nodes() {
     subs.pop().unwrap().close();
     converge(&mut api, "/channels", &[], &json!({"channels":{}}));
 }
+
+#[test]
+fn a_killed_nodes_members_and_counts_are_removed_once() {
+    let redis = Redis::start();
+    let fast = [
+        ("RINGCAST_CLUSTER_HEARTBEAT_S", "1"),
+        ("RINGCAST_CLUSTER_NODE_TIMEOUT_S", "2"),
+    ];
+    let nodes = [
+        node(&redis, "t", &fast),
+        node(&redis, "t", &fast),
+        node(&redis, "t", &fast),
+    ];
+    let ch = "presence-room";
+    let mut u2_a = nodes[0].ws();
+    let mut u3_b = nodes[1].ws();
+    let mut u1_c = nodes[2].ws();
+    join(&mut u2_a, ch, "u2");
+    join(&mut u3_b, ch, "u3");
+    join(&mut u1_c, ch, "u1");
+    u1_c.subscribe("news");
+    let mut api = nodes[0].api();
+    converge(
+        &mut api,
+        "/channels",
+        &[("info", "subscription_count")],
+        &json!({"channels":{"news":{"subscription_count":1},"presence-room":{"subscription_count":3}}}),
+    );
+    nodes[2].signal(libc::SIGKILL);
+    // Within the timeout a survivor sweeps it: u1 leaves, once, for the members on A and B.
+    for member in [&mut u2_a, &mut u3_b] {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + common::WAIT;
+        while !seen.iter().any(|e: &String| e.contains("member_removed")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no member_removed: {seen:?}"
+            );
+            seen.extend(member_events(member, &mut api, ch));
+        }
+        seen.extend(member_events(member, &mut api, ch));
+        let removed: Vec<&String> = seen.iter().filter(|e| e.contains("removed")).collect();
+        assert_eq!(removed, ["pusher_internal:member_removed u1"], "{seen:?}");
+    }
+    converge(
+        &mut api,
+        "/channels",
+        &[("info", "subscription_count")],
+        &json!({"channels":{"presence-room":{"subscription_count":2}}}),
+    );
+    converge(
+        &mut nodes[1].api(),
+        &format!("/channels/{ch}/users"),
+        &[],
+        &json!({"users":[{"id":"u2"},{"id":"u3"}]}),
+    );
+}
+
+#[test]
+fn a_node_restarted_under_its_id_leaves_no_ghosts() {
+    let redis = Redis::start();
+    let a = node(&redis, "t", &[]);
+    let same = [("RINGCAST_CLUSTER_NODE_ID", "node-b")];
+    let b = node(&redis, "t", &same);
+    let ch = "presence-room";
+    let mut u2_a = a.ws();
+    join(&mut u2_a, ch, "u2");
+    let mut u1_b = b.ws();
+    join(&mut u1_b, ch, "u1");
+    b.signal(libc::SIGKILL);
+    drop(u1_b);
+    // Back at once, long before node-b would time out: it clears what it held.
+    let b = node(&redis, "t", &same);
+    let mut api = b.api();
+    converge(
+        &mut api,
+        &format!("/channels/{ch}/users"),
+        &[],
+        &json!({"users":[{"id":"u2"}]}),
+    );
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !seen.iter().any(|e: &String| e.contains("member_removed")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no member_removed: {seen:?}"
+        );
+        seen.extend(member_events(&mut u2_a, &mut api, ch));
+    }
+    assert_eq!(
+        seen,
+        [
+            "pusher_internal:member_added u1",
+            "pusher_internal:member_removed u1"
+        ]
+    );
+}

@@ -60,10 +60,16 @@ pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, so
         }
     };
     if left == Left::LastConnection {
-        core.webhooks.member_removed(app, channel, user_id);
-        let data = format!(r#"{{"user_id":{}}}"#, frames::json_string(user_id));
-        let event = "pusher_internal:member_removed";
-        core.broadcast(Broadcast::internal(app, channel, event, &data))
-            .await;
+        removed(core, app, channel, user_id).await;
     }
+}
+
+/// A user's last connection anywhere left a presence channel: `member_removed` to the
+/// members on every node, and its webhook.
+pub async fn removed(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str) {
+    core.webhooks.member_removed(app, channel, user_id);
+    let data = format!(r#"{{"user_id":{}}}"#, frames::json_string(user_id));
+    let event = "pusher_internal:member_removed";
+    core.broadcast(Broadcast::internal(app, channel, event, &data))
+        .await;
 }

@@ -148,6 +148,54 @@ fn event_name(b: &Broadcast) -> &str {
     serde_json::from_slice::<Name>(&b.payload).map_or("an event", |n| n.event)
 }
 
+/// Beats for this node and sweeps the dead ones.
+async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
+    let mut failing = false;
+    loop {
+        let nodes = &core.cluster.nodes;
+        let result = match nodes.beat().await {
+            Ok(()) => nodes.sweep().await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(gone) => {
+                failing = false;
+                departed(&core, gone).await;
+            }
+            // One line per outage, not one per beat.
+            Err(e) if !failing => {
+                failing = true;
+                log::warn!("cluster: heartbeat: {e}");
+            }
+            Err(_) => {}
+        }
+        Timer::new(every).await;
+    }
+}
+
+/// What ended with a dead node: its members' `member_removed` and the channels it vacated,
+/// with their webhooks, sent once (by the node that swept it).
+async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
+    for d in gone {
+        match d {
+            cluster::Departure::Member {
+                app_id,
+                channel,
+                user_id,
+            } => {
+                if let Some(app) = core.apps.by_id(&app_id) {
+                    membership::removed(core, app.idx, &channel, &user_id).await;
+                }
+            }
+            cluster::Departure::Vacated { app_id, channel } => {
+                if let Some(app) = core.apps.by_id(&app_id) {
+                    core.webhooks.vacated(app.idx, &channel);
+                }
+            }
+        }
+    }
+}
+
 /// Hands what other nodes accepted to this node's shards.
 async fn from_other_nodes(core: Rc<ApiCore>) {
     loop {
@@ -251,12 +299,20 @@ pub async fn run(setup: ApiSetup) {
         interest: interest::Interest::default(),
         stopped_shards: Cell::new(0),
     });
+    // A node restarting under its old id clears what it held before, before it holds anything.
+    match core.cluster.nodes.start().await {
+        Ok(gone) => departed(&core, gone).await,
+        Err(e) => log::warn!("cluster: clearing this node's earlier state: {e}"),
+    }
     for rx in receivers {
         let rx = rx.await;
         glommio::spawn_local(serve_shard(core.clone(), rx)).detach();
     }
     if core.cluster.transport.has_peers() {
         glommio::spawn_local(from_other_nodes(core.clone())).detach();
+    }
+    if let Some(every) = core.cluster.nodes.heartbeat() {
+        glommio::spawn_local(watch_nodes(core.clone(), every)).detach();
     }
     until_stopped(&core, &setup.stop).await;
     shut_down(&core).await;

@@ -58,12 +58,60 @@ pub(crate) fn ready<'a, T: 'a>(value: T) -> StateFuture<'a, T> {
     Box::pin(std::future::ready(Ok(value)))
 }
 
+/// What a dead node held that ended with it, as the sweep found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Departure {
+    /// A user whose last connection anywhere was on the dead node left a presence channel.
+    Member {
+        app_id: String,
+        channel: String,
+        user_id: String,
+    },
+    /// A channel whose last subscribers were on the dead node.
+    Vacated { app_id: String, channel: String },
+}
+
+/// The nodes of the cluster and which of them are alive.
+pub trait Nodes {
+    /// How often this node beats; `None` for a single node, which has nothing to watch.
+    fn heartbeat(&self) -> Option<std::time::Duration>;
+    /// At start: clears what a node of this id held before (it restarted).
+    fn start(&self) -> StateFuture<'_, Vec<Departure>>;
+    /// This node is alive.
+    fn beat(&self) -> StateFuture<'_, ()>;
+    /// Removes what nodes silent for too long held; each dead node is swept by exactly one
+    /// survivor, which gets its departures.
+    fn sweep(&self) -> StateFuture<'_, Vec<Departure>>;
+}
+
+/// A single node: alone, nothing to watch.
+pub struct Alone;
+
+impl Nodes for Alone {
+    fn heartbeat(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn start(&self) -> StateFuture<'_, Vec<Departure>> {
+        ready(Vec::new())
+    }
+
+    fn beat(&self) -> StateFuture<'_, ()> {
+        ready(())
+    }
+
+    fn sweep(&self) -> StateFuture<'_, Vec<Departure>> {
+        ready(Vec::new())
+    }
+}
+
 /// The node's view of cluster-wide state.
 pub struct Cluster {
     pub presence: Box<dyn Presence>,
     pub occupancy: Box<dyn Occupancy>,
     pub users: Box<dyn Users>,
     pub transport: Box<dyn Transport>,
+    pub nodes: Box<dyn Nodes>,
 }
 
 impl Cluster {
@@ -74,18 +122,20 @@ impl Cluster {
             occupancy: Box::new(MemoryOccupancy::default()),
             users: Box::new(MemoryUsers::default()),
             transport: Box::new(Solo),
+            nodes: Box::new(Alone),
         }
     }
 
     /// A node of a cluster on Redis: the bus, presence and counts there (users and
     /// watchlists are still this node's own). `apps` are the app ids by index.
     pub fn on_redis(node: RedisNode, apps: Vec<String>) -> Cluster {
-        let (transport, presence, occupancy) = node.into_parts();
+        let (transport, presence, occupancy, nodes) = node.into_parts();
         Cluster {
             transport: Box::new(transport),
             presence: Box::new(presence.with_apps(apps.clone())),
             occupancy: Box::new(occupancy.with_apps(apps)),
             users: Box::new(MemoryUsers::default()),
+            nodes: Box::new(nodes),
         }
     }
 }

@@ -8,10 +8,12 @@
 //! `{prefix}:all`, which every node hears.
 
 pub mod link;
+mod nodes;
 mod occupancy;
 mod presence;
 mod wire;
 
+pub use nodes::RedisNodes;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
 
@@ -24,6 +26,8 @@ pub struct RedisNode {
     link: Link,
     node_id: String,
     prefix: String,
+    heartbeat: std::time::Duration,
+    timeout: std::time::Duration,
 }
 
 impl RedisNode {
@@ -35,11 +39,20 @@ impl RedisNode {
             link,
             node_id: node_id.to_string(),
             prefix: prefix.to_string(),
+            heartbeat: std::time::Duration::from_secs(2),
+            timeout: std::time::Duration::from_secs(10),
         })
     }
 
+    /// How often the node beats, and how long a silent node lives.
+    pub fn with_liveness(mut self, heartbeat_s: u64, timeout_s: u64) -> RedisNode {
+        self.heartbeat = std::time::Duration::from_secs(heartbeat_s);
+        self.timeout = std::time::Duration::from_secs(timeout_s);
+        self
+    }
+
     /// The bus and the state backends, sharing the one link.
-    pub fn into_parts(self) -> (RedisTransport, RedisPresence, RedisOccupancy) {
+    pub fn into_parts(self) -> (RedisTransport, RedisPresence, RedisOccupancy, RedisNodes) {
         let keys = Rc::new(Keys {
             prefix: self.prefix,
             node: self.node_id,
@@ -50,7 +63,9 @@ impl RedisNode {
             keys: keys.clone(),
         };
         let presence = RedisPresence::new(link.clone(), keys.clone());
-        (transport, presence, RedisOccupancy::new(link, keys))
+        let occupancy = RedisOccupancy::new(link.clone(), keys.clone());
+        let nodes = RedisNodes::new(link, keys, self.heartbeat, self.timeout);
+        (transport, presence, occupancy, nodes)
     }
 }
 

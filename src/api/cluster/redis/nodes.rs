@@ -1,0 +1,191 @@
+//! Which nodes are alive. Each node beats every `heartbeat_s` (its time in the sorted set
+//! `{prefix}:nodes`); every node looks for nodes silent longer than `node_timeout_s` and
+//! sweeps them. The sweep is one Lua script that first takes the dead node out of the set,
+//! so exactly one survivor removes what the dead node held — its presence connections and its
+//! subscription counts — and hears which members and channels that ended. A node starting
+//! with the id of one that died sweeps its own leftovers first.
+
+use super::link::Link;
+use super::{Keys, unavailable};
+use crate::api::cluster::{ClusterError, Departure, Nodes, StateFuture};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// KEYS: the nodes set. ARGV: prefix, node id, cutoff (ms; a node beaten at or before it is
+/// dead). Answers the departures as a flat list: `m app channel user` for a member whose last
+/// connection was there, `v app channel` for a channel left without subscribers.
+const SWEEP: &str = r#"
+local prefix, node = ARGV[1], ARGV[2]
+local score = redis.call('ZSCORE', KEYS[1], node)
+if score and tonumber(score) > tonumber(ARGV[3]) then return {} end
+redis.call('ZREM', KEYS[1], node)
+local function split(s)
+  local parts = {}
+  for p in string.gmatch(s, '([^\31]+)') do table.insert(parts, p) end
+  return parts
+end
+local out = {}
+local pres = prefix .. ':node:' .. node .. ':pres'
+for _, e in ipairs(redis.call('SMEMBERS', pres)) do
+  local p = split(e)
+  local app, ch, user, sock = p[1], p[2], p[3], p[4]
+  local base = ':' .. app .. ':' .. ch
+  if redis.call('HDEL', prefix .. ':pconn' .. base, user .. '\31' .. sock) == 1 then
+    local counts = prefix .. ':pcount' .. base
+    local n = redis.call('HINCRBY', counts, user, -1)
+    if n <= 0 then
+      redis.call('HDEL', counts, user)
+      redis.call('HDEL', prefix .. ':pres' .. base, user)
+      table.insert(out, 'm'); table.insert(out, app); table.insert(out, ch); table.insert(out, user)
+    end
+  end
+end
+redis.call('DEL', pres)
+local subs = prefix .. ':node:' .. node .. ':subs'
+local flat = redis.call('HGETALL', subs)
+for i = 1, #flat, 2 do
+  local p = split(flat[i])
+  local app, ch = p[1], p[2]
+  local key = prefix .. ':subs:' .. app
+  local total = redis.call('HINCRBY', key, ch, 0 - tonumber(flat[i + 1]))
+  if total <= 0 then
+    redis.call('HDEL', key, ch)
+    table.insert(out, 'v'); table.insert(out, app); table.insert(out, ch)
+  end
+end
+redis.call('DEL', subs)
+return out
+"#;
+
+pub struct RedisNodes {
+    link: Rc<Link>,
+    keys: Rc<Keys>,
+    heartbeat: Duration,
+    timeout: Duration,
+}
+
+impl RedisNodes {
+    pub fn new(link: Rc<Link>, keys: Rc<Keys>, heartbeat: Duration, timeout: Duration) -> Self {
+        RedisNodes {
+            link,
+            keys,
+            heartbeat,
+            timeout,
+        }
+    }
+
+    fn set(&self) -> String {
+        format!("{}:nodes", self.keys.prefix)
+    }
+
+    async fn sweep_node(&self, node: &str, cutoff_ms: u64) -> Result<Vec<Departure>, ClusterError> {
+        let cutoff = cutoff_ms.to_string();
+        let set = self.set();
+        let flat: Vec<String> = super::eval(
+            &self.link,
+            SWEEP,
+            &[&set],
+            &[&self.keys.prefix, node, &cutoff],
+        )
+        .await?;
+        Ok(departures(&flat))
+    }
+}
+
+/// The sweep's flat answer as departures.
+fn departures(flat: &[String]) -> Vec<Departure> {
+    let mut out = Vec::new();
+    let mut rest = flat;
+    loop {
+        match rest {
+            [kind, app, ch, user, tail @ ..] if kind == "m" => {
+                out.push(Departure::Member {
+                    app_id: app.clone(),
+                    channel: ch.clone(),
+                    user_id: user.clone(),
+                });
+                rest = tail;
+            }
+            [kind, app, ch, tail @ ..] if kind == "v" => {
+                out.push(Departure::Vacated {
+                    app_id: app.clone(),
+                    channel: ch.clone(),
+                });
+                rest = tail;
+            }
+            _ => return out,
+        }
+    }
+}
+
+impl Nodes for RedisNodes {
+    fn heartbeat(&self) -> Option<Duration> {
+        Some(self.heartbeat)
+    }
+
+    fn start(&self) -> StateFuture<'_, Vec<Departure>> {
+        // What a node of this id held before it restarted is gone.
+        let now = crate::clock::unix_ms();
+        Box::pin(async move { self.sweep_node(&self.keys.node, now).await })
+    }
+
+    fn beat(&self) -> StateFuture<'_, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(self.set())
+                .arg(crate::clock::unix_ms())
+                .arg(&self.keys.node);
+            self.link.query(cmd).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn sweep(&self) -> StateFuture<'_, Vec<Departure>> {
+        Box::pin(async move {
+            let timeout = self.timeout.as_millis() as u64;
+            let cutoff = crate::clock::unix_ms().saturating_sub(timeout);
+            let mut cmd = redis::cmd("ZRANGEBYSCORE");
+            cmd.arg(self.set()).arg("-inf").arg(cutoff);
+            let value = self.link.query(cmd).await.map_err(unavailable)?;
+            let dead: Vec<String> = redis::from_redis_value(value)
+                .map_err(|e| unavailable(format!("unexpected answer: {e}")))?;
+            let mut out = Vec::new();
+            for node in dead.iter().filter(|n| **n != self.keys.node) {
+                let gone = self.sweep_node(node, cutoff).await?;
+                log::warn!(
+                    "cluster: node {node} is dead (silent over {} s); {} departures",
+                    self.timeout.as_secs(),
+                    gone.len()
+                );
+                out.extend(gone);
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn departures_are_read_from_the_flat_answer() {
+        let flat: Vec<String> = ["m", "a", "presence-x", "u1", "v", "a", "news"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            departures(&flat),
+            [
+                Departure::Member {
+                    app_id: "a".into(),
+                    channel: "presence-x".into(),
+                    user_id: "u1".into()
+                },
+                Departure::Vacated {
+                    app_id: "a".into(),
+                    channel: "news".into()
+                }
+            ]
+        );
+    }
+}
