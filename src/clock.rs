@@ -19,3 +19,11 @@ pub fn unix_ms() -> u64 {
 pub fn unix_s() -> i64 {
     (unix_ms() / 1000) as i64
 }
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}

@@ -148,6 +148,23 @@ impl ShardMetrics {
 pub struct Metrics {
     pub shards: Vec<ShardMetrics>,
     webhooks: OnceLock<Arc<WebhookCounters>>,
+    cluster: OnceLock<Arc<ClusterCounters>>,
+}
+
+/// What a cluster node counts about the bus and the other nodes (written by the API core and
+/// its Redis link only).
+#[derive(Default)]
+pub struct ClusterCounters {
+    /// 1 while the pub/sub link to Redis is up.
+    pub connected: AtomicI64,
+    /// Nodes that beat within `node_timeout_s`, this one included.
+    pub live_nodes: AtomicI64,
+    pub messages_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// From a broadcast's acceptance on another node to its arrival here.
+    pub latency: Histogram,
 }
 
 impl Metrics {
@@ -155,6 +172,7 @@ impl Metrics {
         Arc::new(Metrics {
             shards: (0..shards).map(|_| ShardMetrics::default()).collect(),
             webhooks: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -163,6 +181,11 @@ impl Metrics {
     }
 
     /// The webhook senders' counters, once they have started.
+    /// The cluster's counters (a node of a cluster only; `/metrics` shows them from then on).
+    pub fn cluster(&self) -> Arc<ClusterCounters> {
+        self.cluster.get_or_init(Default::default).clone()
+    }
+
     pub fn set_webhooks(&self, counters: Arc<WebhookCounters>) {
         let _ = self.webhooks.set(counters);
     }
@@ -175,6 +198,9 @@ impl Metrics {
         self.render_labelled(&mut out);
         self.render_webhooks(&mut out);
         self.render_latency(&mut out);
+        if let Some(c) = self.cluster.get() {
+            render_cluster(&mut out, c);
+        }
         out
     }
 
@@ -309,30 +335,87 @@ impl Metrics {
     }
 
     fn render_latency(&self, out: &mut String) {
-        family(
+        render_histogram(
             out,
             "broadcast_latency_seconds",
-            "histogram",
             "From a publish accepted by the API core to its frames queued for every subscriber on a shard.",
+            &|i| self.sum(&|s| get(&s.broadcast_latency.buckets[i])),
+            self.sum(&|s| get(&s.broadcast_latency.sum_us)),
         );
-        let mut cumulative = 0;
-        for (i, bound) in LATENCY_BOUNDS_US.iter().enumerate() {
-            cumulative += self.sum(&|s| get(&s.broadcast_latency.buckets[i]));
-            let le = *bound as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "ringcast_broadcast_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        cumulative += self.sum(&|s| get(&s.broadcast_latency.buckets[LATENCY_BOUNDS_US.len()]));
-        let _ = writeln!(
-            out,
-            "ringcast_broadcast_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
-        let sum_s = self.sum(&|s| get(&s.broadcast_latency.sum_us)) as f64 / 1e6;
-        let _ = writeln!(out, "ringcast_broadcast_latency_seconds_sum {sum_s}");
-        let _ = writeln!(out, "ringcast_broadcast_latency_seconds_count {cumulative}");
     }
+}
+
+/// A histogram family: `bucket(i)` is the count in bucket `i` (the last is +Inf).
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bucket: &dyn Fn(usize) -> u64,
+    sum_us: u64,
+) {
+    family(out, name, "histogram", help);
+    let mut cumulative = 0;
+    for (i, bound) in LATENCY_BOUNDS_US.iter().enumerate() {
+        cumulative += bucket(i);
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(out, "ringcast_{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    cumulative += bucket(LATENCY_BOUNDS_US.len());
+    let _ = writeln!(out, "ringcast_{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "ringcast_{name}_sum {}", sum_us as f64 / 1e6);
+    let _ = writeln!(out, "ringcast_{name}_count {cumulative}");
+}
+
+fn render_cluster(out: &mut String, c: &ClusterCounters) {
+    let gauges = [
+        (
+            "cluster_connected",
+            "1 while the link to Redis is up.",
+            &c.connected,
+        ),
+        (
+            "cluster_live_nodes",
+            "Nodes of the cluster that beat in time.",
+            &c.live_nodes,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "ringcast_{name} {}", v.load(Ordering::Relaxed));
+    }
+    let counters = [
+        (
+            "bus_messages_sent_total",
+            "Bus messages sent to other nodes.",
+            &c.messages_out,
+        ),
+        (
+            "bus_bytes_sent_total",
+            "Bytes of bus messages sent.",
+            &c.bytes_out,
+        ),
+        (
+            "bus_messages_received_total",
+            "Bus messages received from other nodes.",
+            &c.messages_in,
+        ),
+        (
+            "bus_bytes_received_total",
+            "Bytes of bus messages received.",
+            &c.bytes_in,
+        ),
+    ];
+    for (name, help, v) in counters {
+        family(out, name, "counter", help);
+        let _ = writeln!(out, "ringcast_{name} {}", get(v));
+    }
+    render_histogram(
+        out,
+        "bus_latency_seconds",
+        "From a broadcast accepted on another node to its arrival on this one.",
+        &|i| get(&c.latency.buckets[i]),
+        get(&c.latency.sum_us),
+    );
 }
 
 /// Reads one figure of a shard.

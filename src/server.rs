@@ -143,7 +143,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
     }
-    let cluster = join_cluster(&config.cluster)?;
+    let cluster = join_cluster(&config.cluster, &metrics)?;
     let api_setup = ApiSetup {
         apps: apps.clone(),
         config: config.server.clone(),
@@ -176,7 +176,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
 /// With `cluster.redis_url`, the link to Redis (started here so a bad URL fails the start with
 /// one line); without, nothing.
-fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisNode>, StartError> {
+fn join_cluster(
+    config: &ClusterConfig,
+    metrics: &Metrics,
+) -> Result<Option<RedisNode>, StartError> {
     if !config.enabled() {
         return Ok(None);
     }
@@ -187,7 +190,8 @@ fn join_cluster(config: &ClusterConfig) -> Result<Option<RedisNode>, StartError>
     };
     let node = RedisNode::start(&config.redis_url, &config.prefix, &node_id)
         .map_err(|e| StartError(format!("cluster.redis_url: {e}")))?
-        .with_liveness(config.heartbeat_s, config.node_timeout_s);
+        .with_liveness(config.heartbeat_s, config.node_timeout_s)
+        .with_counters(metrics.cluster());
     log::info!(
         "cluster: node {node_id} joins cluster {} on {}",
         config.prefix,

@@ -435,3 +435,45 @@ fn a_node_restarted_under_its_id_leaves_no_ghosts() {
         ]
     );
 }
+
+/// The value of `series` on the `/metrics` of the node whose metrics port is `port`.
+fn metric(port: u16, series: &str) -> Option<f64> {
+    let mut http = common::Http::connect(([127, 0, 0, 1], port).into());
+    let text = http.request("GET", "/metrics", &[], b"").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Waits (bounded) until `series` on `port` is at least `at_least`.
+fn metric_reaches(port: u16, series: &str, at_least: f64) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while metric(port, series).is_none_or(|v| v < at_least) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} never reached {at_least} (is {:?})",
+            metric(port, series)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn metrics_show_the_cluster_and_its_bus() {
+    let redis = Redis::start();
+    let (pa, pb) = (common::free_port(), common::free_port());
+    let (pa_s, pb_s) = (pa.to_string(), pb.to_string());
+    let beat = ("RINGCAST_CLUSTER_HEARTBEAT_S", "1");
+    let a = node(&redis, "t", &[("RINGCAST_METRICS_PORT", &pa_s), beat]);
+    let b = node(&redis, "t", &[("RINGCAST_METRICS_PORT", &pb_s), beat]);
+    let mut sub = b.ws();
+    sub.subscribe("news");
+    a.api().trigger("news", "lg", "x");
+    sub.expect("lg");
+    metric_reaches(pa, "ringcast_bus_messages_sent_total", 1.0);
+    metric_reaches(pb, "ringcast_bus_messages_received_total", 1.0);
+    metric_reaches(pb, "ringcast_bus_bytes_received_total", 1.0);
+    metric_reaches(pb, "ringcast_bus_latency_seconds_count", 1.0);
+    metric_reaches(pa, "ringcast_cluster_live_nodes", 2.0);
+    metric_reaches(pb, "ringcast_cluster_connected", 1.0);
+}

@@ -18,8 +18,11 @@ pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
 
 use super::{ClusterError, NodeEvent, StateFuture, Transport};
+use crate::metrics::ClusterCounters;
 use link::Link;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// A node's place in a cluster on Redis, before the API executor takes it over.
 pub struct RedisNode {
@@ -28,6 +31,7 @@ pub struct RedisNode {
     prefix: String,
     heartbeat: std::time::Duration,
     timeout: std::time::Duration,
+    counters: Arc<ClusterCounters>,
 }
 
 impl RedisNode {
@@ -41,6 +45,7 @@ impl RedisNode {
             prefix: prefix.to_string(),
             heartbeat: std::time::Duration::from_secs(2),
             timeout: std::time::Duration::from_secs(10),
+            counters: Arc::default(),
         })
     }
 
@@ -48,6 +53,12 @@ impl RedisNode {
     pub fn with_liveness(mut self, heartbeat_s: u64, timeout_s: u64) -> RedisNode {
         self.heartbeat = std::time::Duration::from_secs(heartbeat_s);
         self.timeout = std::time::Duration::from_secs(timeout_s);
+        self
+    }
+
+    /// Where the node counts bus traffic and live nodes (`/metrics`).
+    pub fn with_counters(mut self, counters: Arc<ClusterCounters>) -> RedisNode {
+        self.counters = counters;
         self
     }
 
@@ -61,10 +72,11 @@ impl RedisNode {
         let transport = RedisTransport {
             link: link.clone(),
             keys: keys.clone(),
+            counters: self.counters.clone(),
         };
         let presence = RedisPresence::new(link.clone(), keys.clone());
         let occupancy = RedisOccupancy::new(link.clone(), keys.clone());
-        let nodes = RedisNodes::new(link, keys, self.heartbeat, self.timeout);
+        let nodes = RedisNodes::new(link, keys, self.heartbeat, self.timeout, self.counters);
         (transport, presence, occupancy, nodes)
     }
 }
@@ -124,6 +136,7 @@ async fn eval<T: redis::FromRedisValue>(
 pub struct RedisTransport {
     link: Rc<Link>,
     keys: Rc<Keys>,
+    counters: Arc<ClusterCounters>,
 }
 
 impl RedisTransport {
@@ -139,8 +152,18 @@ impl Transport for RedisTransport {
 
     fn send<'a>(&'a self, event: &'a NodeEvent) -> StateFuture<'a, ()> {
         let channel = wire::channel_for(&self.keys.prefix, event);
-        let bytes = wire::encode(&self.keys.node, event);
-        Box::pin(async move { self.link.publish(channel, bytes).await.map_err(unavailable) })
+        let now_us = crate::clock::unix_us();
+        let bytes = wire::encode(&self.keys.node, now_us, event);
+        Box::pin(async move {
+            let len = bytes.len() as u64;
+            self.link
+                .publish(channel, bytes)
+                .await
+                .map_err(unavailable)?;
+            self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes_out.fetch_add(len, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     fn interest<'a>(&'a self, app_id: &'a str, channel: &'a str, on: bool) -> StateFuture<'a, ()> {
@@ -156,9 +179,18 @@ impl Transport for RedisTransport {
                     .next()
                     .await
                     .ok_or_else(|| unavailable("Redis link stopped".into()))?;
+                let c = &self.counters;
+                c.connected
+                    .store(i64::from(self.link.connected()), Ordering::Relaxed);
                 match wire::decode(&bytes) {
-                    Some((origin, _)) if origin == self.keys.node => continue,
-                    Some((_, event)) => return Ok(event),
+                    Some(m) if m.origin == self.keys.node => continue,
+                    Some(m) => {
+                        c.messages_in.fetch_add(1, Ordering::Relaxed);
+                        c.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        let waited = crate::clock::unix_us().saturating_sub(m.sent_us);
+                        c.latency.record(std::time::Duration::from_micros(waited));
+                        return Ok(m.event);
+                    }
                     None => log::warn!("cluster: ignored a message that is not ringcast's"),
                 }
             }

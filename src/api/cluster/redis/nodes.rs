@@ -8,7 +8,10 @@
 use super::link::Link;
 use super::{Keys, unavailable};
 use crate::api::cluster::{ClusterError, Departure, Nodes, StateFuture};
+use crate::metrics::ClusterCounters;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// KEYS: the nodes set. ARGV: prefix, node id, cutoff (ms; a node beaten at or before it is
@@ -62,15 +65,23 @@ pub struct RedisNodes {
     keys: Rc<Keys>,
     heartbeat: Duration,
     timeout: Duration,
+    counters: Arc<ClusterCounters>,
 }
 
 impl RedisNodes {
-    pub fn new(link: Rc<Link>, keys: Rc<Keys>, heartbeat: Duration, timeout: Duration) -> Self {
+    pub fn new(
+        link: Rc<Link>,
+        keys: Rc<Keys>,
+        heartbeat: Duration,
+        timeout: Duration,
+        counters: Arc<ClusterCounters>,
+    ) -> Self {
         RedisNodes {
             link,
             keys,
             heartbeat,
             timeout,
+            counters,
         }
     }
 
@@ -149,6 +160,13 @@ impl Nodes for RedisNodes {
             let value = self.link.query(cmd).await.map_err(unavailable)?;
             let dead: Vec<String> = redis::from_redis_value(value)
                 .map_err(|e| unavailable(format!("unexpected answer: {e}")))?;
+            let mut live = redis::cmd("ZCOUNT");
+            live.arg(self.set()).arg(format!("({cutoff}")).arg("+inf");
+            let value = self.link.query(live).await.map_err(unavailable)?;
+            let live: i64 = redis::from_redis_value(value).unwrap_or(0);
+            self.counters.live_nodes.store(live, Ordering::Relaxed);
+            let up = i64::from(self.link.connected());
+            self.counters.connected.store(up, Ordering::Relaxed);
             let mut out = Vec::new();
             for node in dead.iter().filter(|n| **n != self.keys.node) {
                 let gone = self.sweep_node(node, cutoff).await?;

@@ -15,6 +15,9 @@ struct Envelope<'a> {
     o: Cow<'a, str>,
     #[serde(borrow)]
     a: Cow<'a, str>,
+    /// When the sending node accepted it (µs since the Unix epoch), for the bus latency.
+    #[serde(default)]
+    t: u64,
     /// A broadcast: channel, frame, excluded socket, cache channel.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     c: Option<Cow<'a, str>>,
@@ -53,7 +56,7 @@ pub fn channel_for(prefix: &str, event: &NodeEvent) -> String {
     }
 }
 
-pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
+pub fn encode(origin: &str, sent_us: u64, event: &NodeEvent) -> Vec<u8> {
     let envelope = match event {
         NodeEvent::Broadcast {
             app_id,
@@ -69,6 +72,7 @@ pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
             Envelope {
                 o: origin.into(),
                 a: (**app_id).into(),
+                t: sent_us,
                 c: Some((**channel).into()),
                 h: raw.is_none().then(|| hex::encode(payload)),
                 p: raw,
@@ -80,6 +84,7 @@ pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
         NodeEvent::TerminateUser { app_id, user_id } => Envelope {
             o: origin.into(),
             a: (**app_id).into(),
+            t: sent_us,
             c: None,
             p: None,
             h: None,
@@ -91,8 +96,15 @@ pub fn encode(origin: &str, event: &NodeEvent) -> Vec<u8> {
     serde_json::to_vec(&envelope).unwrap_or_default()
 }
 
-/// The sending node and the event; `None` for a message that is not one of ours.
-pub fn decode(bytes: &[u8]) -> Option<(String, NodeEvent)> {
+/// A message from the bus: who sent it, when, and what.
+pub struct Received {
+    pub origin: String,
+    pub sent_us: u64,
+    pub event: NodeEvent,
+}
+
+/// The message; `None` for one that is not ringcast's.
+pub fn decode(bytes: &[u8]) -> Option<Received> {
     let e: Envelope = serde_json::from_slice(bytes).ok()?;
     let payload = match (e.p, &e.h) {
         (Some(raw), _) => Some(raw.get().as_bytes().into()),
@@ -113,7 +125,11 @@ pub fn decode(bytes: &[u8]) -> Option<(String, NodeEvent)> {
         },
         _ => return None,
     };
-    Some((e.o.to_string(), event))
+    Some(Received {
+        origin: e.o.to_string(),
+        sent_us: e.t,
+        event,
+    })
 }
 
 #[cfg(test)]
@@ -130,13 +146,16 @@ mod tests {
             except: Some("12.34".parse().unwrap()),
             cacheable: true,
         };
-        let (origin, back) = decode(&encode("n1", &b)).unwrap();
-        assert_eq!((origin.as_str(), &back), ("n1", &b));
+        let back = decode(&encode("n1", 7, &b)).unwrap();
+        assert_eq!(
+            (back.origin.as_str(), back.sent_us, &back.event),
+            ("n1", 7, &b)
+        );
         let t = NodeEvent::TerminateUser {
             app_id: "a".into(),
             user_id: "u\"1".into(),
         };
-        assert_eq!(decode(&encode("n2", &t)).unwrap().1, t);
+        assert_eq!(decode(&encode("n2", 0, &t)).unwrap().event, t);
         assert!(decode(b"not json").is_none());
         let bytes = NodeEvent::Broadcast {
             app_id: "a".into(),
@@ -146,7 +165,7 @@ mod tests {
             cacheable: false,
         };
         assert_eq!(
-            decode(&encode("n", &bytes)).unwrap().1,
+            decode(&encode("n", 0, &bytes)).unwrap().event,
             bytes,
             "any bytes travel"
         );
