@@ -477,3 +477,57 @@ fn metrics_show_the_cluster_and_its_bus() {
     metric_reaches(pa, "ringcast_cluster_live_nodes", 2.0);
     metric_reaches(pb, "ringcast_cluster_connected", 1.0);
 }
+
+#[test]
+fn after_redis_restarts_empty_the_nodes_register_their_state_again() {
+    let mut redis = Redis::start();
+    let beat = [("RINGCAST_CLUSTER_HEARTBEAT_S", "1")];
+    let a = node(&redis, "t", &beat);
+    let b = node(&redis, "t", &beat);
+    let ch = "presence-room";
+    let mut u1_a = a.ws();
+    join(&mut u1_a, ch, "u1");
+    let mut sub_b = b.ws();
+    sub_b.subscribe("news");
+    let mut api = b.api();
+    let before = json!({"channels":{"news":{"subscription_count":1},"presence-room":{"subscription_count":1}}});
+    converge(
+        &mut api,
+        "/channels",
+        &[("info", "subscription_count")],
+        &before,
+    );
+    redis.kill();
+    redis.restart();
+    a.wait_log("registered this node's state");
+    b.wait_log("registered this node's state");
+    converge(
+        &mut api,
+        "/channels",
+        &[("info", "subscription_count")],
+        &before,
+    );
+    converge(
+        &mut api,
+        &format!("/channels/{ch}/users"),
+        &[],
+        &json!({"users":[{"id":"u1"}]}),
+    );
+    // And the bus works again: a publish on A reaches B's subscriber.
+    let mut api_a = a.api();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while api_a
+        .post(
+            "/events",
+            &json!({"name":"lg","channel":"news","data":"back"}),
+        )
+        .status
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "publishing never worked again"
+        );
+    }
+    assert_eq!(sub_b.expect("lg")["data"], "back");
+}

@@ -139,6 +139,16 @@ impl Interest {
         }
     }
 
+    /// This node's subscriptions per channel (what it registers again when Redis lost them).
+    pub fn local_counts(&self) -> Vec<(AppIdx, Box<str>, u64)> {
+        self.entries
+            .borrow()
+            .iter()
+            .filter(|(_, e)| e.local > 0)
+            .map(|((app, ch), e)| (*app, ch.clone(), e.local as u64))
+            .collect()
+    }
+
     async fn stop_if_idle(&self, core: &ApiCore, key: Channel) {
         let done = {
             let mut entries = self.entries.borrow_mut();

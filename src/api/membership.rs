@@ -8,6 +8,55 @@ use crate::app::AppIdx;
 use crate::bus::{Answer, Broadcast, PresenceJoin, ReplyTo};
 use crate::protocol::errors::SubscriptionRefusal;
 use crate::protocol::{SocketId, frames};
+use ahash::AHashMap;
+use std::cell::RefCell;
+
+/// One of this node's presence connections.
+pub struct LocalMember {
+    pub app: AppIdx,
+    pub channel: Box<str>,
+    pub user_id: Box<str>,
+    pub user_info: Box<str>,
+    pub socket: SocketId,
+}
+
+/// In a cluster, this node's presence connections: what it registers again when Redis lost
+/// them. Bounded by the node's own presence subscriptions.
+#[derive(Default)]
+pub struct LocalMembers(RefCell<AHashMap<Connection, Member>>);
+
+/// A presence connection: app, channel, socket.
+type Connection = (AppIdx, Box<str>, SocketId);
+/// Who it joined as: user id and raw `user_info`.
+type Member = (Box<str>, Box<str>);
+
+impl LocalMembers {
+    fn add(&self, j: &PresenceJoin) {
+        let key = (j.app, j.channel.clone(), j.socket);
+        let value = (j.user_id.clone(), j.user_info.clone());
+        self.0.borrow_mut().insert(key, value);
+    }
+
+    fn remove(&self, app: AppIdx, channel: &str, socket: SocketId) {
+        self.0.borrow_mut().remove(&(app, channel.into(), socket));
+    }
+
+    pub fn all(&self) -> Vec<LocalMember> {
+        self.0
+            .borrow()
+            .iter()
+            .map(
+                |((app, channel, socket), (user_id, user_info))| LocalMember {
+                    app: *app,
+                    channel: channel.clone(),
+                    user_id: user_id.clone(),
+                    user_info: user_info.clone(),
+                    socket: *socket,
+                },
+            )
+            .collect()
+    }
+}
 
 /// Admits or refuses a join, tells the other members, and answers the asking shard.
 pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
@@ -24,6 +73,9 @@ pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
         .await;
     let verdict = match joined {
         Ok(Join::Admitted(joined)) => {
+            if core.cluster.transport.has_peers() {
+                core.local_members.add(&j);
+            }
             if joined.first_connection {
                 core.webhooks.member_added(j.app, &j.channel, &j.user_id);
                 let data = format!(
@@ -47,6 +99,7 @@ pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
 }
 
 pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, socket: SocketId) {
+    core.local_members.remove(app, channel, socket);
     let left = match core
         .cluster
         .presence

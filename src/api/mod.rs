@@ -17,6 +17,7 @@ pub mod history;
 pub mod interest;
 pub mod membership;
 mod metrics_endpoint;
+mod node_life;
 pub mod publish;
 pub mod request;
 pub mod routes;
@@ -73,6 +74,8 @@ pub struct ApiCore {
     pub webhooks: Rc<Webhooks>,
     announcements: Announcements,
     interest: interest::Interest,
+    /// In a cluster: this node's presence connections, to register again after Redis lost them.
+    local_members: membership::LocalMembers,
     stopped_shards: Cell<usize>,
 }
 
@@ -148,101 +151,6 @@ fn event_name(b: &Broadcast) -> &str {
     serde_json::from_slice::<Name>(&b.payload).map_or("an event", |n| n.event)
 }
 
-/// Beats for this node and sweeps the dead ones.
-async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
-    let mut failing = false;
-    loop {
-        let nodes = &core.cluster.nodes;
-        let result = match nodes.beat().await {
-            Ok(()) => nodes.sweep().await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(gone) => {
-                failing = false;
-                departed(&core, gone).await;
-            }
-            // One line per outage, not one per beat.
-            Err(e) if !failing => {
-                failing = true;
-                log::warn!("cluster: heartbeat: {e}");
-            }
-            Err(_) => {}
-        }
-        Timer::new(every).await;
-    }
-}
-
-/// What ended with a dead node: its members' `member_removed` and the channels it vacated,
-/// with their webhooks, sent once (by the node that swept it).
-async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
-    for d in gone {
-        match d {
-            cluster::Departure::Member {
-                app_id,
-                channel,
-                user_id,
-            } => {
-                if let Some(app) = core.apps.by_id(&app_id) {
-                    membership::removed(core, app.idx, &channel, &user_id).await;
-                }
-            }
-            cluster::Departure::Vacated { app_id, channel } => {
-                if let Some(app) = core.apps.by_id(&app_id) {
-                    core.webhooks.vacated(app.idx, &channel);
-                }
-            }
-        }
-    }
-}
-
-/// Hands what other nodes accepted to this node's shards.
-async fn from_other_nodes(core: Rc<ApiCore>) {
-    loop {
-        let event = match core.cluster.transport.recv().await {
-            Ok(event) => event,
-            Err(e) => {
-                log::warn!("cluster: {e}");
-                Timer::new(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let Some(app) = core.apps.by_id(event.app_id()).map(|a| a.idx) else {
-            log::warn!(
-                "cluster: an event for app {}, which this node does not serve",
-                event.app_id()
-            );
-            continue;
-        };
-        match event {
-            NodeEvent::Broadcast {
-                channel,
-                payload,
-                except,
-                cacheable,
-                ..
-            } => {
-                let b = Broadcast {
-                    app,
-                    channel,
-                    payload,
-                    except,
-                    cacheable,
-                    accepted: Instant::now(),
-                };
-                core.shards.broadcast(Arc::new(b)).await;
-            }
-            NodeEvent::TerminateUser { user_id, .. } => {
-                let cmd = || ShardCommand::TerminateUser {
-                    app,
-                    user_id: user_id.clone(),
-                };
-                core.shards.send_all(cmd).await;
-            }
-        }
-    }
-}
-
 /// A seed that differs from run to run (stream ids must change after a restart).
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
@@ -297,11 +205,12 @@ pub async fn run(setup: ApiSetup) {
         publisher: Publisher::new(seed()),
         announcements: Announcements::default(),
         interest: interest::Interest::default(),
+        local_members: membership::LocalMembers::default(),
         stopped_shards: Cell::new(0),
     });
     // A node restarting under its old id clears what it held before, before it holds anything.
     match core.cluster.nodes.start().await {
-        Ok(gone) => departed(&core, gone).await,
+        Ok(gone) => node_life::departed(&core, gone).await,
         Err(e) => log::warn!("cluster: clearing this node's earlier state: {e}"),
     }
     for rx in receivers {
@@ -309,10 +218,10 @@ pub async fn run(setup: ApiSetup) {
         glommio::spawn_local(serve_shard(core.clone(), rx)).detach();
     }
     if core.cluster.transport.has_peers() {
-        glommio::spawn_local(from_other_nodes(core.clone())).detach();
+        glommio::spawn_local(node_life::from_other_nodes(core.clone())).detach();
     }
     if let Some(every) = core.cluster.nodes.heartbeat() {
-        glommio::spawn_local(watch_nodes(core.clone(), every)).detach();
+        glommio::spawn_local(node_life::watch_nodes(core.clone(), every)).detach();
     }
     until_stopped(&core, &setup.stop).await;
     shut_down(&core).await;

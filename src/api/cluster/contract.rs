@@ -101,6 +101,18 @@ pub async fn occupancy(o: &dyn Occupancy) {
     );
     assert_eq!(o.add(APP, "presence-a", -2).await.unwrap(), 0);
     assert_eq!(o.add(OTHER_APP, "news", -1).await.unwrap(), 0);
+    // Restoring a share is idempotent and sets what this node counts.
+    assert_eq!(o.add(APP, "sport", 2).await.unwrap(), 2);
+    o.restore(APP, "sport", 2).await.unwrap();
+    assert_eq!(
+        o.count(APP, "sport").await.unwrap(),
+        2,
+        "the same share again"
+    );
+    o.restore(APP, "sport", 5).await.unwrap();
+    assert_eq!(o.count(APP, "sport").await.unwrap(), 5);
+    o.restore(APP, "sport", 0).await.unwrap();
+    assert_eq!(o.count(APP, "sport").await.unwrap(), 0);
     assert!(o.occupied(APP, "").await.unwrap().is_empty());
 }
 

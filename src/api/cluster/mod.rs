@@ -77,8 +77,10 @@ pub trait Nodes {
     fn heartbeat(&self) -> Option<std::time::Duration>;
     /// At start: clears what a node of this id held before (it restarted).
     fn start(&self) -> StateFuture<'_, Vec<Departure>>;
-    /// This node is alive.
-    fn beat(&self) -> StateFuture<'_, ()>;
+    /// This node is alive. `true` when the backend no longer had this node's registration
+    /// (it restarted empty, or swept this node as dead): the node must register its state
+    /// again.
+    fn beat(&self) -> StateFuture<'_, bool>;
     /// Removes what nodes silent for too long held; each dead node is swept by exactly one
     /// survivor, which gets its departures.
     fn sweep(&self) -> StateFuture<'_, Vec<Departure>>;
@@ -96,8 +98,8 @@ impl Nodes for Alone {
         ready(Vec::new())
     }
 
-    fn beat(&self) -> StateFuture<'_, ()> {
-        ready(())
+    fn beat(&self) -> StateFuture<'_, bool> {
+        ready(false)
     }
 
     fn sweep(&self) -> StateFuture<'_, Vec<Departure>> {

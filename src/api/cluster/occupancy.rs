@@ -11,6 +11,9 @@ pub trait Occupancy {
     /// Applies a change reported by a shard; returns the channel's new total.
     fn add<'a>(&'a self, app: AppIdx, channel: &'a str, delta: i64) -> StateFuture<'a, u64>;
     fn count<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, u64>;
+    /// Sets this node's share of a channel's count to `count` (after the backend lost it;
+    /// setting the same share again changes nothing).
+    fn restore<'a>(&'a self, app: AppIdx, channel: &'a str, count: u64) -> StateFuture<'a, ()>;
     /// Occupied channels of an app whose name starts with `prefix`, with their counts, sorted.
     fn occupied<'a>(&'a self, app: AppIdx, prefix: &'a str) -> StateFuture<'a, Vec<(String, u64)>>;
 }
@@ -33,6 +36,18 @@ impl Occupancy for MemoryOccupancy {
             counts.insert(key, new);
         }
         ready(new)
+    }
+
+    fn restore<'a>(&'a self, app: AppIdx, channel: &'a str, count: u64) -> StateFuture<'a, ()> {
+        // One node: its share is the whole count.
+        let key = (app, Box::<str>::from(channel));
+        let mut counts = self.counts.borrow_mut();
+        if count == 0 {
+            counts.remove(&key);
+        } else {
+            counts.insert(key, count);
+        }
+        ready(())
     }
 
     fn count<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, u64> {

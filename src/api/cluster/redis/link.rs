@@ -155,23 +155,50 @@ async fn publisher(client: redis::Client, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if conn.is_none() {
-            conn = connect_commands(&client).await;
+        let mut result = Err(Failure::Unreachable);
+        // A connection found dead on use (Redis restarted) is replaced and the batch sent once
+        // more: it never reached the old Redis.
+        for _ in 0..2 {
+            if conn.is_none() {
+                conn = connect_commands(&client).await;
+            }
+            result = match conn.as_mut() {
+                None => Err(Failure::Unreachable),
+                Some(c) => run_batch(c, &batch).await,
+            };
+            match &result {
+                Err(Failure::Dropped(_)) => conn = None,
+                Err(_) => {
+                    conn = None;
+                    break;
+                }
+                Ok(_) => break,
+            }
         }
-        let result = match conn.as_mut() {
-            None => Err("Redis is unreachable".to_string()),
-            Some(c) => run_batch(c, &batch).await,
-        };
-        if result.is_err() {
-            // Start from a fresh connection next time rather than a half-broken one.
-            conn = None;
-        }
+        let result = result.map_err(|f| f.to_string());
         answer(batch, result);
     }
 }
 
+/// Why a batch failed.
+enum Failure {
+    Unreachable,
+    /// The connection was found dead when the batch was written.
+    Dropped(String),
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unreachable => f.write_str("Redis is unreachable"),
+            Failure::Dropped(e) | Failure::Other(e) => write!(f, "Redis: {e}"),
+        }
+    }
+}
+
 /// One pipeline: publishes answer nothing, queries one value each, in order.
-async fn run_batch(c: &mut ConnectionManager, batch: &[Job]) -> Result<Vec<redis::Value>, String> {
+async fn run_batch(c: &mut ConnectionManager, batch: &[Job]) -> Result<Vec<redis::Value>, Failure> {
     let mut pipe = redis::pipe();
     for job in batch {
         match job {
@@ -187,8 +214,11 @@ async fn run_batch(c: &mut ConnectionManager, batch: &[Job]) -> Result<Vec<redis
     }
     match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<Vec<redis::Value>>(c)).await {
         Ok(Ok(values)) => Ok(values),
-        Ok(Err(e)) => Err(format!("Redis: {e}")),
-        Err(_) => Err("Redis did not answer in time".to_string()),
+        Ok(Err(e)) if e.is_connection_dropped() || e.is_connection_refusal() => {
+            Err(Failure::Dropped(e.to_string()))
+        }
+        Ok(Err(e)) => Err(Failure::Other(e.to_string())),
+        Err(_) => Err(Failure::Other("did not answer in time".to_string())),
     }
 }
 

@@ -57,7 +57,17 @@ for i = 1, #flat, 2 do
   end
 end
 redis.call('DEL', subs)
+redis.call('DEL', prefix .. ':node:' .. node .. ':registered')
 return out
+"#;
+
+/// KEYS: the nodes set, the node's registration. ARGV: now (ms), node id. Answers 1 when the
+/// registration was missing.
+const BEAT: &str = r#"
+local fresh = redis.call('SET', KEYS[2], '1', 'NX')
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if fresh then return 1 end
+return 0
 "#;
 
 pub struct RedisNodes {
@@ -140,14 +150,13 @@ impl Nodes for RedisNodes {
         Box::pin(async move { self.sweep_node(&self.keys.node, now).await })
     }
 
-    fn beat(&self) -> StateFuture<'_, ()> {
+    fn beat(&self) -> StateFuture<'_, bool> {
         Box::pin(async move {
-            let mut cmd = redis::cmd("ZADD");
-            cmd.arg(self.set())
-                .arg(crate::clock::unix_ms())
-                .arg(&self.keys.node);
-            self.link.query(cmd).await.map_err(unavailable)?;
-            Ok(())
+            let (set, registered) = (self.set(), self.keys.node("registered"));
+            let now = crate::clock::unix_ms().to_string();
+            let args = [&*now, &*self.keys.node];
+            let fresh: i64 = super::eval(&self.link, BEAT, &[&set, &registered], &args).await?;
+            Ok(fresh == 1)
         })
     }
 

@@ -23,6 +23,16 @@ end
 return total
 "#;
 
+/// KEYS as [`ADD`]. ARGV: channel, node entry, this node's share.
+const RESTORE: &str = r#"
+local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+local want = tonumber(ARGV[3])
+if want == 0 then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], want) end
+local total = redis.call('HINCRBY', KEYS[1], ARGV[1], want - mine)
+if total <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"#;
+
 pub struct RedisOccupancy {
     link: Rc<Link>,
     keys: Rc<Keys>,
@@ -74,6 +84,19 @@ impl Occupancy for RedisOccupancy {
             )
             .await?;
             Ok(total.max(0) as u64)
+        })
+    }
+
+    fn restore<'a>(&'a self, app: AppIdx, channel: &'a str, count: u64) -> StateFuture<'a, ()> {
+        Box::pin(async move {
+            let totals = self.totals(app);
+            let app_id = self.apps.get(app.0 as usize).map_or("", String::as_str);
+            let mine = entry(&[app_id, channel]);
+            let node = self.keys.node("subs");
+            let count = count.to_string();
+            let args = [channel, &*mine, &*count];
+            let _: i64 = eval(&self.link, RESTORE, &[&totals, &node], &args).await?;
+            Ok(())
         })
     }
 

@@ -1,0 +1,142 @@
+//! The node's life in a cluster: it beats, sweeps dead nodes and announces what ended with
+//! them, registers its own state again when Redis lost it, and hands what other nodes accepted
+//! to its shards.
+
+use super::cluster::{self, NodeEvent};
+use super::{ApiCore, membership};
+use crate::bus::{Broadcast, ShardCommand};
+use glommio::timer::Timer;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Beats for this node and sweeps the dead ones.
+pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
+    let mut failing = false;
+    loop {
+        let nodes = &core.cluster.nodes;
+        let result = match nodes.beat().await {
+            Ok(lost) => {
+                if lost {
+                    register_again(&core).await;
+                }
+                nodes.sweep().await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(gone) => {
+                failing = false;
+                departed(&core, gone).await;
+            }
+            // One line per outage, not one per beat.
+            Err(e) if !failing => {
+                failing = true;
+                log::warn!("cluster: heartbeat: {e}");
+            }
+            Err(_) => {}
+        }
+        Timer::new(every).await;
+    }
+}
+
+/// What ended with a dead node: its members' `member_removed` and the channels it vacated,
+/// with their webhooks, sent once (by the node that swept it).
+pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
+    for d in gone {
+        match d {
+            cluster::Departure::Member {
+                app_id,
+                channel,
+                user_id,
+            } => {
+                if let Some(app) = core.apps.by_id(&app_id) {
+                    membership::removed(core, app.idx, &channel, &user_id).await;
+                }
+            }
+            cluster::Departure::Vacated { app_id, channel } => {
+                if let Some(app) = core.apps.by_id(&app_id) {
+                    core.webhooks.vacated(app.idx, &channel);
+                }
+            }
+        }
+    }
+}
+
+/// Hands what other nodes accepted to this node's shards.
+pub async fn from_other_nodes(core: Rc<ApiCore>) {
+    loop {
+        let event = match core.cluster.transport.recv().await {
+            Ok(event) => event,
+            Err(e) => {
+                log::warn!("cluster: {e}");
+                Timer::new(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(app) = core.apps.by_id(event.app_id()).map(|a| a.idx) else {
+            log::warn!(
+                "cluster: an event for app {}, which this node does not serve",
+                event.app_id()
+            );
+            continue;
+        };
+        match event {
+            NodeEvent::Broadcast {
+                channel,
+                payload,
+                except,
+                cacheable,
+                ..
+            } => {
+                let b = Broadcast {
+                    app,
+                    channel,
+                    payload,
+                    except,
+                    cacheable,
+                    accepted: Instant::now(),
+                };
+                core.shards.broadcast(Arc::new(b)).await;
+            }
+            NodeEvent::TerminateUser { user_id, .. } => {
+                let cmd = || ShardCommand::TerminateUser {
+                    app,
+                    user_id: user_id.clone(),
+                };
+                core.shards.send_all(cmd).await;
+            }
+        }
+    }
+}
+
+/// Redis no longer has what this node registered (it restarted empty, or swept this node as
+/// dead while it was cut off): this node's subscription counts and presence connections go
+/// back, without events (its clients never left).
+async fn register_again(core: &ApiCore) {
+    let counts = core.interest.local_counts();
+    let members = core.local_members.all();
+    for (app, channel, n) in &counts {
+        if let Err(e) = core.cluster.occupancy.restore(*app, channel, *n).await {
+            return log::warn!("cluster: registering this node again: {e}");
+        }
+    }
+    for m in &members {
+        let joined = core.cluster.presence.join(
+            m.app,
+            &m.channel,
+            &m.user_id,
+            &m.user_info,
+            m.socket,
+            usize::MAX,
+        );
+        if let Err(e) = joined.await {
+            return log::warn!("cluster: registering this node again: {e}");
+        }
+    }
+    log::info!(
+        "cluster: registered this node's state in Redis ({} channels, {} presence connections)",
+        counts.len(),
+        members.len()
+    );
+}
