@@ -35,9 +35,13 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     let cpu_before = args.server_pid.and_then(server_stats::cpu_seconds);
     let publish_start = Instant::now();
     let errors = Rc::new(RefCell::new(0u64));
+    let publish_to = match &args.publish_target {
+        Some(t) => resolve(t),
+        None => target,
+    };
     let pubs = spawn_publishers(
         &args,
-        target,
+        publish_to,
         &creds,
         epoch,
         publish_start,
@@ -84,6 +88,14 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
         slow_count,
     };
     report(&args, &stats.borrow(), &measured)
+}
+
+fn resolve(addr: &str) -> SocketAddr {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("cannot resolve {addr}"))
 }
 
 /// A reader task per connection, sharing the statistics; returns them and the subscribers per

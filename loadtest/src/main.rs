@@ -53,6 +53,9 @@ pub(crate) struct Args {
     /// Server address (WebSocket and HTTP API on the same port).
     #[arg(long, default_value = "127.0.0.1:6001")]
     target: String,
+    /// Where the fan-out scenarios publish, when not `--target` (another node of a cluster).
+    #[arg(long)]
+    publish_target: Option<String>,
     #[arg(long, default_value = "app-id")]
     app_id: String,
     #[arg(long, default_value = "app-key")]

@@ -38,11 +38,24 @@ async fn command_loop(shard: Rc<Shard>, from_api: ShardReceiver, accept: glommio
         if let ShardCommand::Shutdown = cmd {
             accept.cancel().await;
             shard.shut_down().await;
-            let stopped = ApiCommand::ShardStopped { shard: shard.id };
-            let _ = shard.to_api.send(stopped).await;
+            report_stopped(&shard).await;
             return;
         }
         shard.command(cmd);
+    }
+}
+
+/// Tells the API core this shard has stopped. Its queue may be full of reports it will never
+/// take (say its cluster state is unreachable while it shuts down), so this waits a moment at
+/// most: the API core stops at its own deadline anyway.
+async fn report_stopped(shard: &Shard) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let stopped = ApiCommand::ShardStopped { shard: shard.id };
+        if shard.to_api.try_send(stopped).is_ok() || std::time::Instant::now() >= deadline {
+            return;
+        }
+        Timer::new(Duration::from_millis(10)).await;
     }
 }
 
