@@ -234,6 +234,22 @@ fn member_events(ws: &mut Ws, api: &mut common::Api, channel: &str) -> Vec<Strin
     }
 }
 
+/// A member's presence events up to and including the first `member_removed`, and any that
+/// follow it before one more marker (a second removal would show there).
+fn until_removed(ws: &mut Ws, api: &mut common::Api, channel: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !seen.iter().any(|e: &String| e.contains("member_removed")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no member_removed: {seen:?}"
+        );
+        seen.extend(member_events(ws, api, channel));
+    }
+    seen.extend(member_events(ws, api, channel));
+    seen
+}
+
 /// Waits (bounded) until `GET path` on `api` answers `expected`: counts change a moment after
 /// `subscription_succeeded`.
 fn converge(api: &mut common::Api, path: &str, params: &[(&str, &str)], expected: &Value) {
@@ -299,11 +315,7 @@ fn presence_is_one_membership_across_nodes() {
     // u1 leaves on A but is still on C; then its last connection goes: one member_removed.
     u1_a.close();
     u1_c.send_json(json!({"event":"pusher:unsubscribe","data":{"channel":ch}}));
-    let mut seen = Vec::new();
-    while !seen.iter().any(|e: &String| e.contains("member_removed")) {
-        seen.extend(member_events(&mut u2_b, &mut api, ch));
-    }
-    seen.extend(member_events(&mut u2_b, &mut api, ch));
+    let seen = until_removed(&mut u2_b, &mut api, ch);
     assert_eq!(seen, ["pusher_internal:member_removed u1"]);
     converge(
         &mut nodes[2].api(),
@@ -369,16 +381,7 @@ fn a_killed_nodes_members_and_counts_are_removed_once() {
     nodes[2].signal(libc::SIGKILL);
     // Within the timeout a survivor sweeps it: u1 leaves, once, for the members on A and B.
     for member in [&mut u2_a, &mut u3_b] {
-        let mut seen = Vec::new();
-        let deadline = std::time::Instant::now() + common::WAIT;
-        while !seen.iter().any(|e: &String| e.contains("member_removed")) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no member_removed: {seen:?}"
-            );
-            seen.extend(member_events(member, &mut api, ch));
-        }
-        seen.extend(member_events(member, &mut api, ch));
+        let seen = until_removed(member, &mut api, ch);
         let removed: Vec<&String> = seen.iter().filter(|e| e.contains("removed")).collect();
         assert_eq!(removed, ["pusher_internal:member_removed u1"], "{seen:?}");
     }
@@ -418,15 +421,7 @@ fn a_node_restarted_under_its_id_leaves_no_ghosts() {
         &[],
         &json!({"users":[{"id":"u2"}]}),
     );
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while !seen.iter().any(|e: &String| e.contains("member_removed")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no member_removed: {seen:?}"
-        );
-        seen.extend(member_events(&mut u2_a, &mut api, ch));
-    }
+    let seen = until_removed(&mut u2_a, &mut api, ch);
     assert_eq!(
         seen,
         [
