@@ -526,3 +526,28 @@ fn after_redis_restarts_empty_the_nodes_register_their_state_again() {
     }
     assert_eq!(sub_b.expect("lg")["data"], "back");
 }
+
+#[test]
+fn an_idempotency_key_is_honoured_by_every_node() {
+    let redis = Redis::start();
+    let nodes = three_nodes(&redis);
+    let mut sub = nodes[2].ws();
+    sub.subscribe("news");
+    let body = json!({"name":"lg","channel":"news","data":"once","info":"subscription_count",
+                      "idempotency_key":"k-1"});
+    let first = nodes[0].api().post("/events", &body);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = nodes[1].api().post("/events", &body);
+    assert_eq!(
+        (again.status, &again.body),
+        (200, &first.body),
+        "the first answer"
+    );
+    nodes[1].api().trigger("news", "done", "b");
+    nodes[0].api().trigger("news", "done", "a");
+    assert_eq!(
+        until_done_from(&mut sub, &["a", "b"]),
+        ["once"],
+        "delivered once"
+    );
+}

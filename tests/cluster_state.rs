@@ -14,7 +14,7 @@ fn backends(redis: &Redis) -> RedisNode {
 #[test]
 fn redis_presence_keeps_the_contract() {
     let redis = Redis::start();
-    let (_, presence, _, _) = backends(&redis).into_parts();
+    let presence = backends(&redis).into_parts().presence;
     let presence = presence.with_apps(vec!["app".into(), "other".into()]);
     block_on(contract::presence(&presence));
 }
@@ -22,7 +22,7 @@ fn redis_presence_keeps_the_contract() {
 #[test]
 fn redis_occupancy_keeps_the_contract() {
     let redis = Redis::start();
-    let (_, _, occupancy, _) = backends(&redis).into_parts();
+    let occupancy = backends(&redis).into_parts().occupancy;
     let occupancy = occupancy.with_apps(vec!["app".into(), "other".into()]);
     block_on(contract::occupancy(&occupancy));
 }
@@ -31,10 +31,10 @@ fn redis_occupancy_keeps_the_contract() {
 fn the_redis_bus_keeps_the_contract() {
     let redis = Redis::start();
     let nodes = ["n1", "n2", "n3"].map(|id| {
-        let (transport, _, _, _) = RedisNode::start(&redis.url(), "contract", id)
+        RedisNode::start(&redis.url(), "contract", id)
             .unwrap()
-            .into_parts();
-        transport
+            .into_parts()
+            .transport
     });
     // Pub/sub connects in the background; the contract starts once all three are up.
     let deadline = std::time::Instant::now() + common::WAIT;

@@ -107,6 +107,50 @@ impl Nodes for Alone {
     }
 }
 
+/// What another node made of an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// Nobody has used it: this node publishes, then settles it.
+    Fresh,
+    /// Accepted before (anywhere): answer this, deliver nothing.
+    Repeat(crate::http::ApiResponse),
+    /// Another node is publishing with it right now.
+    Busy,
+}
+
+/// Idempotency keys shared by the nodes (each node also keeps its own, in `publish`).
+pub trait PublishKeys {
+    /// Claims `key` of an app (held at most a short while if never settled).
+    fn claim<'a>(&'a self, app_id: &'a str, key: &'a str) -> StateFuture<'a, KeyClaim>;
+    /// Remembers the answer for `ttl`; `None` releases the key (the publish failed).
+    fn settle<'a>(
+        &'a self,
+        app_id: &'a str,
+        key: &'a str,
+        answer: Option<&'a crate::http::ApiResponse>,
+        ttl: std::time::Duration,
+    ) -> StateFuture<'a, ()>;
+}
+
+/// A single node: its own table is the whole truth.
+pub struct LocalKeysOnly;
+
+impl PublishKeys for LocalKeysOnly {
+    fn claim<'a>(&'a self, _app: &'a str, _key: &'a str) -> StateFuture<'a, KeyClaim> {
+        ready(KeyClaim::Fresh)
+    }
+
+    fn settle<'a>(
+        &'a self,
+        _app: &'a str,
+        _key: &'a str,
+        _answer: Option<&'a crate::http::ApiResponse>,
+        _ttl: std::time::Duration,
+    ) -> StateFuture<'a, ()> {
+        ready(())
+    }
+}
+
 /// The node's view of cluster-wide state.
 pub struct Cluster {
     pub presence: Box<dyn Presence>,
@@ -114,6 +158,7 @@ pub struct Cluster {
     pub users: Box<dyn Users>,
     pub transport: Box<dyn Transport>,
     pub nodes: Box<dyn Nodes>,
+    pub keys: Box<dyn PublishKeys>,
 }
 
 impl Cluster {
@@ -125,19 +170,21 @@ impl Cluster {
             users: Box::new(MemoryUsers::default()),
             transport: Box::new(Solo),
             nodes: Box::new(Alone),
+            keys: Box::new(LocalKeysOnly),
         }
     }
 
     /// A node of a cluster on Redis: the bus, presence and counts there (users and
     /// watchlists are still this node's own). `apps` are the app ids by index.
     pub fn on_redis(node: RedisNode, apps: Vec<String>) -> Cluster {
-        let (transport, presence, occupancy, nodes) = node.into_parts();
+        let parts = node.into_parts();
         Cluster {
-            transport: Box::new(transport),
-            presence: Box::new(presence.with_apps(apps.clone())),
-            occupancy: Box::new(occupancy.with_apps(apps)),
+            transport: Box::new(parts.transport),
+            presence: Box::new(parts.presence.with_apps(apps.clone())),
+            occupancy: Box::new(parts.occupancy.with_apps(apps)),
             users: Box::new(MemoryUsers::default()),
-            nodes: Box::new(nodes),
+            nodes: Box::new(parts.nodes),
+            keys: Box::new(parts.keys),
         }
     }
 }

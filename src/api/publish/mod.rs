@@ -9,6 +9,7 @@ mod validate;
 
 use super::ApiCore;
 use super::channel_info;
+use super::cluster::KeyClaim;
 use super::history::{self, History};
 use super::request::Authed;
 use crate::app::{App, AppIdx};
@@ -22,6 +23,32 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 use validate::{BatchBody, EventBody, Publish, decoded_len, parse};
+
+/// Longest a publish waits for another node that holds its idempotency key.
+const CLUSTER_CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// An idempotency key this request holds, here and with the other nodes.
+struct Held<'a> {
+    guard: Guard<'a>,
+    key: String,
+    ttl: Duration,
+}
+
+/// Why a key cannot be used to publish.
+enum Refused {
+    /// Accepted before: its first answer.
+    Repeat(ApiResponse),
+    Failed(ApiError),
+}
+
+impl Refused {
+    fn answer(self) -> Result<ApiResponse, ApiError> {
+        match self {
+            Refused::Repeat(a) => Ok(a),
+            Refused::Failed(e) => Err(e),
+        }
+    }
+}
 
 pub struct Publisher {
     history: RefCell<History>,
@@ -48,13 +75,67 @@ impl Publisher {
         }
     }
 
-    /// Claims an idempotency key: `Ok(guard)` to publish, `Err(answer)` for a repeat.
-    async fn claim(&self, app: &App, key: Option<&str>) -> Result<Option<Guard<'_>>, ApiResponse> {
+    /// Claims an idempotency key, on this node and then with the others: `Ok(held)` to
+    /// publish, `Err(Refused::Repeat)` for a key accepted before anywhere.
+    async fn claim<'a>(
+        &'a self,
+        core: &ApiCore,
+        app: &App,
+        key: Option<&str>,
+    ) -> Result<Option<Held<'a>>, Refused> {
         let Some(key) = key else { return Ok(None) };
         let ttl = Duration::from_secs(app.config.idempotency_ttl_s);
-        match self.keys.claim(app.idx, key, ttl).await {
-            Claim::Repeat(answer) => Err((*answer).clone()),
-            Claim::Fresh(guard) => Ok(Some(guard)),
+        let guard = match self.keys.claim(app.idx, key, ttl).await {
+            Claim::Repeat(answer) => return Err(Refused::Repeat((*answer).clone())),
+            Claim::Fresh(guard) => guard,
+        };
+        // Another node may be publishing with it: wait for its answer (bounded).
+        let deadline = std::time::Instant::now() + CLUSTER_CLAIM_WAIT;
+        loop {
+            match core.cluster.keys.claim(app.id(), key).await {
+                Ok(KeyClaim::Fresh) => break,
+                Ok(KeyClaim::Repeat(answer)) => {
+                    guard.settle(&answer);
+                    return Err(Refused::Repeat(answer));
+                }
+                Ok(KeyClaim::Busy) if std::time::Instant::now() < deadline => {
+                    glommio::timer::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(KeyClaim::Busy) => {
+                    let e = "another node is still publishing with this idempotency key";
+                    return Err(Refused::Failed(ApiError::Unavailable(e.into())));
+                }
+                Err(e) => return Err(Refused::Failed(e.into())),
+            }
+        }
+        Ok(Some(Held {
+            guard,
+            key: key.to_string(),
+            ttl,
+        }))
+    }
+
+    /// Settles every held key with `answer` (a failed publish releases them).
+    async fn settle(
+        &self,
+        core: &ApiCore,
+        app: &App,
+        held: Vec<Held<'_>>,
+        answer: Option<&ApiResponse>,
+    ) {
+        for h in held {
+            let remembered = answer.filter(|a| (200..300).contains(&a.status));
+            if let Err(e) = core
+                .cluster
+                .keys
+                .settle(app.id(), &h.key, remembered, h.ttl)
+                .await
+            {
+                log::warn!("cluster: settling idempotency key {}: {e}", h.key);
+            }
+            if let Some(a) = answer {
+                h.guard.settle(a);
+            }
         }
     }
 
@@ -66,17 +147,23 @@ impl Publisher {
             req.request.idempotency_key.as_deref(),
         )?;
         let publish = validate::validate(req.app, &body)?;
-        let guard = match self.claim(req.app, key).await {
-            Ok(guard) => guard,
-            Err(repeat) => return Ok(repeat),
+        let held = match self.claim(core, req.app, key).await {
+            Ok(held) => held,
+            Err(refused) => return refused.answer(),
         };
         let asked = publish.info.any();
-        let info = self.publish(core, req.app, publish).await?;
-        let answer = answer(asked, "channels", Value::Object(info));
-        if let Some(guard) = guard {
-            guard.settle(&answer);
+        let held: Vec<Held> = held.into_iter().collect();
+        match self.publish(core, req.app, publish).await {
+            Ok(info) => {
+                let answer = answer(asked, "channels", Value::Object(info));
+                self.settle(core, req.app, held, Some(&answer)).await;
+                Ok(answer)
+            }
+            Err(e) => {
+                self.settle(core, req.app, held, None).await;
+                Err(e)
+            }
         }
-        Ok(answer)
     }
 
     /// `POST /batch_events`: every item validated first, then published in order.
@@ -104,34 +191,40 @@ impl Publisher {
             .collect::<Result<Vec<_>, _>>()?;
         // A header key covers the whole batch.
         let header_key = idempotency::key(None, req.request.idempotency_key.as_deref())?;
-        let batch_guard = match self.claim(req.app, header_key).await {
-            Ok(guard) => guard,
-            Err(repeat) => return Ok(repeat),
+        let mut held: Vec<Held> = match self.claim(core, req.app, header_key).await {
+            Ok(h) => h.into_iter().collect(),
+            Err(refused) => return refused.answer(),
         };
         let asked = publishes.iter().any(|p| p.info.any());
         let mut items = Vec::with_capacity(publishes.len());
-        let mut item_guards = Vec::new();
         for (p, key) in publishes.into_iter().zip(item_keys) {
             // An item whose own key was accepted before is skipped.
-            match self.claim(req.app, key).await {
-                Ok(guard) => item_guards.extend(guard),
-                Err(_) => {
+            match self.claim(core, req.app, key).await {
+                Ok(h) => held.extend(h),
+                Err(Refused::Repeat(_)) => {
                     items.push(json!({}));
                     continue;
                 }
+                Err(Refused::Failed(e)) => {
+                    self.settle(core, req.app, held, None).await;
+                    return Err(e);
+                }
             }
             // A batch item has one channel; its answer is that channel's counts.
-            let info = self.publish(core, req.app, p).await?;
-            items.push(
-                info.into_iter()
-                    .next()
-                    .map_or_else(|| json!({}), |(_, v)| v),
-            );
+            match self.publish(core, req.app, p).await {
+                Ok(info) => items.push(
+                    info.into_iter()
+                        .next()
+                        .map_or_else(|| json!({}), |(_, v)| v),
+                ),
+                Err(e) => {
+                    self.settle(core, req.app, held, None).await;
+                    return Err(e);
+                }
+            }
         }
         let answer = answer(asked, "batch", Value::Array(items));
-        for guard in item_guards.into_iter().chain(batch_guard) {
-            guard.settle(&answer);
-        }
+        self.settle(core, req.app, held, Some(&answer)).await;
         Ok(answer)
     }
 

@@ -63,7 +63,7 @@ impl RedisNode {
     }
 
     /// The bus and the state backends, sharing the one link.
-    pub fn into_parts(self) -> (RedisTransport, RedisPresence, RedisOccupancy, RedisNodes) {
+    pub fn into_parts(self) -> Parts {
         let keys = Rc::new(Keys {
             prefix: self.prefix,
             node: self.node_id,
@@ -76,9 +76,28 @@ impl RedisNode {
         };
         let presence = RedisPresence::new(link.clone(), keys.clone());
         let occupancy = RedisOccupancy::new(link.clone(), keys.clone());
+        let publish_keys = RedisKeys {
+            link: link.clone(),
+            prefix: keys.prefix.clone(),
+        };
         let nodes = RedisNodes::new(link, keys, self.heartbeat, self.timeout, self.counters);
-        (transport, presence, occupancy, nodes)
+        Parts {
+            transport,
+            presence,
+            occupancy,
+            nodes,
+            keys: publish_keys,
+        }
     }
+}
+
+/// The backends of one node, sharing its link.
+pub struct Parts {
+    pub transport: RedisTransport,
+    pub presence: RedisPresence,
+    pub occupancy: RedisOccupancy,
+    pub nodes: RedisNodes,
+    pub keys: RedisKeys,
 }
 
 /// How this node names things in Redis: every key and channel starts with the prefix, and
@@ -131,6 +150,87 @@ async fn eval<T: redis::FromRedisValue>(
     }
     let value = link.query(cmd).await.map_err(unavailable)?;
     redis::from_redis_value(value).map_err(|e| unavailable(format!("unexpected answer: {e}")))
+}
+
+/// Idempotency keys in Redis: `SET NX` claims a key for a moment, the answer replaces it
+/// for the app's `idempotency_ttl_s`.
+pub struct RedisKeys {
+    link: Rc<Link>,
+    prefix: String,
+}
+
+/// How long a claimed key stays claimed if its node never settles it (it died).
+const CLAIM_MS: u64 = 30_000;
+
+impl RedisKeys {
+    fn key(&self, app_id: &str, key: &str) -> String {
+        format!("{}:idem:{app_id}:{key}", self.prefix)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Settled {
+    s: u16,
+    b: String,
+}
+
+impl super::PublishKeys for RedisKeys {
+    fn claim<'a>(&'a self, app_id: &'a str, key: &'a str) -> StateFuture<'a, super::KeyClaim> {
+        Box::pin(async move {
+            let k = self.key(app_id, key);
+            let mut set = redis::cmd("SET");
+            set.arg(&k).arg("~").arg("NX").arg("PX").arg(CLAIM_MS);
+            let value = self.link.query(set).await.map_err(unavailable)?;
+            if value != redis::Value::Nil {
+                return Ok(super::KeyClaim::Fresh);
+            }
+            let mut get = redis::cmd("GET");
+            get.arg(&k);
+            let value = self.link.query(get).await.map_err(unavailable)?;
+            let text: Option<String> = redis::from_redis_value(value).unwrap_or(None);
+            Ok(match text.as_deref().map(serde_json::from_str::<Settled>) {
+                Some(Ok(done)) => {
+                    super::KeyClaim::Repeat(crate::http::ApiResponse::json(done.s, done.b))
+                }
+                // Gone meanwhile: try again as fresh next time; held: someone publishes.
+                _ => super::KeyClaim::Busy,
+            })
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        app_id: &'a str,
+        key: &'a str,
+        answer: Option<&'a crate::http::ApiResponse>,
+        ttl: std::time::Duration,
+    ) -> StateFuture<'a, ()> {
+        Box::pin(async move {
+            let k = self.key(app_id, key);
+            let cmd = match answer {
+                Some(a) => {
+                    let done = serde_json::to_string(&Settled {
+                        s: a.status,
+                        b: a.body.clone(),
+                    })
+                    .unwrap_or_default();
+                    let mut set = redis::cmd("SET");
+                    set.arg(&k)
+                        .arg(done)
+                        .arg("PX")
+                        .arg(ttl.as_millis().max(1) as u64);
+                    set
+                }
+                None => {
+                    let mut del = redis::cmd("DEL");
+                    del.arg(&k);
+                    del
+                }
+            };
+            self.link.query(cmd).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
 }
 
 pub struct RedisTransport {
