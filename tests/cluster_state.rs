@@ -7,6 +7,11 @@ use common::redis::Redis;
 use futures_lite::future::block_on;
 use ringcast::api::cluster::{RedisNode, contract};
 
+/// The contract's two apps, by index.
+fn apps() -> Vec<String> {
+    vec!["app".into(), "other".into()]
+}
+
 fn backends(redis: &Redis) -> RedisNode {
     RedisNode::start(&redis.url(), "contract", "n1").unwrap()
 }
@@ -14,16 +19,14 @@ fn backends(redis: &Redis) -> RedisNode {
 #[test]
 fn redis_presence_keeps_the_contract() {
     let redis = Redis::start();
-    let presence = backends(&redis).into_parts().presence;
-    let presence = presence.with_apps(vec!["app".into(), "other".into()]);
+    let presence = backends(&redis).into_parts(apps()).presence;
     block_on(contract::presence(&presence));
 }
 
 #[test]
 fn redis_occupancy_keeps_the_contract() {
     let redis = Redis::start();
-    let occupancy = backends(&redis).into_parts().occupancy;
-    let occupancy = occupancy.with_apps(vec!["app".into(), "other".into()]);
+    let occupancy = backends(&redis).into_parts(apps()).occupancy;
     block_on(contract::occupancy(&occupancy));
 }
 
@@ -33,7 +36,7 @@ fn the_redis_bus_keeps_the_contract() {
     let nodes = ["n1", "n2", "n3"].map(|id| {
         RedisNode::start(&redis.url(), "contract", id)
             .unwrap()
-            .into_parts()
+            .into_parts(apps())
             .transport
     });
     // Pub/sub connects in the background; the contract starts once all three are up.

@@ -3,6 +3,7 @@
 //! report of deliveries, latency, losses and the server's memory and CPU.
 
 use crate::publisher::{Credentials, Publisher};
+use crate::resolve;
 use crate::wave::Subscribed;
 use crate::{
     Args, Scenario, Stats, event_data, pace_until, percentile_ms, reader, server_stats, wave,
@@ -88,14 +89,6 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
         slow_count,
     };
     report(&args, &stats.borrow(), &measured)
-}
-
-fn resolve(addr: &str) -> SocketAddr {
-    use std::net::ToSocketAddrs;
-    addr.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| panic!("cannot resolve {addr}"))
 }
 
 /// A reader task per connection, sharing the statistics; returns them and the subscribers per

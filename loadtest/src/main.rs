@@ -224,13 +224,16 @@ pub(crate) fn source_for(i: usize, sources: u8) -> IpAddr {
     ))
 }
 
-async fn run(args: Args) -> serde_json::Value {
-    let target: SocketAddr = args
-        .target
-        .to_socket_addrs()
+/// The address of `addr` (`host:port`); the generator cannot run without it.
+pub(crate) fn resolve(addr: &str) -> SocketAddr {
+    addr.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .unwrap_or_else(|| panic!("cannot resolve {}", args.target));
+        .unwrap_or_else(|| panic!("cannot resolve {addr}"))
+}
+
+async fn run(args: Args) -> serde_json::Value {
+    let target = resolve(&args.target);
     let creds = Rc::new(Credentials {
         app_id: args.app_id.clone(),
         key: args.key.clone(),

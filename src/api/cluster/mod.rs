@@ -177,11 +177,11 @@ impl Cluster {
     /// A node of a cluster on Redis: the bus, presence and counts there (users and
     /// watchlists are still this node's own). `apps` are the app ids by index.
     pub fn on_redis(node: RedisNode, apps: Vec<String>) -> Cluster {
-        let parts = node.into_parts();
+        let parts = node.into_parts(apps);
         Cluster {
             transport: Box::new(parts.transport),
-            presence: Box::new(parts.presence.with_apps(apps.clone())),
-            occupancy: Box::new(parts.occupancy.with_apps(apps)),
+            presence: Box::new(parts.presence),
+            occupancy: Box::new(parts.occupancy),
             users: Box::new(MemoryUsers::default()),
             nodes: Box::new(parts.nodes),
             keys: Box::new(parts.keys),

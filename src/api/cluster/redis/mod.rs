@@ -62,11 +62,13 @@ impl RedisNode {
         self
     }
 
-    /// The bus and the state backends, sharing the one link.
-    pub fn into_parts(self) -> Parts {
+    /// The bus and the state backends, sharing the one link. `apps` are the app ids by
+    /// index: Redis names apps by id, as every node may list them in another order.
+    pub fn into_parts(self, apps: Vec<String>) -> Parts {
         let keys = Rc::new(Keys {
             prefix: self.prefix,
             node: self.node_id,
+            apps,
         });
         let link = Rc::new(self.link);
         let transport = RedisTransport {
@@ -105,9 +107,15 @@ pub struct Parts {
 pub struct Keys {
     pub prefix: String,
     pub node: String,
+    /// App ids by index.
+    pub apps: Vec<String>,
 }
 
 impl Keys {
+    fn app_id(&self, app: crate::app::AppIdx) -> &str {
+        self.apps.get(app.0 as usize).map_or("", String::as_str)
+    }
+
     /// A key of an app: `{prefix}:{what}:{app_id}`.
     fn app(&self, what: &str, app_id: &str) -> String {
         format!("{}:{what}:{app_id}", self.prefix)
@@ -148,6 +156,11 @@ async fn eval<T: redis::FromRedisValue>(
     for a in args {
         cmd.arg(*a);
     }
+    query(link, cmd).await
+}
+
+/// Runs a command and converts its answer.
+async fn query<T: redis::FromRedisValue>(link: &Link, cmd: redis::Cmd) -> Result<T, ClusterError> {
     let value = link.query(cmd).await.map_err(unavailable)?;
     redis::from_redis_value(value).map_err(|e| unavailable(format!("unexpected answer: {e}")))
 }

@@ -5,8 +5,8 @@
 //! subscription counts — and hears which members and channels that ended. A node starting
 //! with the id of one that died sweeps its own leftovers first.
 
+use super::Keys;
 use super::link::Link;
-use super::{Keys, unavailable};
 use crate::api::cluster::{ClusterError, Departure, Nodes, StateFuture};
 use crate::metrics::ClusterCounters;
 use std::rc::Rc;
@@ -166,13 +166,10 @@ impl Nodes for RedisNodes {
             let cutoff = crate::clock::unix_ms().saturating_sub(timeout);
             let mut cmd = redis::cmd("ZRANGEBYSCORE");
             cmd.arg(self.set()).arg("-inf").arg(cutoff);
-            let value = self.link.query(cmd).await.map_err(unavailable)?;
-            let dead: Vec<String> = redis::from_redis_value(value)
-                .map_err(|e| unavailable(format!("unexpected answer: {e}")))?;
+            let dead: Vec<String> = super::query(&self.link, cmd).await?;
             let mut live = redis::cmd("ZCOUNT");
             live.arg(self.set()).arg(format!("({cutoff}")).arg("+inf");
-            let value = self.link.query(live).await.map_err(unavailable)?;
-            let live: i64 = redis::from_redis_value(value).unwrap_or(0);
+            let live: i64 = super::query(&self.link, live).await?;
             self.counters.live_nodes.store(live, Ordering::Relaxed);
             let up = i64::from(self.link.connected());
             self.counters.connected.store(up, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 //! taken off) and never lets either go below zero.
 
 use super::link::Link;
-use super::{Keys, entry, eval, unavailable};
+use super::{Keys, entry, eval, query};
 use crate::api::cluster::{Occupancy, StateFuture};
 use crate::app::AppIdx;
 use std::rc::Rc;
@@ -36,35 +36,15 @@ return 0
 pub struct RedisOccupancy {
     link: Rc<Link>,
     keys: Rc<Keys>,
-    apps: Vec<String>,
 }
 
 impl RedisOccupancy {
     pub fn new(link: Rc<Link>, keys: Rc<Keys>) -> RedisOccupancy {
-        RedisOccupancy {
-            link,
-            keys,
-            apps: Vec::new(),
-        }
-    }
-
-    /// Names the apps (by index), as the node's configuration lists them.
-    pub fn with_apps(mut self, ids: Vec<String>) -> RedisOccupancy {
-        self.apps = ids;
-        self
+        RedisOccupancy { link, keys }
     }
 
     fn totals(&self, app: AppIdx) -> String {
-        let id = self.apps.get(app.0 as usize).map_or("", String::as_str);
-        self.keys.app("subs", id)
-    }
-
-    async fn query<T: redis::FromRedisValue>(
-        &self,
-        cmd: redis::Cmd,
-    ) -> Result<T, crate::api::cluster::ClusterError> {
-        let value = self.link.query(cmd).await.map_err(unavailable)?;
-        redis::from_redis_value(value).map_err(|e| unavailable(format!("unexpected answer: {e}")))
+        self.keys.app("subs", self.keys.app_id(app))
     }
 }
 
@@ -72,7 +52,7 @@ impl Occupancy for RedisOccupancy {
     fn add<'a>(&'a self, app: AppIdx, channel: &'a str, delta: i64) -> StateFuture<'a, u64> {
         Box::pin(async move {
             let totals = self.totals(app);
-            let app_id = self.apps.get(app.0 as usize).map_or("", String::as_str);
+            let app_id = self.keys.app_id(app);
             let mine = entry(&[app_id, channel]);
             let node = self.keys.node("subs");
             let delta = delta.to_string();
@@ -90,7 +70,7 @@ impl Occupancy for RedisOccupancy {
     fn restore<'a>(&'a self, app: AppIdx, channel: &'a str, count: u64) -> StateFuture<'a, ()> {
         Box::pin(async move {
             let totals = self.totals(app);
-            let app_id = self.apps.get(app.0 as usize).map_or("", String::as_str);
+            let app_id = self.keys.app_id(app);
             let mine = entry(&[app_id, channel]);
             let node = self.keys.node("subs");
             let count = count.to_string();
@@ -104,7 +84,7 @@ impl Occupancy for RedisOccupancy {
         Box::pin(async move {
             let mut cmd = redis::cmd("HGET");
             cmd.arg(self.totals(app)).arg(channel);
-            let n: Option<i64> = self.query(cmd).await?;
+            let n: Option<i64> = query(&self.link, cmd).await?;
             Ok(n.unwrap_or(0).max(0) as u64)
         })
     }
@@ -113,7 +93,7 @@ impl Occupancy for RedisOccupancy {
         Box::pin(async move {
             let mut cmd = redis::cmd("HGETALL");
             cmd.arg(self.totals(app));
-            let all: Vec<(String, i64)> = self.query(cmd).await?;
+            let all: Vec<(String, i64)> = query(&self.link, cmd).await?;
             let mut out: Vec<(String, u64)> = all
                 .into_iter()
                 .filter(|(ch, n)| *n > 0 && ch.starts_with(prefix))

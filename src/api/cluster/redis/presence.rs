@@ -47,8 +47,6 @@ return 2
 pub struct RedisPresence {
     link: Rc<Link>,
     keys: Rc<Keys>,
-    /// App ids by index: Redis names apps by id, as every node may order them differently.
-    apps: Vec<String>,
 }
 
 /// The keys of one presence channel.
@@ -61,21 +59,11 @@ struct ChannelKeys {
 
 impl RedisPresence {
     pub fn new(link: Rc<Link>, keys: Rc<Keys>) -> RedisPresence {
-        RedisPresence {
-            link,
-            keys,
-            apps: Vec::new(),
-        }
-    }
-
-    /// Names the apps (by index), as the node's configuration lists them.
-    pub fn with_apps(mut self, ids: Vec<String>) -> RedisPresence {
-        self.apps = ids;
-        self
+        RedisPresence { link, keys }
     }
 
     fn app_id(&self, app: AppIdx) -> &str {
-        self.apps.get(app.0 as usize).map_or("", String::as_str)
+        self.keys.app_id(app)
     }
 
     fn channel_keys(&self, app: AppIdx, channel: &str) -> ChannelKeys {
@@ -163,9 +151,7 @@ impl Presence for RedisPresence {
             let k = self.channel_keys(app, channel);
             let mut cmd = redis::cmd("HKEYS");
             cmd.arg(&k.members);
-            let value = self.link.query(cmd).await.map_err(super::unavailable)?;
-            let mut ids: Vec<String> = redis::from_redis_value(value)
-                .map_err(|e| super::unavailable(format!("unexpected answer: {e}")))?;
+            let mut ids: Vec<String> = super::query(&self.link, cmd).await?;
             ids.sort();
             Ok(ids)
         })
