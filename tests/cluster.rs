@@ -3,49 +3,10 @@
 
 mod common;
 
+use common::cluster::*;
 use common::redis::{Redis, node};
-use common::{Server, Ws};
+use common::Ws;
 use serde_json::{Value, json};
-
-/// Reads events until one named `name`, returning the `data` of each `lg` event before it.
-fn until(ws: &mut Ws, name: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        let ev = ws.event();
-        if ev["event"] == name {
-            return seen;
-        }
-        if ev["event"] == "lg" {
-            seen.push(ev["data"].as_str().unwrap().to_string());
-        }
-    }
-}
-
-fn three_nodes(redis: &Redis) -> [Server; 3] {
-    [
-        node(redis, "t", &[]),
-        node(redis, "t", &[]),
-        node(redis, "t", &[]),
-    ]
-}
-
-/// The `lg` events a subscriber gets until it has seen a `done` from each of `origins`; a
-/// node's own events come before its `done`, so nothing of theirs is still under way.
-fn until_done_from(ws: &mut Ws, origins: &[&str]) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut done = Vec::new();
-    while done.len() < origins.len() {
-        let ev = ws.event();
-        match ev["event"].as_str() {
-            Some("lg") => seen.push(ev["data"].as_str().unwrap().to_string()),
-            Some("done") => done.push(ev["data"].as_str().unwrap().to_string()),
-            _ => {}
-        }
-    }
-    done.sort();
-    assert_eq!(done, origins, "each done once");
-    seen
-}
 
 #[test]
 fn a_publish_on_any_node_reaches_every_node_once_and_in_order() {
@@ -118,20 +79,6 @@ fn client_events_cross_nodes_and_skip_their_sender() {
     sender.ping();
     nodes[2].api().trigger("private-room", "done", "");
     assert_eq!(until(&mut sender, "done"), Vec::<String>::new());
-}
-
-fn sign_in(ws: &mut Ws, user: &str) {
-    let user_data = json!({ "id": user }).to_string();
-    let auth = format!(
-        "{}:{}",
-        common::APP_KEY,
-        common::hmac_hex(
-            common::APP_SECRET,
-            &format!("{}::user::{user_data}", ws.socket_id)
-        )
-    );
-    ws.send_json(json!({"event":"pusher:signin","data":{"auth":auth,"user_data":user_data}}));
-    ws.expect("pusher:signin_success");
 }
 
 #[test]
@@ -208,65 +155,6 @@ fn without_redis_a_publish_answers_503_and_connections_stay_open() {
     }
     a.api().trigger("news", "done", "");
     assert_eq!(until(&mut sub, "done"), ["after"]);
-}
-
-/// Joins a presence channel as `user`; returns the presence data of `subscription_succeeded`.
-fn join(ws: &mut Ws, channel: &str, user: &str) -> Value {
-    ws.send_presence_subscribe(channel, &json!({ "user_id": user }).to_string());
-    let ev = ws.expect("pusher_internal:subscription_succeeded");
-    serde_json::from_str(ev["data"].as_str().unwrap()).unwrap()
-}
-
-/// The presence events a member gets before the marker published next.
-fn member_events(ws: &mut Ws, api: &mut common::Api, channel: &str) -> Vec<String> {
-    api.trigger(channel, "marker", "");
-    let mut out = Vec::new();
-    loop {
-        let ev = ws.event();
-        match ev["event"].as_str() {
-            Some("marker") => return out,
-            Some(e) if e.starts_with("pusher_internal:member_") => {
-                let data: Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
-                out.push(format!("{e} {}", data["user_id"].as_str().unwrap()));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// A member's presence events up to and including the first `member_removed`, and any that
-/// follow it before one more marker (a second removal would show there).
-fn until_removed(ws: &mut Ws, api: &mut common::Api, channel: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while !seen.iter().any(|e: &String| e.contains("member_removed")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no member_removed: {seen:?}"
-        );
-        seen.extend(member_events(ws, api, channel));
-    }
-    seen.extend(member_events(ws, api, channel));
-    seen
-}
-
-/// Waits (bounded) until `GET path` on `api` answers `expected`: counts change a moment after
-/// `subscription_succeeded`.
-fn converge(api: &mut common::Api, path: &str, params: &[(&str, &str)], expected: &Value) {
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        let r = api.get(path, params);
-        assert_eq!(r.status, 200, "{}", r.body);
-        if &r.json() == expected {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never converged: {} != {expected}",
-            r.body
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -354,14 +242,10 @@ fn channel_counts_are_summed_over_nodes() {
 #[test]
 fn a_killed_nodes_members_and_counts_are_removed_once() {
     let redis = Redis::start();
-    let fast = [
-        ("RINGCAST_CLUSTER_HEARTBEAT_S", "1"),
-        ("RINGCAST_CLUSTER_NODE_TIMEOUT_S", "2"),
-    ];
     let nodes = [
-        node(&redis, "t", &fast),
-        node(&redis, "t", &fast),
-        node(&redis, "t", &fast),
+        node(&redis, "t", &FAST),
+        node(&redis, "t", &FAST),
+        node(&redis, "t", &FAST),
     ];
     let ch = "presence-room";
     let mut u2_a = nodes[0].ws();

@@ -31,6 +31,13 @@ fn redis_occupancy_keeps_the_contract() {
 }
 
 #[test]
+fn redis_users_keep_the_contract() {
+    let redis = Redis::start();
+    let users = backends(&redis).into_parts(apps()).users;
+    block_on(contract::users(&users));
+}
+
+#[test]
 fn the_redis_bus_keeps_the_contract() {
     let redis = Redis::start();
     let nodes = ["n1", "n2", "n3"].map(|id| {

@@ -76,6 +76,8 @@ pub struct ApiCore {
     interest: interest::Interest,
     /// In a cluster: this node's presence connections, to register again after Redis lost them.
     local_members: membership::LocalMembers,
+    /// This node's signed-in connections and who they watch.
+    watchers: watchlists::Watchers,
     stopped_shards: Cell<usize>,
 }
 
@@ -206,6 +208,7 @@ pub async fn run(setup: ApiSetup) {
         announcements: Announcements::default(),
         interest: interest::Interest::default(),
         local_members: membership::LocalMembers::default(),
+        watchers: watchlists::Watchers::default(),
         stopped_shards: Cell::new(0),
     });
     // A node restarting under its old id clears what it held before, before it holds anything.

@@ -3,7 +3,7 @@
 //! to its shards.
 
 use super::cluster::{self, NodeEvent};
-use super::{ApiCore, membership};
+use super::{ApiCore, membership, watchlists};
 use crate::bus::{Broadcast, ShardCommand};
 use glommio::timer::Timer;
 use std::rc::Rc;
@@ -40,8 +40,8 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
     }
 }
 
-/// What ended with a dead node: its members' `member_removed` and the channels it vacated,
-/// with their webhooks, sent once (by the node that swept it).
+/// What ended with a dead node: its members' `member_removed`, the channels it vacated (with
+/// their webhooks) and its users' going offline, sent once (by the node that swept it).
 pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
     for d in gone {
         match d {
@@ -57,6 +57,11 @@ pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
             cluster::Departure::Vacated { app_id, channel } => {
                 if let Some(app) = core.apps.by_id(&app_id) {
                     core.webhooks.vacated(app.idx, &channel);
+                }
+            }
+            cluster::Departure::Offline { app_id, user_id } => {
+                if let Some(app) = core.apps.by_id(&app_id) {
+                    watchlists::changed(core, app.idx, &user_id, false).await;
                 }
             }
         }
@@ -106,16 +111,20 @@ pub async fn from_other_nodes(core: Rc<ApiCore>) {
                 };
                 core.shards.send_all(cmd).await;
             }
+            NodeEvent::UserStatus {
+                user_id, online, ..
+            } => watchlists::tell_watchers(&core, app, &user_id, online).await,
         }
     }
 }
 
 /// Redis no longer has what this node registered (it restarted empty, or swept this node as
 /// dead while it was cut off): this node's subscription counts and presence connections go
-/// back, without events (its clients never left).
+/// back, and its signed-in connections, without events (its clients never left).
 async fn register_again(core: &ApiCore) {
     let counts = core.interest.local_counts();
     let members = core.local_members.all();
+    let users = core.watchers.signed_in();
     for (app, channel, n) in &counts {
         if let Err(e) = core.cluster.occupancy.restore(*app, channel, *n).await {
             return log::warn!("cluster: registering this node again: {e}");
@@ -134,9 +143,16 @@ async fn register_again(core: &ApiCore) {
             return log::warn!("cluster: registering this node again: {e}");
         }
     }
+    for (app, user_id, socket) in &users {
+        if let Err(e) = core.cluster.users.connect(*app, user_id, *socket).await {
+            return log::warn!("cluster: registering this node again: {e}");
+        }
+    }
     log::info!(
-        "cluster: registered this node's state in Redis ({} channels, {} presence connections)",
+        "cluster: registered this node's state in Redis ({} channels, {} presence connections, \
+         {} signed-in connections)",
         counts.len(),
-        members.len()
+        members.len(),
+        users.len()
     );
 }

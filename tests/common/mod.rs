@@ -3,6 +3,7 @@
 //! with its own implementation of Pusher's scheme.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod receiver;
 pub mod redis;
 

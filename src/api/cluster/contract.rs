@@ -5,7 +5,6 @@
 
 use super::{Join, Left, NodeEvent, Occupancy, Presence, Transport, Users};
 use crate::app::AppIdx;
-use crate::bus::ConnRef;
 use crate::protocol::SocketId;
 
 const APP: AppIdx = AppIdx(0);
@@ -116,30 +115,27 @@ pub async fn occupancy(o: &dyn Occupancy) {
     assert!(o.occupied(APP, "").await.unwrap().is_empty());
 }
 
-/// A user is online from its first connection to its last; watchers are listed per watched
-/// user and forgotten when they leave. Leaves the backend empty.
+/// A user is online from its first connection to its last, a connection counts once however
+/// often it is reported, and apps are apart. Leaves the backend empty.
 pub async fn users(u: &dyn Users) {
     let (s1, s2) = (socket(0, 1), socket(1, 1));
     assert!(u.connect(APP, "a", s1).await.unwrap());
+    assert!(
+        !u.connect(APP, "a", s1).await.unwrap(),
+        "the same connection"
+    );
     assert!(!u.connect(APP, "a", s2).await.unwrap());
-    assert!(u.is_online(APP, "a").await.unwrap());
-    assert!(!u.is_online(OTHER_APP, "a").await.unwrap());
+    let asked: Vec<Box<str>> = vec!["b".into(), "a".into()];
+    assert_eq!(u.online(APP, &asked).await.unwrap(), [Box::from("a")]);
+    assert!(u.online(OTHER_APP, &asked).await.unwrap().is_empty());
     assert!(!u.disconnect(APP, "a", s1).await.unwrap());
+    assert!(!u.disconnect(APP, "a", s1).await.unwrap(), "left already");
     assert!(u.disconnect(APP, "a", s2).await.unwrap());
-    assert!(!u.is_online(APP, "a").await.unwrap());
+    assert!(u.online(APP, &asked).await.unwrap().is_empty());
     assert!(
         !u.disconnect(APP, "a", s2).await.unwrap(),
         "already offline"
     );
-    let watcher = ConnRef::new(3, socket(0, 9));
-    u.watch(APP, watcher, &["a".into(), "b".into()])
-        .await
-        .unwrap();
-    assert_eq!(u.watchers(APP, "b").await.unwrap(), [watcher]);
-    assert!(u.watchers(OTHER_APP, "b").await.unwrap().is_empty());
-    u.unwatch(APP, watcher.socket()).await.unwrap();
-    assert!(u.watchers(APP, "a").await.unwrap().is_empty());
-    assert!(u.watchers(APP, "b").await.unwrap().is_empty());
 }
 
 fn broadcast(channel: &str, n: u8) -> NodeEvent {
@@ -183,6 +179,14 @@ pub async fn transport(nodes: &[impl Transport; 3]) {
         "a heard nothing of its own before"
     );
     assert_eq!(b.recv().await.unwrap(), terminate);
+    let offline = NodeEvent::UserStatus {
+        app_id: "app".into(),
+        user_id: "u2".into(),
+        online: false,
+    };
+    b.send(&offline).await.unwrap();
+    assert_eq!(a.recv().await.unwrap(), offline);
+    assert_eq!(c.recv().await.unwrap(), offline);
     // Interest ends: `b` no longer hears "news".
     b.interest("app", "news", false).await.unwrap();
     a.send(&broadcast("news", 4)).await.unwrap();

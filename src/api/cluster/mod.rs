@@ -4,7 +4,7 @@
 //! - [`Presence`]: presence membership (who is on which presence channel, with which
 //!   connections);
 //! - [`Occupancy`]: subscription counts per channel (occupied/vacated, `subscription_count`);
-//! - [`Users`]: signed-in users and watchlists;
+//! - [`Users`]: signed-in users (who is online);
 //! - [`Transport`]: broadcasts between nodes.
 //!
 //! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
@@ -69,6 +69,8 @@ pub enum Departure {
     },
     /// A channel whose last subscribers were on the dead node.
     Vacated { app_id: String, channel: String },
+    /// A user whose last signed-in connection was on the dead node went offline.
+    Offline { app_id: String, user_id: String },
 }
 
 /// The nodes of the cluster and which of them are alive.
@@ -174,15 +176,15 @@ impl Cluster {
         }
     }
 
-    /// A node of a cluster on Redis: the bus, presence and counts there (users and
-    /// watchlists are still this node's own). `apps` are the app ids by index.
+    /// A node of a cluster on Redis: the bus and the shared state there. `apps` are the app
+    /// ids by index.
     pub fn on_redis(node: RedisNode, apps: Vec<String>) -> Cluster {
         let parts = node.into_parts(apps);
         Cluster {
             transport: Box::new(parts.transport),
             presence: Box::new(parts.presence),
             occupancy: Box::new(parts.occupancy),
-            users: Box::new(MemoryUsers::default()),
+            users: Box::new(parts.users),
             nodes: Box::new(parts.nodes),
             keys: Box::new(parts.keys),
         }

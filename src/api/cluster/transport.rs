@@ -25,13 +25,22 @@ pub enum NodeEvent {
         app_id: Box<str>,
         user_id: Box<str>,
     },
+    /// A user came online (its first signed-in connection anywhere) or went offline (its
+    /// last): each node tells its own watchers.
+    UserStatus {
+        app_id: Box<str>,
+        user_id: Box<str>,
+        online: bool,
+    },
 }
 
 impl NodeEvent {
     /// The app the event is for.
     pub fn app_id(&self) -> &str {
         match self {
-            NodeEvent::Broadcast { app_id, .. } | NodeEvent::TerminateUser { app_id, .. } => app_id,
+            NodeEvent::Broadcast { app_id, .. }
+            | NodeEvent::TerminateUser { app_id, .. }
+            | NodeEvent::UserStatus { app_id, .. } => app_id,
         }
     }
 }
@@ -41,7 +50,7 @@ impl NodeEvent {
 /// Broadcasts travel by interest: a node receives a channel's broadcasts only while it has
 /// declared interest in the channel (it has local subscribers), so what a node pays for grows
 /// with the channels it serves, not with the cluster's traffic. Cluster-wide commands
-/// (`TerminateUser`) reach every node.
+/// (`TerminateUser`, `UserStatus`) reach every node.
 pub trait Transport {
     /// Whether this node takes part in a cluster at all (a single node sends nothing).
     fn has_peers(&self) -> bool;
@@ -126,7 +135,7 @@ impl Transport for MemoryTransport {
                 NodeEvent::Broadcast {
                     app_id, channel, ..
                 } => node.interest.contains(&(app_id.clone(), channel.clone())),
-                NodeEvent::TerminateUser { .. } => true,
+                NodeEvent::TerminateUser { .. } | NodeEvent::UserStatus { .. } => true,
             };
             if node.id != self.id && wanted {
                 let _ = node.inbox.try_send(event.clone());

@@ -1,15 +1,15 @@
-//! Signed-in users across the cluster, and who watches whom (watchlists): a user is online from
-//! its first signed-in connection anywhere until its last one leaves.
+//! Signed-in users across the cluster: a user is online from its first signed-in connection
+//! anywhere until its last one leaves. Who watches whom is each node's own business
+//! (`api::watchlists`): watchers are connections, and a connection lives on one node.
 
 use super::{StateFuture, ready};
 use crate::app::AppIdx;
-use crate::bus::ConnRef;
 use crate::protocol::SocketId;
 use ahash::AHashMap;
 use std::cell::RefCell;
 
-/// Cluster-wide online users and watchlists. A watcher is the connection that asked to hear
-/// about some users.
+/// Cluster-wide online users. Each signed-in connection counts once, however often it is
+/// reported (a replayed sign-in is not a second connection).
 pub trait Users {
     /// A connection signed in as `user`; `true` if the user just came online.
     fn connect<'a>(&'a self, app: AppIdx, user: &'a str, socket: SocketId)
@@ -21,29 +21,17 @@ pub trait Users {
         user: &'a str,
         socket: SocketId,
     ) -> StateFuture<'a, bool>;
-    fn is_online<'a>(&'a self, app: AppIdx, user: &'a str) -> StateFuture<'a, bool>;
-    fn watch<'a>(
-        &'a self,
-        app: AppIdx,
-        watcher: ConnRef,
-        users: &'a [Box<str>],
-    ) -> StateFuture<'a, ()>;
-    fn unwatch(&self, app: AppIdx, socket: SocketId) -> StateFuture<'_, ()>;
-    fn watchers<'a>(&'a self, app: AppIdx, user: &'a str) -> StateFuture<'a, Vec<ConnRef>>;
+    /// Which of `users` are online now, in their order.
+    fn online<'a>(&'a self, app: AppIdx, users: &'a [Box<str>]) -> StateFuture<'a, Vec<Box<str>>>;
 }
 
-#[derive(Default)]
-struct State {
-    online: AHashMap<(AppIdx, Box<str>), Vec<SocketId>>,
-    watchers: AHashMap<(AppIdx, Box<str>), Vec<ConnRef>>,
-    /// What each watching connection watches, to forget it when it leaves.
-    watching: AHashMap<SocketId, Vec<Box<str>>>,
-}
+/// A user of an app.
+type User = (AppIdx, Box<str>);
 
-/// Users for a single node, in the API core's memory.
+/// Users for a single node, in the API core's memory: each online user's connections.
 #[derive(Default)]
 pub struct MemoryUsers {
-    state: RefCell<State>,
+    online: RefCell<AHashMap<User, Vec<SocketId>>>,
 }
 
 impl Users for MemoryUsers {
@@ -53,8 +41,11 @@ impl Users for MemoryUsers {
         user: &'a str,
         socket: SocketId,
     ) -> StateFuture<'a, bool> {
-        let mut state = self.state.borrow_mut();
-        let sockets = state.online.entry((app, user.into())).or_default();
+        let mut online = self.online.borrow_mut();
+        let sockets = online.entry((app, user.into())).or_default();
+        if sockets.contains(&socket) {
+            return ready(false);
+        }
         sockets.push(socket);
         ready(sockets.len() == 1)
     }
@@ -65,67 +56,28 @@ impl Users for MemoryUsers {
         user: &'a str,
         socket: SocketId,
     ) -> StateFuture<'a, bool> {
-        let mut state = self.state.borrow_mut();
+        let mut online = self.online.borrow_mut();
         let key = (app, Box::<str>::from(user));
-        let Some(sockets) = state.online.get_mut(&key) else {
+        let Some(sockets) = online.get_mut(&key) else {
             return ready(false);
         };
         let before = sockets.len();
         sockets.retain(|s| *s != socket);
+        let last = sockets.is_empty() && before > 0;
         if sockets.is_empty() {
-            state.online.remove(&key);
-            return ready(before > 0);
+            online.remove(&key);
         }
-        ready(false)
+        ready(last)
     }
 
-    fn is_online<'a>(&'a self, app: AppIdx, user: &'a str) -> StateFuture<'a, bool> {
-        let key = (app, Box::<str>::from(user));
-        ready(self.state.borrow().online.contains_key(&key))
-    }
-
-    fn watch<'a>(
-        &'a self,
-        app: AppIdx,
-        watcher: ConnRef,
-        users: &'a [Box<str>],
-    ) -> StateFuture<'a, ()> {
-        let mut state = self.state.borrow_mut();
-        for u in users {
-            state
-                .watchers
-                .entry((app, u.clone()))
-                .or_default()
-                .push(watcher);
-        }
-        state.watching.insert(watcher.socket(), users.to_vec());
-        ready(())
-    }
-
-    fn unwatch(&self, app: AppIdx, socket: SocketId) -> StateFuture<'_, ()> {
-        let mut state = self.state.borrow_mut();
-        for u in state.watching.remove(&socket).unwrap_or_default() {
-            let key = (app, u);
-            if let Some(list) = state.watchers.get_mut(&key) {
-                list.retain(|w| w.socket() != socket);
-                if list.is_empty() {
-                    state.watchers.remove(&key);
-                }
-            }
-        }
-        ready(())
-    }
-
-    fn watchers<'a>(&'a self, app: AppIdx, user: &'a str) -> StateFuture<'a, Vec<ConnRef>> {
-        let key = (app, Box::<str>::from(user));
-        ready(
-            self.state
-                .borrow()
-                .watchers
-                .get(&key)
-                .cloned()
-                .unwrap_or_default(),
-        )
+    fn online<'a>(&'a self, app: AppIdx, users: &'a [Box<str>]) -> StateFuture<'a, Vec<Box<str>>> {
+        let online = self.online.borrow();
+        let now = users
+            .iter()
+            .filter(|u| online.contains_key(&(app, (*u).clone())))
+            .cloned()
+            .collect();
+        ready(now)
     }
 }
 
@@ -137,7 +89,6 @@ mod tests {
     fn the_memory_backend_keeps_the_contract() {
         let u = MemoryUsers::default();
         futures_lite::future::block_on(super::super::contract::users(&u));
-        let state = u.state.borrow();
-        assert!(state.watchers.is_empty() && state.watching.is_empty() && state.online.is_empty());
+        assert!(u.online.borrow().is_empty());
     }
 }

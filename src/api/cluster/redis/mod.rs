@@ -11,11 +11,13 @@ pub mod link;
 mod nodes;
 mod occupancy;
 mod presence;
+mod users;
 mod wire;
 
 pub use nodes::RedisNodes;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
+pub use users::RedisUsers;
 
 use super::{ClusterError, NodeEvent, StateFuture, Transport};
 use crate::metrics::ClusterCounters;
@@ -78,6 +80,7 @@ impl RedisNode {
         };
         let presence = RedisPresence::new(link.clone(), keys.clone());
         let occupancy = RedisOccupancy::new(link.clone(), keys.clone());
+        let users = RedisUsers::new(link.clone(), keys.clone());
         let publish_keys = RedisKeys {
             link: link.clone(),
             prefix: keys.prefix.clone(),
@@ -87,6 +90,7 @@ impl RedisNode {
             transport,
             presence,
             occupancy,
+            users,
             nodes,
             keys: publish_keys,
         }
@@ -98,6 +102,7 @@ pub struct Parts {
     pub transport: RedisTransport,
     pub presence: RedisPresence,
     pub occupancy: RedisOccupancy,
+    pub users: RedisUsers,
     pub nodes: RedisNodes,
     pub keys: RedisKeys,
 }

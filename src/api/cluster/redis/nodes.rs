@@ -1,8 +1,8 @@
 //! Which nodes are alive. Each node beats every `heartbeat_s` (its time in the sorted set
 //! `{prefix}:nodes`); every node looks for nodes silent longer than `node_timeout_s` and
 //! sweeps them. The sweep is one Lua script that first takes the dead node out of the set,
-//! so exactly one survivor removes what the dead node held — its presence connections and its
-//! subscription counts — and hears which members and channels that ended. A node starting
+//! so exactly one survivor removes what the dead node held — its presence connections, its
+//! subscription counts and its signed-in connections — and hears which members and channels that ended. A node starting
 //! with the id of one that died sweeps its own leftovers first.
 
 use super::Keys;
@@ -16,7 +16,8 @@ use std::time::Duration;
 
 /// KEYS: the nodes set. ARGV: prefix, node id, cutoff (ms; a node beaten at or before it is
 /// dead). Answers the departures as a flat list: `m app channel user` for a member whose last
-/// connection was there, `v app channel` for a channel left without subscribers.
+/// connection was there, `v app channel` for a channel left without subscribers, `o app user`
+/// for a user whose last signed-in connection was there.
 const SWEEP: &str = r#"
 local prefix, node = ARGV[1], ARGV[2]
 local score = redis.call('ZSCORE', KEYS[1], node)
@@ -57,6 +58,19 @@ for i = 1, #flat, 2 do
   end
 end
 redis.call('DEL', subs)
+local users = prefix .. ':node:' .. node .. ':users'
+for _, e in ipairs(redis.call('SMEMBERS', users)) do
+  local p = split(e)
+  local app, user, sock = p[1], p[2], p[3]
+  if redis.call('HDEL', prefix .. ':uconn:' .. app, user .. '\31' .. sock) == 1 then
+    local online = prefix .. ':users:' .. app
+    if redis.call('HINCRBY', online, user, -1) <= 0 then
+      redis.call('HDEL', online, user)
+      table.insert(out, 'o'); table.insert(out, app); table.insert(out, user)
+    end
+  end
+end
+redis.call('DEL', users)
 redis.call('DEL', prefix .. ':node:' .. node .. ':registered')
 return out
 "#;
@@ -134,6 +148,13 @@ fn departures(flat: &[String]) -> Vec<Departure> {
                 });
                 rest = tail;
             }
+            [kind, app, user, tail @ ..] if kind == "o" => {
+                out.push(Departure::Offline {
+                    app_id: app.clone(),
+                    user_id: user.clone(),
+                });
+                rest = tail;
+            }
             _ => return out,
         }
     }
@@ -194,9 +215,20 @@ mod tests {
 
     #[test]
     fn departures_are_read_from_the_flat_answer() {
-        let flat: Vec<String> = ["m", "a", "presence-x", "u1", "v", "a", "news"]
-            .map(String::from)
-            .to_vec();
+        let flat: Vec<String> = [
+            "m",
+            "a",
+            "presence-x",
+            "u1",
+            "v",
+            "a",
+            "news",
+            "o",
+            "a",
+            "u2",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
             departures(&flat),
             [
@@ -208,6 +240,10 @@ mod tests {
                 Departure::Vacated {
                     app_id: "a".into(),
                     channel: "news".into()
+                },
+                Departure::Offline {
+                    app_id: "a".into(),
+                    user_id: "u2".into()
                 }
             ]
         );

@@ -30,9 +30,28 @@ struct Envelope<'a> {
     x: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     cache: bool,
-    /// A user to terminate everywhere.
+    /// A user: to terminate everywhere, or (with `on`) who came online or went offline.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     u: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    on: Option<bool>,
+}
+
+impl<'a> Envelope<'a> {
+    fn user(origin: &'a str, t: u64, app: &'a str, user: &'a str, on: Option<bool>) -> Self {
+        Envelope {
+            o: origin.into(),
+            a: app.into(),
+            t,
+            c: None,
+            p: None,
+            h: None,
+            x: None,
+            cache: false,
+            u: Some(user.into()),
+            on,
+        }
+    }
 }
 
 /// The Redis channel that carries an app channel's broadcasts. Channel names cannot contain
@@ -52,7 +71,7 @@ pub fn channel_for(prefix: &str, event: &NodeEvent) -> String {
         NodeEvent::Broadcast {
             app_id, channel, ..
         } => broadcast_channel(prefix, app_id, channel),
-        NodeEvent::TerminateUser { .. } => all_channel(prefix),
+        NodeEvent::TerminateUser { .. } | NodeEvent::UserStatus { .. } => all_channel(prefix),
     }
 }
 
@@ -79,19 +98,17 @@ pub fn encode(origin: &str, sent_us: u64, event: &NodeEvent) -> Vec<u8> {
                 x: except.map(|s| s.to_string()),
                 cache: *cacheable,
                 u: None,
+                on: None,
             }
         }
-        NodeEvent::TerminateUser { app_id, user_id } => Envelope {
-            o: origin.into(),
-            a: (**app_id).into(),
-            t: sent_us,
-            c: None,
-            p: None,
-            h: None,
-            x: None,
-            cache: false,
-            u: Some((**user_id).into()),
-        },
+        NodeEvent::TerminateUser { app_id, user_id } => {
+            Envelope::user(origin, sent_us, app_id, user_id, None)
+        }
+        NodeEvent::UserStatus {
+            app_id,
+            user_id,
+            online,
+        } => Envelope::user(origin, sent_us, app_id, user_id, Some(*online)),
     };
     serde_json::to_vec(&envelope).unwrap_or_default()
 }
@@ -119,9 +136,16 @@ pub fn decode(bytes: &[u8]) -> Option<Received> {
             except: e.x.and_then(|s| s.parse::<SocketId>().ok()),
             cacheable: e.cache,
         },
-        (None, None, Some(user_id)) => NodeEvent::TerminateUser {
-            app_id: e.a.as_ref().into(),
-            user_id: user_id.as_ref().into(),
+        (None, None, Some(user_id)) => match e.on {
+            None => NodeEvent::TerminateUser {
+                app_id: e.a.as_ref().into(),
+                user_id: user_id.as_ref().into(),
+            },
+            Some(online) => NodeEvent::UserStatus {
+                app_id: e.a.as_ref().into(),
+                user_id: user_id.as_ref().into(),
+                online,
+            },
         },
         _ => return None,
     };
@@ -156,6 +180,12 @@ mod tests {
             user_id: "u\"1".into(),
         };
         assert_eq!(decode(&encode("n2", 0, &t)).unwrap().event, t);
+        let on = NodeEvent::UserStatus {
+            app_id: "a".into(),
+            user_id: "u1".into(),
+            online: true,
+        };
+        assert_eq!(decode(&encode("n2", 0, &on)).unwrap().event, on);
         assert!(decode(b"not json").is_none());
         let bytes = NodeEvent::Broadcast {
             app_id: "a".into(),
