@@ -135,7 +135,7 @@ fn fanout(c: &mut Criterion) {
 /// What the API core does per publish besides signing: record it in history and, for cache
 /// channels, keep it; and what a shard adds per broadcast for `/metrics`.
 fn per_publish(c: &mut Criterion) {
-    use ringcast::api::history::{History, Retention};
+    use ringcast::api::cluster::history::{History, Retention};
     use ringcast::app::AppIdx;
     use ringcast::bus::Broadcast;
     use ringcast::last_events::LastEvents;

@@ -45,6 +45,24 @@ impl<V: Clone> LastEvents<V> {
         (now < *expires).then(|| (event.clone(), *expires))
     }
 
+    /// Remembers `event` unless the channel has an unexpired one already.
+    pub fn store_if_absent(
+        &mut self,
+        app: AppIdx,
+        channel: &str,
+        event: V,
+        expires: Tick,
+        now: Tick,
+    ) {
+        if self.get(app, channel, now).is_none() {
+            self.store(app, channel, event, expires);
+        }
+    }
+
+    pub fn forget(&mut self, app: AppIdx, channel: &str) {
+        self.entries.remove(&(app, Box::<str>::from(channel)));
+    }
+
     pub fn purge(&mut self, now: Tick) {
         self.entries.retain(|_, (_, expires)| now < *expires);
     }
@@ -63,6 +81,21 @@ mod tests {
         assert_eq!(c.get(app, "cache-a", 11), Some(("two", 12)));
         assert_eq!(c.get(app, "cache-a", 12), None);
         assert_eq!(c.get(AppIdx(1), "cache-a", 0), None);
+        c.store_if_absent(app, "cache-a", "three", 20, 11);
+        assert_eq!(
+            c.get(app, "cache-a", 11),
+            Some(("two", 12)),
+            "a newer one stays"
+        );
+        c.store_if_absent(app, "cache-a", "three", 20, 12);
+        assert_eq!(
+            c.get(app, "cache-a", 12),
+            Some(("three", 20)),
+            "an expired one goes"
+        );
+        c.forget(app, "cache-a");
+        assert_eq!(c.get(app, "cache-a", 12), None);
+        c.store(app, "cache-b", "four", 12);
         c.purge(12);
         assert!(c.entries.is_empty());
     }

@@ -3,9 +3,9 @@
 
 mod common;
 
+use common::Ws;
 use common::cluster::*;
 use common::redis::{Redis, node};
-use common::Ws;
 use serde_json::{Value, json};
 
 #[test]

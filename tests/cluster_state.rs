@@ -19,22 +19,36 @@ fn backends(redis: &Redis) -> RedisNode {
 #[test]
 fn redis_presence_keeps_the_contract() {
     let redis = Redis::start();
-    let presence = backends(&redis).into_parts(apps()).presence;
+    let presence = backends(&redis).into_parts(apps(), 1).presence;
     block_on(contract::presence(&presence));
 }
 
 #[test]
 fn redis_occupancy_keeps_the_contract() {
     let redis = Redis::start();
-    let occupancy = backends(&redis).into_parts(apps()).occupancy;
+    let occupancy = backends(&redis).into_parts(apps(), 1).occupancy;
     block_on(contract::occupancy(&occupancy));
 }
 
 #[test]
 fn redis_users_keep_the_contract() {
     let redis = Redis::start();
-    let users = backends(&redis).into_parts(apps()).users;
+    let users = backends(&redis).into_parts(apps(), 1).users;
     block_on(contract::users(&users));
+}
+
+#[test]
+fn redis_history_keeps_the_contract() {
+    let redis = Redis::start();
+    let history = backends(&redis).into_parts(apps(), 1).history;
+    block_on(contract::history(&history));
+}
+
+#[test]
+fn the_redis_cache_keeps_the_contract() {
+    let redis = Redis::start();
+    let cache = backends(&redis).into_parts(apps(), 1).cache;
+    block_on(contract::cache(&cache));
 }
 
 #[test]
@@ -43,7 +57,7 @@ fn the_redis_bus_keeps_the_contract() {
     let nodes = ["n1", "n2", "n3"].map(|id| {
         RedisNode::start(&redis.url(), "contract", id)
             .unwrap()
-            .into_parts(apps())
+            .into_parts(apps(), 1)
             .transport
     });
     // Pub/sub connects in the background; the contract starts once all three are up.

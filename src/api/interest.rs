@@ -3,17 +3,47 @@
 //! ([`super::cluster::Transport::interest`]); a subscription on this node is confirmed only once
 //! that interest is in place, so no broadcast accepted elsewhere after the client heard
 //! `subscription_succeeded` can miss it. Interest is dropped [`LINGER`] after the channel's last
-//! local subscriber leaves, so a channel that empties and fills again does not flap.
+//! local subscriber leaves, so a channel that empties and fills again does not flap. A cache
+//! channel's shards get its last event from the shared store when interest starts, and
+//! forget it when interest ends (what arrives meanwhile would not reach them).
 
 use super::ApiCore;
 use super::cluster::ClusterError;
 use crate::app::AppIdx;
+use crate::bus::ShardCommand;
+use crate::protocol::ChannelName;
 use ahash::AHashMap;
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+fn is_cache(channel: &str) -> bool {
+    ChannelName::classify(channel).is_some_and(|c| c.cache)
+}
+
+/// A cache channel this node starts serving: its shards get the last event from the shared
+/// store, published while this node did not receive the channel (or before it started).
+/// They keep a newer one that has arrived meanwhile.
+async fn remember_cached(core: &ApiCore, app: AppIdx, channel: &str) {
+    if !is_cache(channel) {
+        return;
+    }
+    let cached = match core.cluster.cache.last(app, channel).await {
+        Ok(Some(cached)) => cached,
+        Ok(None) => return,
+        Err(e) => return log::warn!("cluster: the last event of {channel}: {e}"),
+    };
+    let Some(payload) = cached.frame else { return };
+    let remember = || ShardCommand::Remember {
+        app,
+        channel: channel.into(),
+        payload: payload.clone(),
+        ttl_s: cached.ttl_s,
+    };
+    core.shards.send_all(remember).await;
+}
 
 /// How long interest outlives a channel's last local subscriber.
 pub const LINGER: Duration = Duration::from_secs(5);
@@ -99,6 +129,9 @@ impl Interest {
     ) -> Result<(), ClusterError> {
         let app_id = core.apps.get(key.0).id();
         let result = core.cluster.transport.interest(app_id, &key.1, true).await;
+        if result.is_ok() {
+            remember_cached(core, key.0, &key.1).await;
+        }
         {
             let mut entries = self.entries.borrow_mut();
             match &result {
@@ -166,6 +199,14 @@ impl Interest {
         let app_id = core.apps.get(key.0).id();
         if let Err(e) = core.cluster.transport.interest(app_id, &key.1, false).await {
             log::warn!("cluster: leaving {}: {e}", key.1);
+        }
+        if is_cache(&key.1) {
+            let (app, channel) = (key.0, &key.1);
+            let forget = || ShardCommand::Forget {
+                app,
+                channel: channel.clone(),
+            };
+            core.shards.send_all(forget).await;
         }
         self.entries.borrow_mut().remove(&key);
         done.close();

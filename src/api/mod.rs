@@ -153,7 +153,8 @@ fn event_name(b: &Broadcast) -> &str {
     serde_json::from_slice::<Name>(&b.payload).map_or("an event", |n| n.event)
 }
 
-/// A seed that differs from run to run (stream ids must change after a restart).
+/// A seed that differs from run to run and node to node (stream ids must change after a
+/// restart, and two nodes never make the same one).
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -194,9 +195,9 @@ pub async fn run(setup: ApiSetup) {
     let cluster = match setup.cluster {
         Some(node) => {
             let ids = setup.apps.iter().map(|a| a.id().to_string()).collect();
-            Cluster::on_redis(node, ids)
+            Cluster::on_redis(node, ids, seed())
         }
-        None => Cluster::single_node(),
+        None => Cluster::single_node(seed()),
     };
     let core = Rc::new(ApiCore {
         webhooks,
@@ -204,7 +205,7 @@ pub async fn run(setup: ApiSetup) {
         config: setup.config,
         shards: Shards::new(shards),
         cluster,
-        publisher: Publisher::new(seed()),
+        publisher: Publisher::default(),
         announcements: Announcements::default(),
         interest: interest::Interest::default(),
         local_members: membership::LocalMembers::default(),
@@ -238,7 +239,7 @@ async fn until_stopped(core: &ApiCore, stop: &AtomicBool) {
         Timer::new(Duration::from_millis(50)).await;
         if purged.elapsed() >= Duration::from_secs(60) {
             purged = Instant::now();
-            core.publisher.purge(&core.apps);
+            core.publisher.purge(core);
         }
     }
 }

@@ -83,6 +83,20 @@ pub enum ShardCommand {
         app: AppIdx,
         user_id: Box<str>,
     },
+    /// In a cluster, a cache channel's last event published while this node did not serve the
+    /// channel: kept for `ttl_s` unless the shard has a newer one already.
+    Remember {
+        app: AppIdx,
+        channel: Box<str>,
+        payload: Box<[u8]>,
+        ttl_s: u64,
+    },
+    /// In a cluster, this node stopped receiving the channel's broadcasts, so its copy of the
+    /// last event may go stale: forget it (the next subscriber's node asks Redis again).
+    Forget {
+        app: AppIdx,
+        channel: Box<str>,
+    },
 }
 
 /// Shard → API core.

@@ -253,6 +253,23 @@ impl Shard {
                     .hub
                     .close_user(app, &user_id, ErrorCode::Unauthorized)
             }
+            ShardCommand::Remember {
+                app,
+                channel,
+                payload,
+                ttl_s,
+            } => {
+                let mut state = self.state.borrow_mut();
+                let ttl = crate::clock::Tick::try_from(ttl_s).unwrap_or(crate::clock::Tick::MAX);
+                let (now, frame) = (state.now, ws::frame::text(&payload).into());
+                let expires = now.saturating_add(ttl);
+                state
+                    .last_events
+                    .store_if_absent(app, &channel, frame, expires, now);
+            }
+            ShardCommand::Forget { app, channel } => {
+                self.state.borrow_mut().last_events.forget(app, &channel)
+            }
             ShardCommand::Shutdown => {}
         }
     }

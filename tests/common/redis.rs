@@ -97,13 +97,21 @@ impl Drop for Redis {
 /// A ringcast node of the cluster `prefix` on `redis`, with extra environment; returns once
 /// it is connected to Redis.
 pub fn node(redis: &Redis, prefix: &str, env: &[(&str, &str)]) -> Server {
+    node_with(redis, prefix, None, env)
+}
+
+/// [`node`] from a TOML config (e.g. with its own app settings).
+pub fn node_with(redis: &Redis, prefix: &str, toml: Option<&str>, env: &[(&str, &str)]) -> Server {
     let url = redis.url();
     let mut all = vec![
         ("RINGCAST_CLUSTER_REDIS_URL", url.as_str()),
         ("RINGCAST_CLUSTER_PREFIX", prefix),
     ];
     all.extend_from_slice(env);
-    let server = Server::start(&all);
+    let server = match toml {
+        Some(toml) => Server::with_config_env(toml, &all),
+        None => Server::start(&all),
+    };
     server.wait_log("connected to Redis");
     server
 }

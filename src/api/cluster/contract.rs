@@ -3,9 +3,13 @@
 //! backends run the same functions against a real `redis-server` (`tests/cluster_state.rs`).
 //! Each uses app indexes 0 and 1 and leaves the backend as it found it.
 
+use super::cache::{CacheStore, LastPublish};
+use super::history::{Ask, Bounds, Direction, HistoryStore, Retention, Window};
 use super::{Join, Left, NodeEvent, Occupancy, Presence, Transport, Users};
 use crate::app::AppIdx;
+use crate::bus::Broadcast;
 use crate::protocol::SocketId;
+use std::sync::Arc;
 
 const APP: AppIdx = AppIdx(0);
 const OTHER_APP: AppIdx = AppIdx(1);
@@ -136,6 +140,128 @@ pub async fn users(u: &dyn Users) {
         !u.disconnect(APP, "a", s2).await.unwrap(),
         "already offline"
     );
+}
+
+fn serials(w: &Window) -> Vec<u64> {
+    w.items.iter().map(|e| e.serial).collect()
+}
+
+/// One stream per channel: serials from 1, the app's count limit, windows in either direction
+/// from a cursor and within bounds, apps apart.
+pub async fn history(h: &dyn HistoryStore) {
+    let keep = Retention {
+        max_messages: 3,
+        ttl_ms: 60_000,
+    };
+    let event = |n: u64| {
+        Arc::new(Broadcast::event(
+            APP,
+            "news",
+            "e",
+            &format!("\"{n}\""),
+            None,
+        ))
+    };
+    let events: Vec<_> = (1..=5).map(event).collect();
+    for e in &events {
+        h.record(keep, e, "e", 1).await.unwrap();
+    }
+    let ask = |direction, from, bounds, count| Ask {
+        direction,
+        from,
+        bounds,
+        count,
+    };
+    let all = Bounds::default();
+    let newest = ask(Direction::NewestFirst, None, all, 10);
+    let w = h.window(APP, "news", keep, newest).await.unwrap().unwrap();
+    assert_eq!(serials(&w), [5, 4, 3], "the last three");
+    assert_eq!((w.oldest.serial, w.newest.serial, w.messages), (3, 5, 3));
+    let bytes: usize = events[2..].iter().map(|e| e.payload.len()).sum();
+    assert_eq!(w.bytes, bytes);
+    assert!(w.oldest.published_at_ms <= w.newest.published_at_ms);
+    let top = &w.items[0];
+    assert_eq!((&*top.name, top.data_len), ("e", 1));
+    assert_eq!(top.message, events[4].payload, "the frame as delivered");
+    assert!(!w.stream_id.is_empty() && w.stream_id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let from_4 = ask(Direction::OldestFirst, Some(4), all, 10);
+    let page = h.window(APP, "news", keep, from_4).await.unwrap().unwrap();
+    assert_eq!(serials(&page), [4, 5]);
+    let from_4_down = ask(Direction::NewestFirst, Some(4), all, 1);
+    let page = h
+        .window(APP, "news", keep, from_4_down)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(serials(&page), [4]);
+    let bounded = Bounds {
+        start_serial: Some(4),
+        ..all
+    };
+    let page = h
+        .window(
+            APP,
+            "news",
+            keep,
+            ask(Direction::NewestFirst, None, bounded, 10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(serials(&page), [5, 4]);
+    let too_late = Bounds {
+        start_time_ms: Some(w.newest.published_at_ms + 1),
+        ..all
+    };
+    let page = h
+        .window(
+            APP,
+            "news",
+            keep,
+            ask(Direction::OldestFirst, None, too_late, 10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(page.items.is_empty() && page.messages == 3);
+    assert!(
+        h.window(OTHER_APP, "news", keep, newest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        h.window(APP, "sport", keep, newest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A cache channel's last event, until it expires; apps apart.
+pub async fn cache(c: &dyn CacheStore) {
+    let publish = |event: &'static str, data: &'static str, frame: &'static str| LastPublish {
+        app: APP,
+        channel: "cache-news",
+        event,
+        data,
+        frame: frame.as_bytes(),
+        ttl_s: 60,
+    };
+    c.remember(publish("e1", r#""one""#, r#"{"event":"e1"}"#))
+        .await
+        .unwrap();
+    c.remember(publish("e2", r#""two""#, r#"{"event":"e2"}"#))
+        .await
+        .unwrap();
+    let last = c.last(APP, "cache-news").await.unwrap().unwrap();
+    assert_eq!((&*last.event, &*last.data), ("e2", r#""two""#));
+    assert!((59..=60).contains(&last.ttl_s), "{}", last.ttl_s);
+    if let Some(frame) = last.frame {
+        assert_eq!(&*frame, br#"{"event":"e2"}"#);
+    }
+    assert_eq!(c.last(OTHER_APP, "cache-news").await.unwrap(), None);
+    assert_eq!(c.last(APP, "cache-sport").await.unwrap(), None);
 }
 
 fn broadcast(channel: &str, n: u8) -> NodeEvent {

@@ -5,7 +5,9 @@
 //!   connections);
 //! - [`Occupancy`]: subscription counts per channel (occupied/vacated, `subscription_count`);
 //! - [`Users`]: signed-in users (who is online);
-//! - [`Transport`]: broadcasts between nodes.
+//! - [`Transport`]: broadcasts between nodes;
+//! - [`history::HistoryStore`]: channel history; [`cache::CacheStore`]: cache channels' last
+//!   events.
 //!
 //! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
 //! slow or down, and the API core answers such failures with the error the spec names (503,
@@ -14,6 +16,8 @@
 //! backends run them as unit tests, the Redis ones in `tests/cluster_state.rs` against a real
 //! `redis-server`).
 
+pub mod cache;
+pub mod history;
 mod occupancy;
 mod presence;
 mod redis;
@@ -161,11 +165,14 @@ pub struct Cluster {
     pub transport: Box<dyn Transport>,
     pub nodes: Box<dyn Nodes>,
     pub keys: Box<dyn PublishKeys>,
+    pub history: Box<dyn history::HistoryStore>,
+    pub cache: Box<dyn cache::CacheStore>,
 }
 
 impl Cluster {
-    /// A single node: everything in the API core's memory, no other nodes.
-    pub fn single_node() -> Cluster {
+    /// A single node: everything in the API core's memory, no other nodes. `seed` makes
+    /// history stream ids differ from run to run.
+    pub fn single_node(seed: u64) -> Cluster {
         Cluster {
             presence: Box::new(MemoryPresence::default()),
             occupancy: Box::new(MemoryOccupancy::default()),
@@ -173,13 +180,15 @@ impl Cluster {
             transport: Box::new(Solo),
             nodes: Box::new(Alone),
             keys: Box::new(LocalKeysOnly),
+            history: Box::new(history::MemoryHistory::new(seed)),
+            cache: Box::new(cache::MemoryCache::new()),
         }
     }
 
     /// A node of a cluster on Redis: the bus and the shared state there. `apps` are the app
     /// ids by index.
-    pub fn on_redis(node: RedisNode, apps: Vec<String>) -> Cluster {
-        let parts = node.into_parts(apps);
+    pub fn on_redis(node: RedisNode, apps: Vec<String>, seed: u64) -> Cluster {
+        let parts = node.into_parts(apps, seed);
         Cluster {
             transport: Box::new(parts.transport),
             presence: Box::new(parts.presence),
@@ -187,6 +196,8 @@ impl Cluster {
             users: Box::new(parts.users),
             nodes: Box::new(parts.nodes),
             keys: Box::new(parts.keys),
+            history: Box::new(parts.history),
+            cache: Box::new(parts.cache),
         }
     }
 }

@@ -6,8 +6,7 @@
 //! (they get higher serials, which a `newest_first` walk has already passed and an
 //! `oldest_first` walk reaches in order).
 
-use super::retention;
-use super::store::{History, Stored, Stream};
+use crate::api::cluster::history::{Ask, Bounds, Direction, HistoryStore, Retention, Window};
 use crate::api::request::Authed;
 use crate::http::{ApiError, ApiResponse};
 use serde::Serialize;
@@ -16,37 +15,10 @@ use serde_json::value::RawValue;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Direction {
-    NewestFirst,
-    OldestFirst,
-}
-
-impl Direction {
-    fn tag(self) -> char {
-        match self {
-            Direction::NewestFirst => 'n',
-            Direction::OldestFirst => 'o',
-        }
-    }
-}
-
-/// Inclusive bounds asked for; echoed in the answer.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-struct Bounds {
-    start_serial: Option<u64>,
-    end_serial: Option<u64>,
-    start_time_ms: Option<u64>,
-    end_time_ms: Option<u64>,
-}
-
-impl Bounds {
-    fn admits(&self, e: &Stored) -> bool {
-        self.start_serial.is_none_or(|s| e.serial >= s)
-            && self.end_serial.is_none_or(|s| e.serial <= s)
-            && self.start_time_ms.is_none_or(|t| e.published_at_ms >= t)
-            && self.end_time_ms.is_none_or(|t| e.published_at_ms <= t)
+fn tag(d: Direction) -> char {
+    match d {
+        Direction::NewestFirst => 'n',
+        Direction::OldestFirst => 'o',
     }
 }
 
@@ -60,7 +32,7 @@ struct Cursor {
 
 impl Cursor {
     fn encode(&self) -> String {
-        format!("{}{}-{}", self.direction.tag(), self.serial, self.stream_id)
+        format!("{}{}-{}", tag(self.direction), self.serial, self.stream_id)
     }
 
     fn decode(s: &str) -> Option<Cursor> {
@@ -183,63 +155,29 @@ struct Page<'a> {
     continuity: Continuity<'a>,
 }
 
-fn continuity<'a>(stream: &'a Stream, bounds: &Bounds) -> Continuity<'a> {
-    let (Some(oldest), Some(newest)) = (stream.oldest(), stream.newest()) else {
-        return Continuity {
-            complete: true,
-            ..Continuity::default()
-        };
-    };
-    let truncated = oldest.serial > 1;
+fn continuity<'a>(w: &'a Window, bounds: &Bounds) -> Continuity<'a> {
+    let truncated = w.oldest.serial > 1;
     // Events before the oldest retained one are gone; the bounds may not reach back there.
-    let reaches_gone = bounds.start_serial.is_none_or(|s| s < oldest.serial)
+    let reaches_gone = bounds.start_serial.is_none_or(|s| s < w.oldest.serial)
         && bounds
             .start_time_ms
-            .is_none_or(|t| t < oldest.published_at_ms);
+            .is_none_or(|t| t < w.oldest.published_at_ms);
     Continuity {
-        stream_id: Some(&stream.id),
-        oldest_available_serial: Some(oldest.serial),
-        newest_available_serial: Some(newest.serial),
-        oldest_available_published_at_ms: Some(oldest.published_at_ms),
-        newest_available_published_at_ms: Some(newest.published_at_ms),
-        retained_messages: stream.events.len(),
-        retained_bytes: stream.bytes,
+        stream_id: Some(&w.stream_id),
+        oldest_available_serial: Some(w.oldest.serial),
+        newest_available_serial: Some(w.newest.serial),
+        oldest_available_published_at_ms: Some(w.oldest.published_at_ms),
+        newest_available_published_at_ms: Some(w.newest.published_at_ms),
+        retained_messages: w.messages,
+        retained_bytes: w.bytes,
         complete: !(truncated && reaches_gone),
         truncated_by_retention: truncated,
     }
 }
 
-/// The retained events a page may show, in the page's order, starting at the cursor.
-fn walk<'a>(stream: &'a Stream, q: &'a Query) -> Box<dyn Iterator<Item = &'a Stored> + 'a> {
-    let admitted = move |e: &&Stored| q.bounds.admits(e);
-    match (q.direction, &q.cursor) {
-        (Direction::NewestFirst, c) => {
-            let from = c.as_ref().map_or(u64::MAX, |c| c.serial);
-            Box::new(
-                stream
-                    .events
-                    .iter()
-                    .rev()
-                    .skip_while(move |e| e.serial > from)
-                    .filter(admitted),
-            )
-        }
-        (Direction::OldestFirst, c) => {
-            let from = c.as_ref().map_or(0, |c| c.serial);
-            Box::new(
-                stream
-                    .events
-                    .iter()
-                    .skip_while(move |e| e.serial < from)
-                    .filter(admitted),
-            )
-        }
-    }
-}
-
 /// One page of `channel`'s history, as `req` asks for it.
-pub fn page(
-    history: &mut History,
+pub async fn page(
+    history: &dyn HistoryStore,
     req: &Authed<'_>,
     channel: &str,
 ) -> Result<ApiResponse, ApiError> {
@@ -249,12 +187,16 @@ pub fn page(
         ));
     }
     let q = parse_query(req)?;
-    let stream = history.stream(
-        req.app.idx,
-        channel,
-        crate::clock::unix_ms(),
-        retention(req.app),
-    );
+    // One more than the page, to know whether there is a next one.
+    let ask = Ask {
+        direction: q.direction,
+        from: q.cursor.as_ref().map(|c| c.serial),
+        bounds: q.bounds,
+        count: q.limit + 1,
+    };
+    let window = history
+        .window(req.app.idx, channel, Retention::of(req.app), ask)
+        .await?;
     let empty = Page {
         items: Vec::new(),
         direction: q.direction,
@@ -267,43 +209,42 @@ pub fn page(
             ..Continuity::default()
         },
     };
-    let Some(stream) = stream else {
+    let Some(w) = window else {
         return Ok(json_page(&empty));
     };
     if q.cursor
         .as_ref()
-        .is_some_and(|c| *c.stream_id != *stream.id)
+        .is_some_and(|c| c.stream_id != w.stream_id)
     {
         return Err(bad(
             "the cursor belongs to a stream this channel no longer has; start again",
         ));
     }
-    let mut events = walk(stream, &q);
-    let mut items = Vec::with_capacity(q.limit.min(stream.events.len()));
-    for e in events.by_ref().take(q.limit) {
-        let message: &RawValue = serde_json::from_slice(&e.event.payload)
-            .map_err(|_| bad("stored event is not JSON"))?;
+    let mut items = Vec::with_capacity(q.limit.min(w.items.len()));
+    for e in w.items.iter().take(q.limit) {
+        let message: &RawValue =
+            serde_json::from_slice(&e.message).map_err(|_| bad("stored event is not JSON"))?;
         items.push(Item {
-            stream_id: &stream.id,
+            stream_id: &w.stream_id,
             serial: e.serial,
             published_at_ms: e.published_at_ms,
-            message_id: format!("{}-{}", stream.id, e.serial),
+            message_id: format!("{}-{}", w.stream_id, e.serial),
             event_name: &e.name,
             operation_kind: "append",
             payload_size_bytes: e.data_len,
             message,
         });
     }
-    let next = events.next().map(|e| Cursor {
+    let next = w.items.get(q.limit).map(|e| Cursor {
         direction: q.direction,
         serial: e.serial,
-        stream_id: stream.id.to_string(),
+        stream_id: w.stream_id.clone(),
     });
     let page = Page {
         items,
         has_more: next.is_some(),
         next_cursor: next.map(|c| c.encode()),
-        continuity: continuity(stream, &q.bounds),
+        continuity: continuity(&w, &q.bounds),
         ..empty
     };
     Ok(json_page(&page))

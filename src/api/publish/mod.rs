@@ -1,25 +1,23 @@
 //! The publish service: everything a publish goes through on the API core, in order —
 //! validation ([`validate`]), idempotency keys ([`idempotency`]), the `info` counts, history
-//! and the cache channel copy ([`cache`]), then one broadcast per shard with the frame
-//! encoded once. It also serves what it keeps: history pages and `info=cache`.
+//! and the cache channel's last event (kept by the cluster state), then one broadcast per
+//! shard (and one bus message per node) with the frame encoded once.
 
-mod cache;
 pub mod idempotency;
 mod validate;
 
 use super::ApiCore;
 use super::channel_info;
 use super::cluster::KeyClaim;
-use super::history::{self, History};
+use super::cluster::cache::LastPublish;
+use super::cluster::history::Retention;
 use super::request::Authed;
-use crate::app::{App, AppIdx};
+use crate::app::App;
 use crate::bus::Broadcast;
 use crate::http::{ApiError, ApiResponse};
 use crate::protocol::ChannelName;
-use cache::CachedEvents;
 use idempotency::{Claim, Guard, Idempotency};
 use serde_json::{Map, Value, json};
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 use validate::{BatchBody, EventBody, Publish, decoded_len, parse};
@@ -50,10 +48,9 @@ impl Refused {
     }
 }
 
+#[derive(Default)]
 pub struct Publisher {
-    history: RefCell<History>,
     keys: Idempotency,
-    cache: CachedEvents,
 }
 
 /// An answer with the `info` counts asked for, or `{}`.
@@ -66,15 +63,6 @@ fn answer(asked: bool, key: &str, info: Value) -> ApiResponse {
 }
 
 impl Publisher {
-    /// `seed` makes history stream ids differ from run to run.
-    pub fn new(seed: u64) -> Publisher {
-        Publisher {
-            history: RefCell::new(History::new(seed)),
-            keys: Idempotency::default(),
-            cache: CachedEvents::new(),
-        }
-    }
-
     /// Claims an idempotency key, on this node and then with the others: `Ok(held)` to
     /// publish, `Err(Refused::Repeat)` for a key accepted before anywhere.
     async fn claim<'a>(
@@ -243,45 +231,42 @@ impl Publisher {
                 info.insert(channel.clone(), Value::Object(counts));
             }
         }
-        let keep = history::retention(app);
+        let keep = Retention::of(app);
         let data_len = decoded_len(&publish.data);
+        let cluster = &core.cluster;
         for channel in &publish.channels {
             let cacheable = ChannelName::classify(channel).is_some_and(|c| c.cache);
-            if cacheable {
-                self.cache
-                    .remember(app, channel, &publish.name, &publish.data);
-            }
             let b = Broadcast::event(app.idx, channel, &publish.name, &publish.data, None)
                 .except(publish.except)
                 .cacheable(cacheable);
             let b = Arc::new(b);
+            // Kept before it is sent: an event that cannot be kept is not delivered either.
+            if cacheable {
+                let last = LastPublish {
+                    app: app.idx,
+                    channel,
+                    event: &publish.name,
+                    data: &publish.data,
+                    frame: &b.payload,
+                    ttl_s: app.config.cache_ttl_s,
+                };
+                cluster.cache.remember(last).await?;
+            }
             if keep.max_messages > 0 {
-                let now = crate::clock::unix_ms();
-                let mut history = self.history.borrow_mut();
-                history.record(b.clone(), &publish.name, data_len, now, keep);
+                cluster
+                    .history
+                    .record(keep, &b, &publish.name, data_len)
+                    .await?;
             }
             core.distribute(b).await?;
         }
         Ok(info)
     }
 
-    /// `GET /channels/{channel}/history`.
-    pub fn history_page(&self, req: &Authed<'_>, channel: &str) -> Result<ApiResponse, ApiError> {
-        history::page::page(&mut self.history.borrow_mut(), req, channel)
-    }
-
-    /// `info=cache` of a channel query.
-    pub fn cache_info(&self, app: AppIdx, channel: &str) -> Value {
-        self.cache.info(app, channel)
-    }
-
     /// Drops what has expired (a periodic sweep; reads skip expired entries anyway).
-    pub fn purge(&self, apps: &crate::app::Apps) {
-        self.cache.purge();
-        self.history
-            .borrow_mut()
-            .purge(crate::clock::unix_ms(), |app| {
-                history::retention(apps.get(app))
-            });
+    pub fn purge(&self, core: &ApiCore) {
+        core.cluster.cache.purge();
+        let keep = |app| Retention::of(core.apps.get(app));
+        core.cluster.history.purge(&keep);
     }
 }

@@ -4,6 +4,7 @@
 use crate::api::ApiCore;
 use crate::api::channel_info::{Info, counts, is_presence};
 use crate::api::request::Authed;
+use crate::app::AppIdx;
 use crate::http::{ApiError, ApiResponse};
 use serde_json::{Map, Value, json};
 
@@ -40,9 +41,19 @@ pub async fn show(core: &ApiCore, req: &Authed<'_>, raw: &str) -> Result<ApiResp
     let occupied = core.cluster.occupancy.count(app, &channel).await? > 0;
     body.insert("occupied".into(), json!(occupied));
     if info.cache {
-        body.insert("cache".into(), core.publisher.cache_info(app, &channel));
+        body.insert("cache".into(), cache_info(core, app, &channel).await?);
     }
     Ok(ApiResponse::json(200, Value::Object(body).to_string()))
+}
+
+/// `info=cache`: the cached event a new subscriber would get now and its seconds left, or
+/// `null` (no event cached, or not a cache channel).
+async fn cache_info(core: &ApiCore, app: AppIdx, channel: &str) -> Result<Value, ApiError> {
+    let Some(cached) = core.cluster.cache.last(app, channel).await? else {
+        return Ok(Value::Null);
+    };
+    let data: Value = serde_json::from_str(&cached.data).unwrap_or(Value::Null);
+    Ok(json!({ "event": &*cached.event, "data": data, "ttl_s": cached.ttl_s }))
 }
 
 pub async fn users(core: &ApiCore, req: &Authed<'_>, raw: &str) -> Result<ApiResponse, ApiError> {

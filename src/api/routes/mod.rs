@@ -102,7 +102,7 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         ("GET", ["channels", channel, "users"]) => channels::users(core, &req, channel).await,
         ("GET", ["channels", channel, "history"]) => {
             let channel = req.channel(channel)?;
-            publisher.history_page(&req, &channel)
+            crate::api::history::page::page(&*core.cluster.history, &req, &channel).await
         }
         (_, ["events"] | ["batch_events"]) => Err(ApiError::MethodNotAllowed),
         (m, ["channels", ..]) if m != "GET" => Err(ApiError::MethodNotAllowed),

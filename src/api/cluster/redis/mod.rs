@@ -7,6 +7,8 @@
 //! `PUBLISH` whatever the number of nodes or subscribers. Cluster-wide commands go to
 //! `{prefix}:all`, which every node hears.
 
+mod cache;
+mod history;
 pub mod link;
 mod nodes;
 mod occupancy;
@@ -14,6 +16,8 @@ mod presence;
 mod users;
 mod wire;
 
+pub use cache::RedisCache;
+pub use history::RedisHistory;
 pub use nodes::RedisNodes;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
@@ -66,7 +70,8 @@ impl RedisNode {
 
     /// The bus and the state backends, sharing the one link. `apps` are the app ids by
     /// index: Redis names apps by id, as every node may list them in another order.
-    pub fn into_parts(self, apps: Vec<String>) -> Parts {
+    /// `seed` makes the history stream ids this node starts differ from every other node's.
+    pub fn into_parts(self, apps: Vec<String>, seed: u64) -> Parts {
         let keys = Rc::new(Keys {
             prefix: self.prefix,
             node: self.node_id,
@@ -81,6 +86,8 @@ impl RedisNode {
         let presence = RedisPresence::new(link.clone(), keys.clone());
         let occupancy = RedisOccupancy::new(link.clone(), keys.clone());
         let users = RedisUsers::new(link.clone(), keys.clone());
+        let history = RedisHistory::new(link.clone(), keys.clone(), seed);
+        let cache = RedisCache::new(link.clone(), keys.clone());
         let publish_keys = RedisKeys {
             link: link.clone(),
             prefix: keys.prefix.clone(),
@@ -91,6 +98,8 @@ impl RedisNode {
             presence,
             occupancy,
             users,
+            history,
+            cache,
             nodes,
             keys: publish_keys,
         }
@@ -103,6 +112,8 @@ pub struct Parts {
     pub presence: RedisPresence,
     pub occupancy: RedisOccupancy,
     pub users: RedisUsers,
+    pub history: RedisHistory,
+    pub cache: RedisCache,
     pub nodes: RedisNodes,
     pub keys: RedisKeys,
 }

@@ -1,5 +1,5 @@
-//! The history store: each channel's recent published events, numbered by a serial that grows
-//! by one per event inside a stream.
+//! History in the API core's memory (a single node): each channel's recent published events,
+//! numbered by a serial that grows by one per event inside a stream.
 //!
 //! The API core owns it: every publish already passes through there, so recording one costs a
 //! hash lookup and a reference count (the stored bytes are the very broadcast the shards are
@@ -10,10 +10,12 @@
 //! events anywhere go first). A channel whose events have all gone is forgotten, so its next
 //! publish starts a new stream (a new `stream_id`, serial 1).
 
-use super::Retention;
+use super::{Ask, Direction, Edge, HistoryStore, Retained, Retention, Window};
+use crate::api::cluster::{StateFuture, ready};
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
 use ahash::AHashMap;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -86,7 +88,7 @@ impl History {
             Some(s) => s,
             None => {
                 self.streams_made += 1;
-                let id = stream_id(self.seed, self.streams_made);
+                let id = super::stream_id(self.seed, self.streams_made);
                 channels.entry(event.channel.clone()).or_insert(Stream {
                     id: id.into(),
                     name: Rc::from(&*event.channel),
@@ -179,7 +181,7 @@ impl History {
     }
 
     /// Drops expired events everywhere (a periodic sweep; reads trim their channel anyway).
-    pub fn purge(&mut self, now_ms: u64, keep: impl Fn(AppIdx) -> Retention) {
+    fn purge(&mut self, now_ms: u64, keep: &dyn Fn(AppIdx) -> Retention) {
         let channels: Vec<(AppIdx, Rc<str>)> = self
             .apps
             .iter()
@@ -204,15 +206,87 @@ impl History {
     }
 }
 
-/// A stream id: opaque, URL-safe, different for every stream of this process and (through
-/// the seed) of every run.
-fn stream_id(seed: u64, n: u64) -> String {
-    let mut x = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    // splitmix64 finaliser: spreads consecutive counters over the whole range.
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    format!("{x:016x}")
+/// The history of a single node.
+pub struct MemoryHistory(RefCell<History>);
+
+impl MemoryHistory {
+    /// `seed` makes stream ids differ from run to run.
+    pub fn new(seed: u64) -> MemoryHistory {
+        MemoryHistory(RefCell::new(History::new(seed)))
+    }
+}
+
+impl HistoryStore for MemoryHistory {
+    fn record<'a>(
+        &'a self,
+        keep: Retention,
+        event: &'a Arc<Broadcast>,
+        name: &'a str,
+        data_len: usize,
+    ) -> StateFuture<'a, ()> {
+        let now = crate::clock::unix_ms();
+        self.0
+            .borrow_mut()
+            .record(event.clone(), name, data_len, now, keep);
+        ready(())
+    }
+
+    fn window<'a>(
+        &'a self,
+        app: AppIdx,
+        channel: &'a str,
+        keep: Retention,
+        ask: Ask,
+    ) -> StateFuture<'a, Option<Window>> {
+        let now = crate::clock::unix_ms();
+        let mut history = self.0.borrow_mut();
+        let window = history.stream(app, channel, now, keep).and_then(|s| {
+            let edge = |e: &Stored| Edge {
+                serial: e.serial,
+                published_at_ms: e.published_at_ms,
+            };
+            Some(Window {
+                stream_id: s.id.to_string(),
+                oldest: edge(s.oldest()?),
+                newest: edge(s.newest()?),
+                messages: s.events.len(),
+                bytes: s.bytes,
+                items: walk(s, ask).take(ask.count).map(retained).collect(),
+            })
+        });
+        ready(window)
+    }
+
+    fn purge(&self, keep: &dyn Fn(AppIdx) -> Retention) {
+        self.0.borrow_mut().purge(crate::clock::unix_ms(), keep);
+    }
+}
+
+fn retained(e: &Stored) -> Retained {
+    Retained {
+        serial: e.serial,
+        published_at_ms: e.published_at_ms,
+        name: (*e.name).into(),
+        data_len: e.data_len,
+        message: e.event.payload.clone(),
+    }
+}
+
+/// The retained events a page may show, in the page's order, starting at the cursor.
+fn walk(stream: &Stream, ask: Ask) -> Box<dyn Iterator<Item = &Stored> + '_> {
+    let admitted = move |e: &&Stored| ask.bounds.admits(e.serial, e.published_at_ms);
+    match ask.direction {
+        Direction::NewestFirst => {
+            let from = ask.from.unwrap_or(u64::MAX);
+            let events = stream.events.iter().rev();
+            Box::new(events.skip_while(move |e| e.serial > from).filter(admitted))
+        }
+        Direction::OldestFirst => {
+            let from = ask.from.unwrap_or(0);
+            let events = stream.events.iter();
+            Box::new(events.skip_while(move |e| e.serial < from).filter(admitted))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +304,12 @@ mod tests {
     };
 
     #[test]
+    fn the_memory_backend_keeps_the_contract() {
+        let h = MemoryHistory::new(3);
+        futures_lite::future::block_on(super::super::super::contract::history(&h));
+    }
+
+    #[test]
     fn serials_grow_per_channel_and_retention_trims_the_oldest() {
         let mut h = History::new(7);
         for i in 1..=5 {
@@ -244,7 +324,7 @@ mod tests {
         assert!(h.stream(AppIdx(0), "a", 2000, KEEP).is_none());
         assert_eq!(publish(&mut h, "a", 2000, KEEP), 1);
         assert_ne!(h.stream(AppIdx(0), "a", 2000, KEEP).unwrap().id, id);
-        h.purge(10_000, |_| KEEP);
+        h.purge(10_000, &|_| KEEP);
         assert!(h.order.is_empty());
         assert_eq!(h.bytes, 0);
     }
