@@ -19,15 +19,15 @@ fn backends(redis: &Redis) -> RedisNode {
 #[test]
 fn redis_presence_keeps_the_contract() {
     let redis = Redis::start();
-    let presence = backends(&redis).into_parts(apps(), 1).presence;
-    block_on(contract::presence(&presence));
+    let parts = backends(&redis).into_parts(apps(), 1);
+    block_on(contract::presence(&parts.presence, &parts.holds));
 }
 
 #[test]
 fn redis_occupancy_keeps_the_contract() {
     let redis = Redis::start();
-    let occupancy = backends(&redis).into_parts(apps(), 1).occupancy;
-    block_on(contract::occupancy(&occupancy));
+    let parts = backends(&redis).into_parts(apps(), 1);
+    block_on(contract::occupancy(&parts.occupancy, &parts.holds));
 }
 
 #[test]

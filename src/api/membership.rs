@@ -3,11 +3,13 @@
 //! a user's first connection joins or its last one leaves, anywhere in the cluster.
 
 use super::ApiCore;
+use super::cluster::holds::Ticket;
 use super::cluster::{Join, Left};
 use crate::app::AppIdx;
 use crate::bus::{Answer, Broadcast, PresenceJoin, ReplyTo};
 use crate::protocol::errors::SubscriptionRefusal;
 use crate::protocol::{SocketId, frames};
+use crate::webhook_kind::Kind;
 use ahash::AHashMap;
 use std::cell::RefCell;
 
@@ -77,7 +79,9 @@ pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
                 core.local_members.add(&j);
             }
             if joined.first_connection {
-                core.webhooks.member_added(j.app, &j.channel, &j.user_id);
+                let returned = joined.returned;
+                core.webhooks
+                    .member_added(j.app, &j.channel, &j.user_id, returned);
                 let data = format!(
                     r#"{{"user_id":{},"user_info":{}}}"#,
                     frames::json_string(&j.user_id),
@@ -100,10 +104,10 @@ pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
 
 pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, socket: SocketId) {
     core.local_members.remove(app, channel, socket);
-    let left = match core
-        .cluster
-        .presence
-        .leave(app, channel, user_id, socket)
+    let ticket = core.webhooks.ticket(app, Kind::MemberRemoved);
+    let presence = &core.cluster.presence;
+    let left = match presence
+        .leave(app, channel, user_id, socket, ticket.as_ref())
         .await
     {
         Ok(left) => left,
@@ -113,14 +117,20 @@ pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, so
         }
     };
     if left == Left::LastConnection {
-        removed(core, app, channel, user_id).await;
+        removed(core, app, channel, user_id, ticket).await;
     }
 }
 
 /// A user's last connection anywhere left a presence channel: `member_removed` to the
-/// members on every node, and its webhook.
-pub async fn removed(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str) {
-    core.webhooks.member_removed(app, channel, user_id);
+/// members on every node, and its webhook once the hold `ticket` is over.
+pub async fn removed(
+    core: &ApiCore,
+    app: AppIdx,
+    channel: &str,
+    user_id: &str,
+    ticket: Option<Ticket>,
+) {
+    core.webhooks.member_removed(app, channel, user_id, ticket);
     let data = format!(r#"{{"user_id":{}}}"#, frames::json_string(user_id));
     let event = "pusher_internal:member_removed";
     core.broadcast(Broadcast::internal(app, channel, event, &data))

@@ -179,8 +179,15 @@ pub async fn run(setup: ApiSetup) {
     for tx in senders {
         shards.push(tx.await);
     }
+    let cluster = match setup.cluster {
+        Some(node) => {
+            let ids = setup.apps.iter().map(|a| a.id().to_string()).collect();
+            Cluster::on_redis(node, ids, seed())
+        }
+        None => Cluster::single_node(seed()),
+    };
     let hold = Duration::from_millis(setup.config.webhook_hold_ms);
-    let webhooks = match Webhooks::start(&setup.apps, hold) {
+    let webhooks = match Webhooks::start(&setup.apps, hold, cluster.holds.clone(), seed()) {
         Ok(w) => w,
         Err(e) => {
             log::error!("cannot start webhook senders: {e}");
@@ -192,13 +199,6 @@ pub async fn run(setup: ApiSetup) {
     if let Some(listener) = setup.metrics_listener {
         glommio::spawn_local(metrics_endpoint::serve(listener, setup.metrics.clone())).detach();
     }
-    let cluster = match setup.cluster {
-        Some(node) => {
-            let ids = setup.apps.iter().map(|a| a.id().to_string()).collect();
-            Cluster::on_redis(node, ids, seed())
-        }
-        None => Cluster::single_node(seed()),
-    };
     let core = Rc::new(ApiCore {
         webhooks,
         apps: setup.apps,

@@ -2,9 +2,12 @@
 //! them, registers its own state again when Redis lost it, and hands what other nodes accepted
 //! to its shards.
 
+use super::cluster::holds::Ticket;
 use super::cluster::{self, NodeEvent};
 use super::{ApiCore, membership, watchlists};
+use crate::app::AppIdx;
 use crate::bus::{Broadcast, ShardCommand};
+use crate::webhook_kind::Kind;
 use glommio::timer::Timer;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -49,14 +52,21 @@ pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
                 app_id,
                 channel,
                 user_id,
+                hold,
             } => {
                 if let Some(app) = core.apps.by_id(&app_id) {
-                    membership::removed(core, app.idx, &channel, &user_id).await;
+                    let ticket = swept(core, app.idx, Kind::MemberRemoved, hold);
+                    membership::removed(core, app.idx, &channel, &user_id, ticket).await;
                 }
             }
-            cluster::Departure::Vacated { app_id, channel } => {
+            cluster::Departure::Vacated {
+                app_id,
+                channel,
+                hold,
+            } => {
                 if let Some(app) = core.apps.by_id(&app_id) {
-                    core.webhooks.vacated(app.idx, &channel);
+                    let ticket = swept(core, app.idx, Kind::ChannelVacated, hold);
+                    core.webhooks.vacated(app.idx, &channel, ticket);
                 }
             }
             cluster::Departure::Offline { app_id, user_id } => {
@@ -66,6 +76,12 @@ pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
             }
         }
     }
+}
+
+/// The hold the sweep placed for a departure, if the app's webhooks care.
+fn swept(core: &ApiCore, app: AppIdx, kind: Kind, token: Box<str>) -> Option<Ticket> {
+    let ticket = core.webhooks.ticket(app, kind)?;
+    Some(Ticket { token, ..ticket })
 }
 
 /// Hands what other nodes accepted to this node's shards.

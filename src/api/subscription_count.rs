@@ -31,18 +31,21 @@ pub struct Announcements {
 
 /// Applies a shard's subscription change and announces the new count where due.
 pub async fn changed(core: &Rc<ApiCore>, app: AppIdx, channel: &str, delta: i64) {
-    let count = match core.cluster.occupancy.add(app, channel, delta).await {
-        Ok(count) => count,
+    let ticket = core.webhooks.ticket(app, Kind::ChannelVacated);
+    let occupancy = &core.cluster.occupancy;
+    let change = match occupancy.add(app, channel, delta, ticket.as_ref()).await {
+        Ok(change) => change,
         Err(e) => return log::warn!("subscription count of {channel}: {e}"),
     };
-    let before = count as i64 - delta;
+    let count = change.count;
+    let before = (count as i64).saturating_sub(delta);
     if before <= 0 && count > 0 {
-        core.webhooks.occupied(app, channel);
+        core.webhooks.occupied(app, channel, change.returned);
     }
     let key: Channel = (app, channel.into());
     if count == 0 {
         if before > 0 {
-            core.webhooks.vacated(app, channel);
+            core.webhooks.vacated(app, channel, ticket);
         }
         core.announcements.last.borrow_mut().remove(&key);
         return;

@@ -5,6 +5,7 @@
 
 use super::cache::{CacheStore, LastPublish};
 use super::history::{Ask, Bounds, Direction, HistoryStore, Retention, Window};
+use super::holds::{HoldOf, Holds, Ticket};
 use super::{Join, Left, NodeEvent, Occupancy, Presence, Transport, Users};
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
@@ -27,7 +28,7 @@ fn admitted(j: Join) -> super::Joined {
 
 /// Users join on their first connection and leave with their last; the member list and the
 /// limit count distinct users; apps are apart. Leaves the backend empty.
-pub async fn presence(p: &dyn Presence) {
+pub async fn presence(p: &dyn Presence, h: &dyn Holds) {
     let (s1, s2, s3) = (socket(0, 1), socket(1, 1), socket(0, 2));
     let j = admitted(
         p.join(APP, "presence-a", "u1", r#"{"n":1}"#, s1, 2)
@@ -68,7 +69,7 @@ pub async fn presence(p: &dyn Presence) {
             .unwrap()
             .is_empty()
     );
-    let leave = |user, s| p.leave(APP, "presence-a", user, s);
+    let leave = |user, s| p.leave(APP, "presence-a", user, s, None);
     assert_eq!(leave("u1", s1).await.unwrap(), Left::OtherConnectionsRemain);
     assert_eq!(leave("u1", s1).await.unwrap(), Left::NotAMember);
     assert_eq!(leave("u1", s2).await.unwrap(), Left::LastConnection);
@@ -76,36 +77,76 @@ pub async fn presence(p: &dyn Presence) {
     assert!(p.user_ids(APP, "presence-a").await.unwrap().is_empty());
     // A refused join leaves nothing behind either.
     assert_eq!(
-        p.leave(APP, "presence-a", "u3", socket(1, 9))
+        p.leave(APP, "presence-a", "u3", socket(1, 9), None)
             .await
             .unwrap(),
         Left::NotAMember
     );
+    presence_holds(p, h).await;
+}
+
+fn ticket(token: &str) -> Ticket {
+    Ticket {
+        token: token.into(),
+        ttl: std::time::Duration::from_secs(60),
+    }
+}
+
+/// A last connection's leave places its hold; a first connection's join cancels it, and the
+/// holder then finds nothing to release; an uncancelled hold is released once.
+async fn presence_holds(p: &dyn Presence, h: &dyn Holds) {
+    let (s1, s2) = (socket(0, 1), socket(1, 1));
+    let of = HoldOf::Removed {
+        app: APP,
+        channel: "presence-h",
+        user_id: "u1",
+    };
+    let join = |s| p.join(APP, "presence-h", "u1", "null", s, 10);
+    assert!(!admitted(join(s1).await.unwrap()).returned);
+    let t1 = ticket("t1");
+    let left = p.leave(APP, "presence-h", "u1", s1, Some(&t1)).await;
+    assert_eq!(left.unwrap(), Left::LastConnection);
+    let back = admitted(join(s2).await.unwrap());
+    assert!(
+        back.first_connection && back.returned,
+        "came back while held"
+    );
+    assert!(!h.release(of, "t1").await.unwrap(), "cancelled");
+    let t2 = ticket("t2");
+    let left = p.leave(APP, "presence-h", "u1", s2, Some(&t2)).await;
+    assert_eq!(left.unwrap(), Left::LastConnection);
+    assert!(!h.release(of, "t1").await.unwrap(), "another hold");
+    assert!(h.release(of, "t2").await.unwrap(), "due");
+    assert!(!h.release(of, "t2").await.unwrap(), "once");
 }
 
 /// Counts add up over reporters, list by prefix, never go below zero, and apps are apart.
 /// Leaves the backend empty.
-pub async fn occupancy(o: &dyn Occupancy) {
-    assert_eq!(o.add(APP, "presence-a", 1).await.unwrap(), 1);
-    assert_eq!(o.add(APP, "presence-a", 1).await.unwrap(), 2);
-    assert_eq!(o.add(APP, "news", 1).await.unwrap(), 1);
-    assert_eq!(o.add(OTHER_APP, "news", 1).await.unwrap(), 1);
+pub async fn occupancy(o: &dyn Occupancy, h: &dyn Holds) {
+    assert_eq!(o.add(APP, "presence-a", 1, None).await.unwrap().count, 1);
+    assert_eq!(o.add(APP, "presence-a", 1, None).await.unwrap().count, 2);
+    assert_eq!(o.add(APP, "news", 1, None).await.unwrap().count, 1);
+    assert_eq!(o.add(OTHER_APP, "news", 1, None).await.unwrap().count, 1);
     assert_eq!(
         o.occupied(APP, "presence-").await.unwrap(),
         [("presence-a".to_string(), 2)]
     );
     assert_eq!(o.occupied(APP, "").await.unwrap().len(), 2);
-    assert_eq!(o.add(APP, "news", -1).await.unwrap(), 0);
+    assert_eq!(o.add(APP, "news", -1, None).await.unwrap().count, 0);
     assert_eq!(o.count(APP, "news").await.unwrap(), 0);
-    assert_eq!(o.add(APP, "news", -1).await.unwrap(), 0, "never below zero");
+    assert_eq!(
+        o.add(APP, "news", -1, None).await.unwrap().count,
+        0,
+        "never below zero"
+    );
     assert_eq!(
         o.occupied(APP, "").await.unwrap(),
         [("presence-a".to_string(), 2)]
     );
-    assert_eq!(o.add(APP, "presence-a", -2).await.unwrap(), 0);
-    assert_eq!(o.add(OTHER_APP, "news", -1).await.unwrap(), 0);
+    assert_eq!(o.add(APP, "presence-a", -2, None).await.unwrap().count, 0);
+    assert_eq!(o.add(OTHER_APP, "news", -1, None).await.unwrap().count, 0);
     // Restoring a share is idempotent and sets what this node counts.
-    assert_eq!(o.add(APP, "sport", 2).await.unwrap(), 2);
+    assert_eq!(o.add(APP, "sport", 2, None).await.unwrap().count, 2);
     o.restore(APP, "sport", 2).await.unwrap();
     assert_eq!(
         o.count(APP, "sport").await.unwrap(),
@@ -117,6 +158,20 @@ pub async fn occupancy(o: &dyn Occupancy) {
     o.restore(APP, "sport", 0).await.unwrap();
     assert_eq!(o.count(APP, "sport").await.unwrap(), 0);
     assert!(o.occupied(APP, "").await.unwrap().is_empty());
+    // Vacating places the hold, occupying again cancels it; an uncancelled one is due once.
+    let of = HoldOf::Vacated {
+        app: APP,
+        channel: "flap",
+    };
+    let (t1, t2) = (ticket("t1"), ticket("t2"));
+    assert!(!o.add(APP, "flap", 1, None).await.unwrap().returned);
+    assert_eq!(o.add(APP, "flap", -1, Some(&t1)).await.unwrap().count, 0);
+    let back = o.add(APP, "flap", 1, None).await.unwrap();
+    assert_eq!((back.count, back.returned), (1, true));
+    assert!(!h.release(of, "t1").await.unwrap(), "cancelled");
+    assert_eq!(o.add(APP, "flap", -1, Some(&t2)).await.unwrap().count, 0);
+    assert!(h.release(of, "t2").await.unwrap(), "due");
+    assert!(!h.release(of, "t2").await.unwrap(), "once");
 }
 
 /// A user is online from its first connection to its last, a connection counts once however

@@ -7,7 +7,7 @@
 //! - [`Users`]: signed-in users (who is online);
 //! - [`Transport`]: broadcasts between nodes;
 //! - [`history::HistoryStore`]: channel history; [`cache::CacheStore`]: cache channels' last
-//!   events.
+//!   events; [`holds::Holds`]: webhook holds.
 //!
 //! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
 //! slow or down, and the API core answers such failures with the error the spec names (503,
@@ -18,6 +18,7 @@
 
 pub mod cache;
 pub mod history;
+pub mod holds;
 mod occupancy;
 mod presence;
 mod redis;
@@ -26,7 +27,7 @@ mod users;
 
 pub mod contract;
 
-pub use occupancy::{MemoryOccupancy, Occupancy};
+pub use occupancy::{Change, MemoryOccupancy, Occupancy};
 pub use presence::{Join, Joined, Left, MemoryPresence, Presence};
 pub use redis::{RedisNode, RedisTransport};
 pub use transport::{MemoryBus, NodeEvent, Solo, Transport};
@@ -70,9 +71,16 @@ pub enum Departure {
         app_id: String,
         channel: String,
         user_id: String,
+        /// The token of the `member_removed` hold the sweep placed.
+        hold: Box<str>,
     },
     /// A channel whose last subscribers were on the dead node.
-    Vacated { app_id: String, channel: String },
+    Vacated {
+        app_id: String,
+        channel: String,
+        /// The token of the `channel_vacated` hold the sweep placed.
+        hold: Box<str>,
+    },
     /// A user whose last signed-in connection was on the dead node went offline.
     Offline { app_id: String, user_id: String },
 }
@@ -167,21 +175,25 @@ pub struct Cluster {
     pub keys: Box<dyn PublishKeys>,
     pub history: Box<dyn history::HistoryStore>,
     pub cache: Box<dyn cache::CacheStore>,
+    /// Shared with the webhook dispatcher, which keeps the timers.
+    pub holds: std::rc::Rc<dyn holds::Holds>,
 }
 
 impl Cluster {
     /// A single node: everything in the API core's memory, no other nodes. `seed` makes
     /// history stream ids differ from run to run.
     pub fn single_node(seed: u64) -> Cluster {
+        let holds = std::rc::Rc::new(holds::MemoryHolds::default());
         Cluster {
-            presence: Box::new(MemoryPresence::default()),
-            occupancy: Box::new(MemoryOccupancy::default()),
+            presence: Box::new(MemoryPresence::new(holds.clone())),
+            occupancy: Box::new(MemoryOccupancy::new(holds.clone())),
             users: Box::new(MemoryUsers::default()),
             transport: Box::new(Solo),
             nodes: Box::new(Alone),
             keys: Box::new(LocalKeysOnly),
             history: Box::new(history::MemoryHistory::new(seed)),
             cache: Box::new(cache::MemoryCache::new()),
+            holds,
         }
     }
 
@@ -198,6 +210,7 @@ impl Cluster {
             keys: Box::new(parts.keys),
             history: Box::new(parts.history),
             cache: Box::new(parts.cache),
+            holds: std::rc::Rc::new(parts.holds),
         }
     }
 }

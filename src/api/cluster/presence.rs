@@ -2,18 +2,23 @@
 //! cluster) it is subscribed with. A user joins on its first connection and leaves with its
 //! last, which is when `member_added` / `member_removed` go out.
 
+use super::holds::{HoldOf, MemoryHolds, Ticket};
 use super::{StateFuture, ready};
 use crate::app::AppIdx;
 use crate::protocol::SocketId;
 use ahash::AHashMap;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// An admitted join: the channel's members afterwards (for `subscription_succeeded`) and
 /// whether this was the user's first connection (so `member_added` is due).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Joined {
     pub first_connection: bool,
+    /// The user came back while its `member_removed` was held: the hold is cancelled (and
+    /// `member_added` is not due either).
+    pub returned: bool,
     /// `{"presence":{"ids":[…],"hash":{…},"count":N}}`, unencoded.
     pub presence_data: String,
 }
@@ -50,12 +55,15 @@ pub trait Presence {
         max_members: usize,
     ) -> StateFuture<'a, Join>;
 
+    /// Removes a connection; if it was the user's last, `hold` (if any) is placed on its
+    /// `member_removed` in the same step (a first connection's join cancels it).
     fn leave<'a>(
         &'a self,
         app: AppIdx,
         channel: &'a str,
         user_id: &'a str,
         socket: SocketId,
+        hold: Option<&'a Ticket>,
     ) -> StateFuture<'a, Left>;
 
     /// Distinct user ids on a channel, sorted.
@@ -73,6 +81,7 @@ type Members = BTreeMap<String, Member>;
 #[derive(Default)]
 pub struct MemoryPresence {
     channels: RefCell<AHashMap<(AppIdx, Box<str>), Members>>,
+    holds: Rc<MemoryHolds>,
 }
 
 /// `{"presence":{"ids":[…],"hash":{…},"count":N}}` of members sorted by user id.
@@ -98,6 +107,14 @@ pub(super) fn presence_data<'a>(
 }
 
 impl MemoryPresence {
+    /// Membership whose `member_removed` holds are kept in `holds`.
+    pub fn new(holds: Rc<MemoryHolds>) -> MemoryPresence {
+        MemoryPresence {
+            channels: RefCell::default(),
+            holds,
+        }
+    }
+
     fn join_now(
         &self,
         app: AppIdx,
@@ -127,13 +144,26 @@ impl MemoryPresence {
             members.insert(user_id.to_string(), member);
             true
         };
+        let of = HoldOf::Removed {
+            app,
+            channel,
+            user_id,
+        };
         Join::Admitted(Joined {
             first_connection,
+            returned: first_connection && self.holds.cancel(of),
             presence_data: presence_data(members.iter().map(|(id, m)| (id.as_str(), &*m.info))),
         })
     }
 
-    fn leave_now(&self, app: AppIdx, channel: &str, user_id: &str, socket: SocketId) -> Left {
+    fn leave_now(
+        &self,
+        app: AppIdx,
+        channel: &str,
+        user_id: &str,
+        socket: SocketId,
+        hold: Option<&Ticket>,
+    ) -> Left {
         let mut channels = self.channels.borrow_mut();
         let key = (app, Box::<str>::from(channel));
         let Some(members) = channels.get_mut(&key) else {
@@ -153,6 +183,12 @@ impl MemoryPresence {
         if members.is_empty() {
             channels.remove(&key);
         }
+        let of = HoldOf::Removed {
+            app,
+            channel,
+            user_id,
+        };
+        self.holds.place(of, hold);
         Left::LastConnection
     }
 }
@@ -176,8 +212,9 @@ impl Presence for MemoryPresence {
         channel: &'a str,
         user_id: &'a str,
         socket: SocketId,
+        hold: Option<&'a Ticket>,
     ) -> StateFuture<'a, Left> {
-        ready(self.leave_now(app, channel, user_id, socket))
+        ready(self.leave_now(app, channel, user_id, socket, hold))
     }
 
     fn user_ids<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, Vec<String>> {
@@ -199,8 +236,10 @@ mod tests {
 
     #[test]
     fn the_memory_backend_keeps_the_contract() {
-        let p = MemoryPresence::default();
-        block_on(super::super::contract::presence(&p));
+        let holds = Rc::new(MemoryHolds::default());
+        let p = MemoryPresence::new(holds.clone());
+        block_on(super::super::contract::presence(&p, &*holds));
         assert!(p.channels.borrow().is_empty(), "empty channels are dropped");
+        assert!(holds.is_empty());
     }
 }

@@ -3,9 +3,14 @@
 //! `member_removed` for a moment in case the channel or user comes right back, and hands the
 //! rest to each endpoint's sender thread ([`sender`]) over a bounded queue. A full queue drops
 //! the event (counted), so nothing on the message path ever waits for a webhook.
+//!
+//! A hold is placed in the cluster state ([`Holds`]), so a channel or member coming back on
+//! another node cancels it there; the node that decided the event keeps its timer and sends
+//! it when the hold is over and still in place. Each event is thus sent once per cluster.
 
 pub mod sender;
 
+use crate::api::cluster::holds::{HoldOf, Holds, Ticket};
 use crate::app::{AppIdx, Apps};
 use crate::bus::ClientEventReport;
 use crate::protocol::SocketId;
@@ -143,22 +148,44 @@ enum Hold {
     Removed(AppIdx, Box<str>, Box<str>),
 }
 
+impl Hold {
+    fn of(&self) -> HoldOf<'_> {
+        match self {
+            Hold::Vacated(app, channel) => HoldOf::Vacated { app: *app, channel },
+            Hold::Removed(app, channel, user_id) => HoldOf::Removed {
+                app: *app,
+                channel,
+                user_id,
+            },
+        }
+    }
+}
+
 /// The API core's webhook dispatcher.
 pub struct Webhooks {
     apps: Arc<Apps>,
     /// Endpoints by app index.
     endpoints: Vec<Vec<Endpoint>>,
     hold_for: Duration,
-    /// Held events by what would cancel them, with the generation of their timer.
-    held: RefCell<AHashMap<Hold, (u64, Event)>>,
-    generation: Cell<u64>,
+    holds: Rc<dyn Holds>,
+    /// The events this node holds, by what would cancel them, with the hold's token.
+    held: RefCell<AHashMap<Hold, (Box<str>, Event)>>,
+    /// Tokens are `{seed}-{n}`: unique over the cluster's nodes and runs.
+    seed: u64,
+    tickets: Cell<u64>,
     threads: RefCell<Vec<JoinHandle<()>>>,
     pub counters: Arc<Counters>,
 }
 
 impl Webhooks {
-    /// Starts one sender thread per configured endpoint.
-    pub fn start(apps: &Arc<Apps>, hold_for: Duration) -> std::io::Result<Rc<Webhooks>> {
+    /// Starts one sender thread per configured endpoint; holds are released in `holds`, and
+    /// `seed` makes their tokens differ from every other node's.
+    pub fn start(
+        apps: &Arc<Apps>,
+        hold_for: Duration,
+        holds: Rc<dyn Holds>,
+        seed: u64,
+    ) -> std::io::Result<Rc<Webhooks>> {
         let counters = Arc::new(Counters::default());
         let mut endpoints = Vec::new();
         let mut threads = Vec::new();
@@ -186,8 +213,10 @@ impl Webhooks {
             apps: apps.clone(),
             endpoints,
             hold_for,
+            holds,
             held: RefCell::new(AHashMap::new()),
-            generation: Cell::new(0),
+            seed,
+            tickets: Cell::new(0),
             threads: RefCell::new(threads),
             counters,
         }))
@@ -218,43 +247,45 @@ impl Webhooks {
         }
     }
 
-    /// A channel got its first subscriber anywhere: `channel_occupied`, unless it is coming
-    /// back within the hold, which cancels the pending `channel_vacated` instead.
-    pub fn occupied(&self, app: AppIdx, channel: &str) {
-        if !self.involved(app, Kind::ChannelOccupied) {
-            return;
+    /// The hold to place if a step decides a `channel_vacated` / `member_removed` (`kind`)
+    /// of `app`: none when no endpoint of the app cares.
+    pub fn ticket(&self, app: AppIdx, kind: Kind) -> Option<Ticket> {
+        if !self.involved(app, kind) {
+            return None;
         }
-        if !self.cancel(&Hold::Vacated(app, channel.into()))
-            && self.wants(app, Kind::ChannelOccupied)
-        {
-            self.emit(
-                app,
-                &Event::ChannelOccupied {
-                    channel: channel.into(),
-                },
-            );
-        }
+        let n = self.tickets.get() + 1;
+        self.tickets.set(n);
+        Some(Ticket {
+            token: format!("{:x}-{n}", self.seed).into(),
+            // The shared hold outlives the timer, in case this node is slow to release it.
+            ttl: self.hold_for * 2 + Duration::from_secs(5),
+        })
     }
 
-    /// A channel lost its last subscriber anywhere: `channel_vacated` after the hold.
-    pub fn vacated(self: &Rc<Self>, app: AppIdx, channel: &str) {
-        self.hold(
-            app,
-            Hold::Vacated(app, channel.into()),
-            Event::ChannelVacated {
+    /// A channel got its first subscriber anywhere: `channel_occupied`, unless it came back
+    /// within the hold (`returned`: its `channel_vacated` was cancelled instead).
+    pub fn occupied(&self, app: AppIdx, channel: &str, returned: bool) {
+        if !returned && self.wants(app, Kind::ChannelOccupied) {
+            let event = Event::ChannelOccupied {
                 channel: channel.into(),
-            },
-        );
+            };
+            self.emit(app, &event);
+        }
     }
 
-    /// A user's first connection joined a presence channel.
-    pub fn member_added(&self, app: AppIdx, channel: &str, user_id: &str) {
-        if !self.involved(app, Kind::MemberAdded) {
-            return;
-        }
-        if !self.cancel(&Hold::Removed(app, channel.into(), user_id.into()))
-            && self.wants(app, Kind::MemberAdded)
-        {
+    /// A channel lost its last subscriber anywhere, with `ticket` placed as its hold:
+    /// `channel_vacated` when the hold is over, unless cancelled meanwhile.
+    pub fn vacated(self: &Rc<Self>, app: AppIdx, channel: &str, ticket: Option<Ticket>) {
+        let event = Event::ChannelVacated {
+            channel: channel.into(),
+        };
+        self.hold(Hold::Vacated(app, channel.into()), ticket, event);
+    }
+
+    /// A user's first connection joined a presence channel: `member_added`, unless it came
+    /// back within the hold.
+    pub fn member_added(&self, app: AppIdx, channel: &str, user_id: &str, returned: bool) {
+        if !returned && self.wants(app, Kind::MemberAdded) {
             let event = Event::MemberAdded {
                 channel: channel.into(),
                 user_id: user_id.into(),
@@ -263,17 +294,21 @@ impl Webhooks {
         }
     }
 
-    /// A user's last connection left a presence channel: `member_removed` after the hold.
-    pub fn member_removed(self: &Rc<Self>, app: AppIdx, channel: &str, user_id: &str) {
+    /// A user's last connection left a presence channel, with `ticket` placed as its hold:
+    /// `member_removed` when the hold is over, unless cancelled meanwhile.
+    pub fn member_removed(
+        self: &Rc<Self>,
+        app: AppIdx,
+        channel: &str,
+        user_id: &str,
+        ticket: Option<Ticket>,
+    ) {
         let event = Event::MemberRemoved {
             channel: channel.into(),
             user_id: user_id.into(),
         };
-        self.hold(
-            app,
-            Hold::Removed(app, channel.into(), user_id.into()),
-            event,
-        );
+        let key = Hold::Removed(app, channel.into(), user_id.into());
+        self.hold(key, ticket, event);
     }
 
     /// Whether `kind` or the held event it pairs with matters to some endpoint of `app`
@@ -282,46 +317,56 @@ impl Webhooks {
         self.wants(app, kind) || self.wants(app, kind.counterpart())
     }
 
-    fn hold(self: &Rc<Self>, app: AppIdx, key: Hold, event: Event) {
-        if !self.involved(app, event.kind()) {
-            return;
-        }
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
+    /// Keeps `event` until its hold is over, then sends it if the hold is still in place.
+    fn hold(self: &Rc<Self>, key: Hold, ticket: Option<Ticket>, event: Event) {
+        let Some(ticket) = ticket else { return };
+        let token = ticket.token;
         self.held
             .borrow_mut()
-            .insert(key.clone(), (generation, event));
+            .insert(key.clone(), (token.clone(), event));
         let me = self.clone();
         glommio::spawn_local(async move {
             Timer::new(me.hold_for).await;
-            let due = {
-                let mut held = me.held.borrow_mut();
-                match held.get(&key) {
-                    Some((g, _)) if *g == generation => held.remove(&key),
-                    _ => None,
-                }
-            };
-            if let Some((_, event)) = due {
-                me.emit(app, &event);
-            }
+            me.release(key, &token).await;
         })
         .detach();
     }
 
-    /// Cancels a held event; `true` if there was one.
-    fn cancel(&self, key: &Hold) -> bool {
-        self.held.borrow_mut().remove(key).is_some()
+    /// A hold of this node is over: its event goes out if the hold is still in place.
+    async fn release(&self, key: Hold, token: &str) {
+        let event = {
+            let mut held = self.held.borrow_mut();
+            match held.get(&key) {
+                Some((t, _)) if **t == *token => held.remove(&key).map(|(_, e)| e),
+                // Replaced by a newer hold of this node, or sent at shutdown.
+                _ => None,
+            }
+        };
+        let Some(event) = event else { return };
+        let due = match self.holds.release(key.of(), token).await {
+            Ok(due) => due,
+            // Whether it was cancelled is unknown: sent rather than lost.
+            Err(e) => {
+                log::warn!("webhooks: releasing the hold of {}: {e}", event.channel());
+                true
+            }
+        };
+        if due {
+            self.emit(key.of().app(), &event);
+        }
     }
 
     /// Shutting down: sends what is held now, lets every sender flush its batch, and waits
     /// for them (at most `grace`).
     pub async fn close(&self, grace: Duration) {
-        let held: Vec<(Hold, (u64, Event))> = self.held.borrow_mut().drain().collect();
-        for (key, (_, event)) in held {
-            let app = match key {
-                Hold::Vacated(app, _) | Hold::Removed(app, ..) => app,
-            };
-            self.emit(app, &event);
+        let held: Vec<(Hold, Box<str>)> = self
+            .held
+            .borrow()
+            .iter()
+            .map(|(key, (token, _))| (key.clone(), token.clone()))
+            .collect();
+        for (key, token) in held {
+            self.release(key, &token).await;
         }
         for e in self.endpoints.iter().flatten() {
             e.queue.borrow_mut().take();

@@ -9,6 +9,7 @@
 
 mod cache;
 mod history;
+pub(crate) mod holds;
 pub mod link;
 mod nodes;
 mod occupancy;
@@ -18,6 +19,7 @@ mod wire;
 
 pub use cache::RedisCache;
 pub use history::RedisHistory;
+pub use holds::RedisHolds;
 pub use nodes::RedisNodes;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
@@ -88,11 +90,15 @@ impl RedisNode {
         let users = RedisUsers::new(link.clone(), keys.clone());
         let history = RedisHistory::new(link.clone(), keys.clone(), seed);
         let cache = RedisCache::new(link.clone(), keys.clone());
+        let holds = RedisHolds::new(link.clone(), keys.clone());
         let publish_keys = RedisKeys {
             link: link.clone(),
             prefix: keys.prefix.clone(),
         };
-        let nodes = RedisNodes::new(link, keys, self.heartbeat, self.timeout, self.counters);
+        // Room for any app's webhook hold (the sweeper releases them after its own).
+        let hold = std::time::Duration::from_secs(60);
+        let (beat, timeout) = (self.heartbeat, self.timeout);
+        let nodes = RedisNodes::new(link, keys, beat, timeout, hold, self.counters);
         Parts {
             transport,
             presence,
@@ -100,6 +106,7 @@ impl RedisNode {
             users,
             history,
             cache,
+            holds,
             nodes,
             keys: publish_keys,
         }
@@ -114,6 +121,7 @@ pub struct Parts {
     pub users: RedisUsers,
     pub history: RedisHistory,
     pub cache: RedisCache,
+    pub holds: RedisHolds,
     pub nodes: RedisNodes,
     pub keys: RedisKeys,
 }

@@ -2,7 +2,8 @@
 //! `{prefix}:nodes`); every node looks for nodes silent longer than `node_timeout_s` and
 //! sweeps them. The sweep is one Lua script that first takes the dead node out of the set,
 //! so exactly one survivor removes what the dead node held — its presence connections, its
-//! subscription counts and its signed-in connections — and hears which members and channels that ended. A node starting
+//! subscription counts and its signed-in connections — places the webhook holds of the
+//! members and channels that ended there, and hears which members and channels that ended. A node starting
 //! with the id of one that died sweeps its own leftovers first.
 
 use super::Keys;
@@ -15,11 +16,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// KEYS: the nodes set. ARGV: prefix, node id, cutoff (ms; a node beaten at or before it is
-/// dead). Answers the departures as a flat list: `m app channel user` for a member whose last
-/// connection was there, `v app channel` for a channel left without subscribers, `o app user`
-/// for a user whose last signed-in connection was there.
+/// dead), hold token prefix, hold milliseconds. Answers the departures as a flat list:
+/// `m app channel user token` for a member whose last connection was there, `v app channel
+/// token` for a channel left without subscribers (each with the webhook hold placed for it),
+/// `o app user` for a user whose last signed-in connection was there.
 const SWEEP: &str = r#"
 local prefix, node = ARGV[1], ARGV[2]
+local held = 0
+local function hold(key)
+  held = held + 1
+  local token = ARGV[4] .. held
+  redis.call('SET', prefix .. ':hold:' .. key, token, 'PX', ARGV[5])
+  return token
+end
 local score = redis.call('ZSCORE', KEYS[1], node)
 if score and tonumber(score) > tonumber(ARGV[3]) then return {} end
 redis.call('ZREM', KEYS[1], node)
@@ -40,7 +49,8 @@ for _, e in ipairs(redis.call('SMEMBERS', pres)) do
     if n <= 0 then
       redis.call('HDEL', counts, user)
       redis.call('HDEL', prefix .. ':pres' .. base, user)
-      table.insert(out, 'm'); table.insert(out, app); table.insert(out, ch); table.insert(out, user)
+      local token = hold('r\31' .. app .. '\31' .. ch .. '\31' .. user)
+      for _, v in ipairs({'m', app, ch, user, token}) do table.insert(out, v) end
     end
   end
 end
@@ -54,7 +64,8 @@ for i = 1, #flat, 2 do
   local total = redis.call('HINCRBY', key, ch, 0 - tonumber(flat[i + 1]))
   if total <= 0 then
     redis.call('HDEL', key, ch)
-    table.insert(out, 'v'); table.insert(out, app); table.insert(out, ch)
+    local token = hold('v\31' .. app .. '\31' .. ch)
+    for _, v in ipairs({'v', app, ch, token}) do table.insert(out, v) end
   end
 end
 redis.call('DEL', subs)
@@ -89,6 +100,8 @@ pub struct RedisNodes {
     keys: Rc<Keys>,
     heartbeat: Duration,
     timeout: Duration,
+    /// How long the webhook holds the sweep places last if nobody releases them.
+    hold: Duration,
     counters: Arc<ClusterCounters>,
 }
 
@@ -98,6 +111,7 @@ impl RedisNodes {
         keys: Rc<Keys>,
         heartbeat: Duration,
         timeout: Duration,
+        hold: Duration,
         counters: Arc<ClusterCounters>,
     ) -> Self {
         RedisNodes {
@@ -105,6 +119,7 @@ impl RedisNodes {
             keys,
             heartbeat,
             timeout,
+            hold,
             counters,
         }
     }
@@ -116,13 +131,11 @@ impl RedisNodes {
     async fn sweep_node(&self, node: &str, cutoff_ms: u64) -> Result<Vec<Departure>, ClusterError> {
         let cutoff = cutoff_ms.to_string();
         let set = self.set();
-        let flat: Vec<String> = super::eval(
-            &self.link,
-            SWEEP,
-            &[&set],
-            &[&self.keys.prefix, node, &cutoff],
-        )
-        .await?;
+        // Unique: this node sweeps a node once per moment.
+        let tokens = format!("{}-sweep-{}-", self.keys.node, crate::clock::unix_us());
+        let hold_ms = self.hold.as_millis().max(1).to_string();
+        let args = [&*self.keys.prefix, node, &*cutoff, &*tokens, &*hold_ms];
+        let flat: Vec<String> = super::eval(&self.link, SWEEP, &[&set], &args).await?;
         Ok(departures(&flat))
     }
 }
@@ -133,18 +146,20 @@ fn departures(flat: &[String]) -> Vec<Departure> {
     let mut rest = flat;
     loop {
         match rest {
-            [kind, app, ch, user, tail @ ..] if kind == "m" => {
+            [kind, app, ch, user, hold, tail @ ..] if kind == "m" => {
                 out.push(Departure::Member {
                     app_id: app.clone(),
                     channel: ch.clone(),
                     user_id: user.clone(),
+                    hold: hold.as_str().into(),
                 });
                 rest = tail;
             }
-            [kind, app, ch, tail @ ..] if kind == "v" => {
+            [kind, app, ch, hold, tail @ ..] if kind == "v" => {
                 out.push(Departure::Vacated {
                     app_id: app.clone(),
                     channel: ch.clone(),
+                    hold: hold.as_str().into(),
                 });
                 rest = tail;
             }
@@ -220,9 +235,11 @@ mod tests {
             "a",
             "presence-x",
             "u1",
+            "t1",
             "v",
             "a",
             "news",
+            "t2",
             "o",
             "a",
             "u2",
@@ -235,11 +252,13 @@ mod tests {
                 Departure::Member {
                     app_id: "a".into(),
                     channel: "presence-x".into(),
-                    user_id: "u1".into()
+                    user_id: "u1".into(),
+                    hold: "t1".into()
                 },
                 Departure::Vacated {
                     app_id: "a".into(),
-                    channel: "news".into()
+                    channel: "news".into(),
+                    hold: "t2".into()
                 },
                 Departure::Offline {
                     app_id: "a".into(),

@@ -3,24 +3,31 @@
 //! taken off) and never lets either go below zero.
 
 use super::link::Link;
-use super::{Keys, entry, eval, query};
-use crate::api::cluster::{Occupancy, StateFuture};
+use super::{Keys, entry, eval, holds, query};
+use crate::api::cluster::holds::{HoldOf, Ticket};
+use crate::api::cluster::{Change, Occupancy, StateFuture};
 use crate::app::AppIdx;
 use std::rc::Rc;
 
-/// KEYS: the app's totals, the node's shares. ARGV: channel, node entry, delta. Answers the
-/// channel's new total.
+/// KEYS: the app's totals, the node's shares, the channel's `channel_vacated` hold. ARGV:
+/// channel, node entry, delta, hold token and milliseconds (0: no hold). Answers the channel's
+/// new total and 1 if it came back while held.
 const ADD: &str = r#"
 local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 local d = tonumber(ARGV[3])
 if mine + d < 0 then d = 0 - mine end
 if mine + d == 0 then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], mine + d) end
+local before = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local total = redis.call('HINCRBY', KEYS[1], ARGV[1], d)
 if total <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  return 0
+  if before > 0 and tonumber(ARGV[5]) > 0 then
+    redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+  end
+  return {0, 0}
 end
-return total
+if before <= 0 then return {total, redis.call('DEL', KEYS[3])} end
+return {total, 0}
 "#;
 
 /// KEYS as [`ADD`]. ARGV: channel, node entry, this node's share.
@@ -49,21 +56,32 @@ impl RedisOccupancy {
 }
 
 impl Occupancy for RedisOccupancy {
-    fn add<'a>(&'a self, app: AppIdx, channel: &'a str, delta: i64) -> StateFuture<'a, u64> {
+    fn add<'a>(
+        &'a self,
+        app: AppIdx,
+        channel: &'a str,
+        delta: i64,
+        hold: Option<&'a Ticket>,
+    ) -> StateFuture<'a, Change> {
         Box::pin(async move {
             let totals = self.totals(app);
             let app_id = self.keys.app_id(app);
             let mine = entry(&[app_id, channel]);
             let node = self.keys.node("subs");
+            let held = holds::key(&self.keys, HoldOf::Vacated { app, channel });
             let delta = delta.to_string();
-            let total: i64 = eval(
+            let (token, ms) = holds::args(hold);
+            let (total, returned): (i64, i64) = eval(
                 &self.link,
                 ADD,
-                &[&totals, &node],
-                &[channel, &mine, &delta],
+                &[&totals, &node, &held],
+                &[channel, &mine, &delta, &token, &ms],
             )
             .await?;
-            Ok(total.max(0) as u64)
+            Ok(Change {
+                count: total.max(0) as u64,
+                returned: returned > 0,
+            })
         })
     }
 

@@ -4,7 +4,8 @@
 //! anywhere" are decided atomically, whatever node the connections are on. Every connection
 //! is also filed under its node, so a dead node's members can be removed.
 
-use super::{Keys, entry, eval};
+use super::{Keys, entry, eval, holds};
+use crate::api::cluster::holds::{HoldOf, Ticket};
 use crate::api::cluster::presence::presence_data;
 use crate::api::cluster::{Join, Joined, Left, Presence, StateFuture};
 use crate::app::AppIdx;
@@ -13,11 +14,12 @@ use std::rc::Rc;
 
 use super::link::Link;
 
-/// KEYS: members, connections, counts, node's entries. ARGV: user, info, connection, max,
-/// node, node entry. Answers `{-1}` when full, else `{first (0/1), members as HGETALL}`.
+/// KEYS: members, connections, counts, node's entries, the user's `member_removed` hold.
+/// ARGV: user, info, connection, max, node, node entry. Answers `{-1}` when full, else
+/// `{first (0/1), members as HGETALL, 1 if it came back while held}`.
 const JOIN: &str = r#"
 if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then
-  return {0, redis.call('HGETALL', KEYS[1])}
+  return {0, redis.call('HGETALL', KEYS[1]), 0}
 end
 local n = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 local first = 0
@@ -29,11 +31,14 @@ end
 redis.call('HSET', KEYS[3], ARGV[1], n + 1)
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[6])
-return {first, redis.call('HGETALL', KEYS[1])}
+local returned = 0
+if first == 1 then returned = redis.call('DEL', KEYS[5]) end
+return {first, redis.call('HGETALL', KEYS[1]), returned}
 "#;
 
-/// KEYS as [`JOIN`]; ARGV: user, connection, node entry. Answers 0 (not a member), 1 (other
-/// connections remain) or 2 (the user's last connection left).
+/// KEYS as [`JOIN`]; ARGV: user, connection, node entry, hold token and milliseconds (0: no
+/// hold). Answers 0 (not a member), 1 (other connections remain) or 2 (the user's last
+/// connection left; the hold is placed).
 const LEAVE: &str = r#"
 if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then return 0 end
 redis.call('SREM', KEYS[4], ARGV[3])
@@ -41,6 +46,7 @@ local n = redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
 if n > 0 then return 1 end
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
+if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
 return 2
 "#;
 
@@ -49,12 +55,13 @@ pub struct RedisPresence {
     keys: Rc<Keys>,
 }
 
-/// The keys of one presence channel.
+/// The keys of one presence channel (and of a user's hold on it).
 struct ChannelKeys {
     members: String,
     connections: String,
     counts: String,
     node: String,
+    hold: String,
 }
 
 impl RedisPresence {
@@ -66,13 +73,19 @@ impl RedisPresence {
         self.keys.app_id(app)
     }
 
-    fn channel_keys(&self, app: AppIdx, channel: &str) -> ChannelKeys {
+    fn channel_keys(&self, app: AppIdx, channel: &str, user_id: &str) -> ChannelKeys {
         let id = self.app_id(app);
+        let of = HoldOf::Removed {
+            app,
+            channel,
+            user_id,
+        };
         ChannelKeys {
             members: self.keys.channel("pres", id, channel),
             connections: self.keys.channel("pconn", id, channel),
             counts: self.keys.channel("pcount", id, channel),
             node: self.keys.node("pres"),
+            hold: holds::key(&self.keys, of),
         }
     }
 }
@@ -98,20 +111,26 @@ impl Presence for RedisPresence {
         max_members: usize,
     ) -> StateFuture<'a, Join> {
         Box::pin(async move {
-            let k = self.channel_keys(app, channel);
+            let k = self.channel_keys(app, channel, user_id);
             let socket = socket.to_string();
             let conn = entry(&[user_id, &socket]);
             let mine = entry(&[self.app_id(app), channel, user_id, &socket]);
             let max = max_members.to_string();
-            let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node];
+            let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node, &*k.hold];
             let args = [user_id, user_info, &*conn, &*max, &*self.keys.node, &*mine];
-            let (first, flat): (i64, Vec<String>) =
+            let (first, flat, returned): (i64, Vec<String>, i64) =
                 match eval::<Vec<redis::Value>>(&self.link, JOIN, &keys, &args).await? {
-                    v if v.len() == 2 => {
+                    v if v.len() == 3 => {
                         let mut v = v.into_iter();
-                        let first = v.next().and_then(|f| redis::from_redis_value(f).ok());
+                        let mut number = || {
+                            v.next()
+                                .and_then(|f| redis::from_redis_value::<i64>(f).ok())
+                                .unwrap_or(0)
+                        };
+                        let first = number();
                         let flat = v.next().and_then(|f| redis::from_redis_value(f).ok());
-                        (first.unwrap_or(0), flat.unwrap_or_default())
+                        let returned = v.next().and_then(|f| redis::from_redis_value(f).ok());
+                        (first, flat.unwrap_or_default(), returned.unwrap_or(0))
                     }
                     _ => return Ok(Join::Full { max: max_members }),
                 };
@@ -119,6 +138,7 @@ impl Presence for RedisPresence {
             let data = presence_data(members.iter().map(|(u, i)| (u.as_str(), i.as_str())));
             Ok(Join::Admitted(Joined {
                 first_connection: first == 1,
+                returned: returned > 0,
                 presence_data: data,
             }))
         })
@@ -130,14 +150,17 @@ impl Presence for RedisPresence {
         channel: &'a str,
         user_id: &'a str,
         socket: SocketId,
+        hold: Option<&'a Ticket>,
     ) -> StateFuture<'a, Left> {
         Box::pin(async move {
-            let k = self.channel_keys(app, channel);
+            let k = self.channel_keys(app, channel, user_id);
             let socket = socket.to_string();
             let conn = entry(&[user_id, &socket]);
             let mine = entry(&[self.app_id(app), channel, user_id, &socket]);
-            let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node];
-            let left: i64 = eval(&self.link, LEAVE, &keys, &[user_id, &conn, &mine]).await?;
+            let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node, &*k.hold];
+            let (token, ms) = holds::args(hold);
+            let args = [user_id, &*conn, &*mine, &*token, &*ms];
+            let left: i64 = eval(&self.link, LEAVE, &keys, &args).await?;
             Ok(match left {
                 2 => Left::LastConnection,
                 1 => Left::OtherConnectionsRemain,
@@ -148,7 +171,7 @@ impl Presence for RedisPresence {
 
     fn user_ids<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let k = self.channel_keys(app, channel);
+            let k = self.channel_keys(app, channel, "");
             let mut cmd = redis::cmd("HKEYS");
             cmd.arg(&k.members);
             let mut ids: Vec<String> = super::query(&self.link, cmd).await?;
