@@ -435,3 +435,35 @@ fn an_idempotency_key_is_honoured_by_every_node() {
         "delivered once"
     );
 }
+
+#[test]
+fn max_connections_counts_the_whole_cluster() {
+    let redis = Redis::start();
+    let toml = common::dev_app_toml("max_connections = 2");
+    let nodes: Vec<_> = (0..3)
+        .map(|_| common::redis::node_with(&redis, "t", Some(&toml), &[]))
+        .collect();
+    let mut on_a = nodes[0].ws();
+    let mut on_b = nodes[1].ws();
+    let path = "/app/app-key?protocol=7";
+    let mut third = Ws::connect_raw(nodes[2].addr, path);
+    third.expect_error(4004);
+    third.expect_close(4004);
+    on_a.ping();
+    on_b.ping();
+    // A place frees up when a connection anywhere closes.
+    on_a.close();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let mut ws = Ws::connect_raw(nodes[2].addr, path);
+        match ws.event()["event"].as_str() {
+            Some("pusher:connection_established") => break,
+            Some("pusher:error") => ws.expect_close(4004),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never freed up"
+        );
+    }
+}

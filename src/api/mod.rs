@@ -32,6 +32,7 @@ use crate::bus::{
 };
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+use crate::protocol::ErrorCode;
 use crate::protocol::errors::SubscriptionRefusal;
 use cluster::{Cluster, ClusterError, NodeEvent};
 use glommio::channels::shared_channel::SharedReceiver;
@@ -256,6 +257,24 @@ async fn shut_down(core: &ApiCore) {
     core.webhooks.close(left).await;
 }
 
+/// Whether the cluster takes one more connection of `app` (which limits its connections).
+async fn admit_connection(core: &ApiCore, app: AppIdx) -> Result<(), (ErrorCode, String)> {
+    let max = core.apps.get(app).config.max_connections;
+    match core.cluster.connections.acquire(app, max).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err((
+            ErrorCode::OverQuota,
+            ErrorCode::OverQuota.close_reason().into(),
+        )),
+        // Unknown: the client comes back later (4100 asks it to wait before reconnecting).
+        Err(e) => {
+            log::warn!("cluster: counting a new connection: {e}");
+            let why = "Connection quota cannot be checked now; reconnect later";
+            Err((ErrorCode::OverCapacity, why.into()))
+        }
+    }
+}
+
 /// Handles one shard's commands, in the order that shard sent them.
 async fn serve_shard(core: Rc<ApiCore>, rx: ApiQueue) {
     while let Some(cmd) = rx.recv().await {
@@ -288,6 +307,18 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ApiQueue) {
                     }
                 };
                 core.answer(from, Answer::Join(verdict)).await
+            }
+            ApiCommand::Ask {
+                from,
+                question: Question::Connect { app },
+            } => {
+                let verdict = admit_connection(&core, app).await;
+                core.answer(from, Answer::Admit(verdict)).await
+            }
+            ApiCommand::Disconnected { app } => {
+                if let Err(e) = core.cluster.connections.release(app).await {
+                    log::warn!("cluster: counting a closed connection: {e}");
+                }
             }
             ApiCommand::ShardStopped { .. } => {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)

@@ -136,7 +136,8 @@ pub async fn from_other_nodes(core: Rc<ApiCore>) {
 
 /// Redis no longer has what this node registered (it restarted empty, or swept this node as
 /// dead while it was cut off): this node's subscription counts and presence connections go
-/// back, and its signed-in connections, without events (its clients never left).
+/// back, and its signed-in connections and connections per limited app, without events (its
+/// clients never left).
 async fn register_again(core: &ApiCore) {
     let counts = core.interest.local_counts();
     let members = core.local_members.all();
@@ -158,6 +159,9 @@ async fn register_again(core: &ApiCore) {
         if let Err(e) = joined.await {
             return log::warn!("cluster: registering this node again: {e}");
         }
+    }
+    if let Err(e) = core.cluster.connections.restore().await {
+        return log::warn!("cluster: registering this node again: {e}");
     }
     for (app, user_id, socket) in &users {
         if let Err(e) = core.cluster.users.connect(*app, user_id, *socket).await {

@@ -20,8 +20,8 @@ pub use queue::{
 
 use crate::app::AppIdx;
 use crate::http::{ApiRequest, ApiResponse};
-use crate::protocol::SocketId;
 use crate::protocol::errors::SubscriptionRefusal;
+use crate::protocol::{ErrorCode, SocketId};
 use std::sync::Arc;
 
 /// Index of a shard, `0..shards`.
@@ -52,6 +52,9 @@ pub enum Question {
     /// In a cluster, any other subscription the shard has checked: the node must receive the
     /// channel's broadcasts from the other nodes before the client hears it succeeded.
     Subscribe { app: AppIdx, channel: Box<str> },
+    /// In a cluster, a new connection of an app with `max_connections`, which this node's own
+    /// count has admitted: may the cluster take it?
+    Connect { app: AppIdx },
 }
 
 /// The API core's answer to a [`Question`] of the same kind.
@@ -61,6 +64,8 @@ pub enum Answer {
     /// The `data` of `subscription_succeeded` (the presence payload, or `{}`), or why the
     /// join was refused.
     Join(Result<String, SubscriptionRefusal>),
+    /// Whether a new connection may stay, or the code and reason it is closed with.
+    Admit(Result<(), (ErrorCode, String)>),
 }
 
 /// API core → shard.
@@ -137,6 +142,10 @@ pub enum ApiCommand {
         app: AppIdx,
         user_id: Box<str>,
         socket: SocketId,
+    },
+    /// A connection the cluster counted ([`Question::Connect`]) closed.
+    Disconnected {
+        app: AppIdx,
     },
     /// A connection subscribed to (`+1`) or left (`-1`) a channel on this shard.
     Subscriptions {

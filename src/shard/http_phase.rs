@@ -3,7 +3,7 @@
 //! to the API core.
 
 use super::Shard;
-use super::session;
+use super::session::{self, Place};
 use crate::app::App;
 use crate::http::{self, ApiError, ApiRequest, ApiResponse, RequestHead};
 use crate::protocol::ErrorCode;
@@ -24,7 +24,7 @@ enum Next {
     /// An accepted WebSocket upgrade: the session continues in a task of its own, so that
     /// none of the HTTP phase's state stays allocated for the connection's lifetime.
     Session {
-        app: Arc<App>,
+        place: Place,
         leftover: Vec<u8>,
     },
 }
@@ -32,13 +32,19 @@ enum Next {
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     match serve_http(&shard, &mut stream).await {
         Ok(Next::Done) => {}
-        Ok(Next::Session { app, leftover }) => {
+        Ok(Next::Session { place, leftover }) => {
             let queue = shard.sessions_queue;
-            match glommio::spawn_local_into(session::serve(shard, stream, app, leftover), queue) {
+            // The place is given back by the session, or here if it cannot start.
+            let (app, in_cluster) = (place.app.clone(), place.in_cluster);
+            let task = session::serve(shard.clone(), stream, place, leftover);
+            match glommio::spawn_local_into(task, queue) {
                 Ok(task) => {
                     task.detach();
                 }
-                Err(e) => log::warn!("cannot start a session: {e}"),
+                Err(e) => {
+                    log::warn!("cannot start a session: {e}");
+                    Place { app, in_cluster }.give_back(&shard);
+                }
             }
         }
         Err(e) => log::debug!("shard {}: connection ended: {e}", shard.id),
@@ -170,6 +176,21 @@ fn admit(shard: &Shard, key: &str, head: &RequestHead) -> Result<Arc<App>, (Erro
     }
 }
 
+/// [`admit`], and in a cluster, for an app that limits its connections, the cluster's count.
+async fn admit_anywhere(
+    shard: &Shard,
+    key: &str,
+    head: &RequestHead,
+) -> Result<Place, (ErrorCode, String)> {
+    let app = admit(shard, key, head)?;
+    let in_cluster = shard.state.borrow().clustered && app.config.max_connections > 0;
+    if in_cluster && let Err(refused) = shard.admit_in_cluster(app.idx).await {
+        app.release_connection();
+        return Err(refused);
+    }
+    Ok(Place { app, in_cluster })
+}
+
 async fn upgrade(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
@@ -186,8 +207,8 @@ async fn upgrade(
         .write_all(&handshake::switching_protocols(&accept))
         .await?;
     stream.set_read_timeout(None)?;
-    match admit(shard, &key, &head) {
-        Ok(app) => {
+    match admit_anywhere(shard, &key, &head).await {
+        Ok(place) => {
             // Bytes sent right after the handshake go to the session; otherwise the HTTP
             // read buffer is given back rather than kept for the connection's lifetime.
             let leftover = if leftover.is_empty() {
@@ -195,7 +216,7 @@ async fn upgrade(
             } else {
                 leftover
             };
-            Ok(Next::Session { app, leftover })
+            Ok(Next::Session { place, leftover })
         }
         Err((code, message)) => {
             stream.write_all(&closing_bytes(code, &message)).await?;

@@ -20,7 +20,7 @@ pub mod session;
 pub mod state;
 mod tasks;
 
-use crate::app::Apps;
+use crate::app::{AppIdx, Apps};
 use crate::bus::{
     Answer, ApiCommand, Broadcast, Question, RequestId, ShardCommand, ShardId, UnconnectedReceiver,
 };
@@ -125,11 +125,16 @@ impl Shard {
         self.state.borrow_mut().hub.send(key, frame.into());
     }
 
-    /// Forwards an HTTP API request to the API core and waits for its answer.
-    pub async fn call_api(&self, http: ApiRequest) -> ApiResponse {
+    /// Asks the API core `question` and waits for its answer (`stopped()` if the API core
+    /// has gone).
+    async fn ask<T>(
+        &self,
+        question: Question,
+        waiter: impl FnOnce(LocalSender<T>) -> Waiter,
+        stopped: impl Fn() -> T,
+    ) -> T {
         let (tx, rx) = local_channel::new_bounded(1);
-        let from = self.state.borrow_mut().outstanding.ask(Waiter::Http(tx));
-        let question = Question::Http(http);
+        let from = self.state.borrow_mut().outstanding.ask(waiter(tx));
         if self
             .to_api
             .send(ApiCommand::Ask { from, question })
@@ -137,11 +142,28 @@ impl Shard {
             .is_err()
         {
             self.state.borrow_mut().outstanding.answered(from.request);
-            return ApiError::shutting_down().response();
+            return stopped();
         }
-        rx.recv()
+        rx.recv().await.unwrap_or_else(stopped)
+    }
+
+    /// Forwards an HTTP API request to the API core and waits for its answer.
+    pub async fn call_api(&self, http: ApiRequest) -> ApiResponse {
+        let stopped = || ApiError::shutting_down().response();
+        self.ask(Question::Http(http), Waiter::Http, stopped).await
+    }
+
+    /// In a cluster, whether a new connection of `app` (which limits its connections) fits
+    /// the cluster-wide limit.
+    pub async fn admit_in_cluster(&self, app: AppIdx) -> Result<(), (ErrorCode, String)> {
+        let stopped = || Err((ErrorCode::Reconnect, "Server shutting down".to_string()));
+        self.ask(Question::Connect { app }, Waiter::Admit, stopped)
             .await
-            .unwrap_or_else(|| ApiError::shutting_down().response())
+    }
+
+    /// A connection [`Shard::admit_in_cluster`] admitted closed.
+    pub fn disconnected_in_cluster(&self, app: AppIdx) {
+        self.send_api_ordered(ApiCommand::Disconnected { app });
     }
 
     /// Queues a report for the API core that must not be lost or reordered: one task forwards
@@ -185,6 +207,9 @@ impl Shard {
         match (waiter, answer) {
             (Some(Waiter::Http(tx)), Answer::Http(response)) => {
                 let _ = tx.try_send(response);
+            }
+            (Some(Waiter::Admit(tx)), Answer::Admit(verdict)) => {
+                let _ = tx.try_send(verdict);
             }
             (Some(Waiter::Join(conn)), Answer::Join(verdict)) => {
                 let done = {

@@ -298,14 +298,30 @@ impl Session<'_> {
     }
 }
 
-/// The session task: serves an upgraded connection until it closes, then releases its place
-/// in the app's connection quota. `leftover` holds bytes the client sent right after its
+/// The session task: serves an upgraded connection until it closes, then gives back its
+/// place in the app's connection quota. `leftover` holds bytes the client sent right after its
 /// handshake.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, app: Arc<App>, leftover: Vec<u8>) {
-    if let Err(e) = run(&shard, &mut stream, &app, leftover).await {
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, place: Place, leftover: Vec<u8>) {
+    if let Err(e) = run(&shard, &mut stream, &place.app, leftover).await {
         log::debug!("shard {}: session ended: {e}", shard.id);
     }
-    app.release_connection();
+    place.give_back(&shard);
+}
+
+/// A connection's place in its app's connection quota: on this node, and (for an app with a
+/// limit, in a cluster) in the cluster's count.
+pub struct Place {
+    pub app: Arc<App>,
+    pub in_cluster: bool,
+}
+
+impl Place {
+    pub fn give_back(self, shard: &Shard) {
+        self.app.release_connection();
+        if self.in_cluster {
+            shard.disconnected_in_cluster(self.app.idx);
+        }
+    }
 }
 
 async fn run(

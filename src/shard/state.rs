@@ -10,6 +10,7 @@ use crate::bus::{ConnRef, ReplyTo, RequestId, ShardId};
 use crate::clock::Tick;
 use crate::http::ApiResponse;
 use crate::last_events::LastEvents;
+use crate::protocol::ErrorCode;
 use ahash::AHashMap;
 use glommio::channels::local_channel::LocalSender;
 
@@ -43,6 +44,8 @@ pub enum Waiter {
     Http(LocalSender<ApiResponse>),
     /// A connection whose join (presence, or any subscription in a cluster) is pending.
     Join(ConnRef),
+    /// A new connection waiting to hear whether the cluster admits it.
+    Admit(LocalSender<Result<(), (ErrorCode, String)>>),
 }
 
 /// The shard's questions to the API core that await an answer, by [`RequestId`]. Ids grow

@@ -7,7 +7,7 @@
 //! - [`Users`]: signed-in users (who is online);
 //! - [`Transport`]: broadcasts between nodes;
 //! - [`history::HistoryStore`]: channel history; [`cache::CacheStore`]: cache channels' last
-//!   events; [`holds::Holds`]: webhook holds.
+//!   events; [`holds::Holds`]: webhook holds; [`Connections`]: connections per app.
 //!
 //! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
 //! slow or down, and the API core answers such failures with the error the spec names (503,
@@ -17,6 +17,7 @@
 //! `redis-server`).
 
 pub mod cache;
+mod connections;
 pub mod history;
 pub mod holds;
 mod occupancy;
@@ -27,6 +28,7 @@ mod users;
 
 pub mod contract;
 
+pub use connections::{Connections, Uncounted};
 pub use occupancy::{Change, MemoryOccupancy, Occupancy};
 pub use presence::{Join, Joined, Left, MemoryPresence, Presence};
 pub use redis::{RedisNode, RedisTransport};
@@ -177,6 +179,7 @@ pub struct Cluster {
     pub cache: Box<dyn cache::CacheStore>,
     /// Shared with the webhook dispatcher, which keeps the timers.
     pub holds: std::rc::Rc<dyn holds::Holds>,
+    pub connections: Box<dyn Connections>,
 }
 
 impl Cluster {
@@ -194,6 +197,7 @@ impl Cluster {
             history: Box::new(history::MemoryHistory::new(seed)),
             cache: Box::new(cache::MemoryCache::new()),
             holds,
+            connections: Box::new(Uncounted),
         }
     }
 
@@ -211,6 +215,7 @@ impl Cluster {
             history: Box::new(parts.history),
             cache: Box::new(parts.cache),
             holds: std::rc::Rc::new(parts.holds),
+            connections: Box::new(parts.connections),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! `{prefix}:all`, which every node hears.
 
 mod cache;
+mod connections;
 mod history;
 pub(crate) mod holds;
 pub mod link;
@@ -18,6 +19,7 @@ mod users;
 mod wire;
 
 pub use cache::RedisCache;
+pub use connections::RedisConnections;
 pub use history::RedisHistory;
 pub use holds::RedisHolds;
 pub use nodes::RedisNodes;
@@ -91,6 +93,7 @@ impl RedisNode {
         let history = RedisHistory::new(link.clone(), keys.clone(), seed);
         let cache = RedisCache::new(link.clone(), keys.clone());
         let holds = RedisHolds::new(link.clone(), keys.clone());
+        let connections = RedisConnections::new(link.clone(), keys.clone());
         let publish_keys = RedisKeys {
             link: link.clone(),
             prefix: keys.prefix.clone(),
@@ -107,6 +110,7 @@ impl RedisNode {
             history,
             cache,
             holds,
+            connections,
             nodes,
             keys: publish_keys,
         }
@@ -122,6 +126,7 @@ pub struct Parts {
     pub history: RedisHistory,
     pub cache: RedisCache,
     pub holds: RedisHolds,
+    pub connections: RedisConnections,
     pub nodes: RedisNodes,
     pub keys: RedisKeys,
 }

@@ -2,7 +2,8 @@
 //! `{prefix}:nodes`); every node looks for nodes silent longer than `node_timeout_s` and
 //! sweeps them. The sweep is one Lua script that first takes the dead node out of the set,
 //! so exactly one survivor removes what the dead node held — its presence connections, its
-//! subscription counts and its signed-in connections — places the webhook holds of the
+//! subscription counts, its signed-in connections and its share of each app's connections —
+//! places the webhook holds of the
 //! members and channels that ended there, and hears which members and channels that ended. A node starting
 //! with the id of one that died sweeps its own leftovers first.
 
@@ -82,6 +83,14 @@ for _, e in ipairs(redis.call('SMEMBERS', users)) do
   end
 end
 redis.call('DEL', users)
+local conns = prefix .. ':node:' .. node .. ':conns'
+flat = redis.call('HGETALL', conns)
+for i = 1, #flat, 2 do
+  if redis.call('HINCRBY', prefix .. ':conns', flat[i], 0 - tonumber(flat[i + 1])) <= 0 then
+    redis.call('HDEL', prefix .. ':conns', flat[i])
+  end
+end
+redis.call('DEL', conns)
 redis.call('DEL', prefix .. ':node:' .. node .. ':registered')
 return out
 "#;
