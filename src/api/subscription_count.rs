@@ -1,20 +1,21 @@
 //! Subscription changes reported by the shards: the cluster-wide counts, `channel_occupied` /
 //! `channel_vacated` webhooks, and `pusher_internal:subscription_count` (SPEC §3): when an app
 //! enables it, a non-presence channel's subscribers hear its new subscription count after
-//! each change; above 100 subscribers at most every 5 s per channel, the latest count always
-//! sent in the end.
+//! each change; above 100 subscribers at most every 5 s per channel over the whole cluster
+//! ([`crate::api::cluster::throttle`]), the latest count always sent in the end.
 
 use super::ApiCore;
 use super::channel_info::is_presence;
+use crate::api::cluster::throttle::Turn;
 use crate::api::webhooks::Event;
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
 use crate::webhook_kind::Kind;
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashMap;
 use glommio::timer::Timer;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Above this many subscribers, count events are throttled.
 const THROTTLE_ABOVE: u64 = 100;
@@ -22,11 +23,11 @@ const THROTTLE_INTERVAL: Duration = Duration::from_secs(5);
 
 type Channel = (AppIdx, Box<str>);
 
-/// When each occupied channel's count was last announced, and which have one scheduled.
+/// This node's busy channels with a change not announced yet, and when the latest change was
+/// (Unix ms): one task per channel waits for the cluster's next interval.
 #[derive(Default)]
 pub struct Announcements {
-    last: RefCell<AHashMap<Channel, Instant>>,
-    scheduled: RefCell<AHashSet<Channel>>,
+    pending: RefCell<AHashMap<Channel, u64>>,
 }
 
 /// Applies a shard's subscription change and announces the new count where due.
@@ -42,12 +43,11 @@ pub async fn changed(core: &Rc<ApiCore>, app: AppIdx, channel: &str, delta: i64)
     if before <= 0 && count > 0 {
         core.webhooks.occupied(app, channel, change.returned);
     }
-    let key: Channel = (app, channel.into());
     if count == 0 {
         if before > 0 {
             core.webhooks.vacated(app, channel, ticket);
         }
-        core.announcements.last.borrow_mut().remove(&key);
+        core.cluster.throttle.forget(app, channel);
         return;
     }
     let wanted = core.apps.get(app).config.subscription_count_events
@@ -55,31 +55,56 @@ pub async fn changed(core: &Rc<ApiCore>, app: AppIdx, channel: &str, delta: i64)
     if !wanted || is_presence(channel) {
         return;
     }
-    let since_last = core
+    if count <= THROTTLE_ABOVE {
+        return announce(core, app, channel).await;
+    }
+    let key: Channel = (app, channel.into());
+    let now = crate::clock::unix_ms();
+    if core
         .announcements
-        .last
-        .borrow()
-        .get(&key)
-        .map(Instant::elapsed);
-    match since_last {
-        Some(elapsed) if count > THROTTLE_ABOVE && elapsed < THROTTLE_INTERVAL => {
-            // Announce the latest count when the interval is over: one timer per channel.
-            if core
-                .announcements
-                .scheduled
-                .borrow_mut()
-                .insert(key.clone())
-            {
-                let core = core.clone();
-                glommio::spawn_local(async move {
-                    Timer::new(THROTTLE_INTERVAL - elapsed).await;
-                    core.announcements.scheduled.borrow_mut().remove(&key);
-                    announce(&core, app, &key.1).await;
-                })
-                .detach();
+        .pending
+        .borrow_mut()
+        .insert(key.clone(), now)
+        .is_none()
+    {
+        let core = core.clone();
+        glommio::spawn_local(async move { announce_when_due(&core, key).await }).detach();
+    }
+}
+
+/// Announces a busy channel's count when this node gets the cluster's next interval, unless
+/// another node's announcement after the latest change here has told it already.
+async fn announce_when_due(core: &ApiCore, key: Channel) {
+    let (app, channel) = (key.0, &*key.1);
+    loop {
+        let Some(changed) = core.announcements.pending.borrow().get(&key).copied() else {
+            return;
+        };
+        let turn = core
+            .cluster
+            .throttle
+            .claim(app, channel, THROTTLE_INTERVAL, changed)
+            .await;
+        match turn {
+            Ok(Turn::After(wait)) => {
+                Timer::new(wait).await;
+                continue;
             }
+            // A change that came meanwhile needs an announcement of its own.
+            Ok(Turn::Covered)
+                if core.announcements.pending.borrow().get(&key) != Some(&changed) =>
+            {
+                continue;
+            }
+            Ok(Turn::Covered) => {}
+            Ok(Turn::Now) => {
+                core.announcements.pending.borrow_mut().remove(&key);
+                return announce(core, app, channel).await;
+            }
+            Err(e) => log::warn!("subscription count of {channel}: {e}"),
         }
-        _ => announce(core, app, channel).await,
+        core.announcements.pending.borrow_mut().remove(&key);
+        return;
     }
 }
 
@@ -88,10 +113,6 @@ async fn announce(core: &ApiCore, app: AppIdx, channel: &str) {
         Ok(count) => count,
         Err(e) => return log::warn!("subscription count of {channel}: {e}"),
     };
-    core.announcements
-        .last
-        .borrow_mut()
-        .insert((app, channel.into()), Instant::now());
     if count == 0 {
         return;
     }

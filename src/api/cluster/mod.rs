@@ -7,7 +7,8 @@
 //! - [`Users`]: signed-in users (who is online);
 //! - [`Transport`]: broadcasts between nodes;
 //! - [`history::HistoryStore`]: channel history; [`cache::CacheStore`]: cache channels' last
-//!   events; [`holds::Holds`]: webhook holds; [`Connections`]: connections per app.
+//!   events; [`holds::Holds`]: webhook holds; [`Connections`]: connections per app;
+//!   [`throttle::Throttle`]: who announces a busy channel's count.
 //!
 //! Every method is asynchronous and fallible ([`StateFuture`]): a networked backend can be
 //! slow or down, and the API core answers such failures with the error the spec names (503,
@@ -23,6 +24,7 @@ pub mod holds;
 mod occupancy;
 mod presence;
 mod redis;
+pub mod throttle;
 mod transport;
 mod users;
 
@@ -180,6 +182,7 @@ pub struct Cluster {
     /// Shared with the webhook dispatcher, which keeps the timers.
     pub holds: std::rc::Rc<dyn holds::Holds>,
     pub connections: Box<dyn Connections>,
+    pub throttle: Box<dyn throttle::Throttle>,
 }
 
 impl Cluster {
@@ -198,6 +201,7 @@ impl Cluster {
             cache: Box::new(cache::MemoryCache::new()),
             holds,
             connections: Box::new(Uncounted),
+            throttle: Box::new(throttle::MemoryThrottle::default()),
         }
     }
 
@@ -216,6 +220,7 @@ impl Cluster {
             cache: Box::new(parts.cache),
             holds: std::rc::Rc::new(parts.holds),
             connections: Box::new(parts.connections),
+            throttle: Box::new(parts.throttle),
         }
     }
 }

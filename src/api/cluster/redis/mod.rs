@@ -15,6 +15,7 @@ pub mod link;
 mod nodes;
 mod occupancy;
 mod presence;
+mod throttle;
 mod users;
 mod wire;
 
@@ -25,6 +26,7 @@ pub use holds::RedisHolds;
 pub use nodes::RedisNodes;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
+pub use throttle::RedisThrottle;
 pub use users::RedisUsers;
 
 use super::{ClusterError, NodeEvent, StateFuture, Transport};
@@ -94,6 +96,7 @@ impl RedisNode {
         let cache = RedisCache::new(link.clone(), keys.clone());
         let holds = RedisHolds::new(link.clone(), keys.clone());
         let connections = RedisConnections::new(link.clone(), keys.clone());
+        let throttle = RedisThrottle::new(link.clone(), keys.clone());
         let publish_keys = RedisKeys {
             link: link.clone(),
             prefix: keys.prefix.clone(),
@@ -111,6 +114,7 @@ impl RedisNode {
             cache,
             holds,
             connections,
+            throttle,
             nodes,
             keys: publish_keys,
         }
@@ -127,6 +131,7 @@ pub struct Parts {
     pub cache: RedisCache,
     pub holds: RedisHolds,
     pub connections: RedisConnections,
+    pub throttle: RedisThrottle,
     pub nodes: RedisNodes,
     pub keys: RedisKeys,
 }
