@@ -1,11 +1,16 @@
 """The Python `pusher` SDK from PyPI against the real ringcast binary: trigger,
 trigger_batch, channels_info, channel_info, users_info, and validate_webhook on a webhook the
-server really sent. The app id is numeric, as the SDK expects."""
+server really sent. The app id is numeric, as the SDK expects.
+
+With RINGCAST_COMPAT_CLUSTER=1 the same tests run against three nodes joined through a
+redis-server, behind a round-robin TCP proxy, so each connection (WebSocket or HTTP) lands on
+the next node."""
 
 import json
 import os
 import queue
 import re
+import socket
 import subprocess
 import tempfile
 import threading
@@ -49,24 +54,29 @@ class WebhookReceiver:
         return self.requests.get(timeout=WAIT)
 
 
-class Server:
-    def __init__(self, webhook_url):
-        self.dir = tempfile.TemporaryDirectory()
-        config = os.path.join(self.dir.name, "ringcast.toml")
-        with open(config, "w") as f:
-            f.write(
-                '[[apps]]\nid = "%s"\nkey = "%s"\nsecret = "%s"\n'
-                '[[apps.webhooks]]\nurl = "%s"\n' % (APP_ID, KEY, SECRET, webhook_url)
-            )
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    """One ringcast process; `wait_for` names a log line to wait for besides its address."""
+
+    def __init__(self, config, env, wait_for=None):
         env = dict(os.environ, RINGCAST_HOST="127.0.0.1", RINGCAST_PORT="0", RINGCAST_METRICS_PORT="0", RUST_LOG="info",
-                   RINGCAST_WEBHOOK_HOLD_MS="100")
+                   RINGCAST_WEBHOOK_HOLD_MS="100", **env)
         self.proc = subprocess.Popen([BIN, "--config", config], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + WAIT
+        self.port = None
         for line in self.proc.stderr:
             m = re.search(r"listening on [^ ]+:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
+            if wait_for and wait_for in line:
+                wait_for = None
+            if self.port and not wait_for:
                 break
             if time.time() > deadline:
                 raise RuntimeError("ringcast did not start")
@@ -77,6 +87,105 @@ class Server:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+
+
+class Redis:
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + WAIT
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class RoundRobinProxy:
+    """Hands each new TCP connection to the next of `ports`."""
+
+    def __init__(self, ports):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.ports = ports
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        n = 0
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.ports[n % len(self.ports)]))
+            n += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        src.close()
+
+    def stop(self):
+        self.listener.close()
+
+
+class Server:
+    """One node, or with RINGCAST_COMPAT_CLUSTER=1 three nodes on a redis-server behind a
+    round-robin proxy; `port` is where clients connect."""
+
+    def __init__(self, webhook_url):
+        self.dir = tempfile.TemporaryDirectory()
+        config = os.path.join(self.dir.name, "ringcast.toml")
+        with open(config, "w") as f:
+            f.write(
+                '[[apps]]\nid = "%s"\nkey = "%s"\nsecret = "%s"\n'
+                '[[apps.webhooks]]\nurl = "%s"\n' % (APP_ID, KEY, SECRET, webhook_url)
+            )
+        self.redis = self.proxy = None
+        if os.environ.get("RINGCAST_COMPAT_CLUSTER") == "1":
+            self.redis = Redis()
+            env = {"RINGCAST_CLUSTER_REDIS_URL": "redis://127.0.0.1:%d/0" % self.redis.port,
+                   "RINGCAST_CLUSTER_PREFIX": "compat"}
+            self.nodes = [Node(config, env, "connected to Redis") for _ in range(3)]
+            self.proxy = RoundRobinProxy([n.port for n in self.nodes])
+            self.port = self.proxy.port
+        else:
+            self.nodes = [Node(config, {})]
+            self.port = self.nodes[0].port
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+        if self.proxy:
+            self.proxy.stop()
+        if self.redis:
+            self.redis.stop()
         self.dir.cleanup()
 
 
