@@ -3,7 +3,7 @@
 //! to its shards.
 
 use super::cluster::holds::Ticket;
-use super::cluster::{self, NodeEvent};
+use super::cluster::{self, Beat, NodeEvent};
 use super::{ApiCore, membership, watchlists};
 use crate::app::AppIdx;
 use crate::bus::{Broadcast, ShardCommand};
@@ -19,9 +19,11 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
     loop {
         let nodes = &core.cluster.nodes;
         let result = match nodes.beat().await {
-            Ok(lost) => {
-                if lost {
-                    register_again(&core).await;
+            Ok(beat) => {
+                match beat {
+                    Beat::Registered => {}
+                    Beat::Lost => register_again(&core).await,
+                    Beat::Swept => disown_clients(&core).await,
                 }
                 nodes.sweep().await
             }
@@ -29,6 +31,9 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
         };
         match result {
             Ok(gone) => {
+                if failing {
+                    log::info!("cluster: heartbeats reach Redis again");
+                }
                 failing = false;
                 departed(&core, gone).await;
             }
@@ -132,6 +137,17 @@ pub async fn from_other_nodes(core: Rc<ApiCore>) {
             } => watchlists::tell_watchers(&core, app, &user_id, online).await,
         }
     }
+}
+
+/// The other nodes declared this node dead while it was cut off from Redis, and told everyone
+/// its clients had gone: every client is closed with 4200 (reconnect), so each comes back and
+/// is announced again, consistently everywhere.
+async fn disown_clients(core: &ApiCore) {
+    log::warn!(
+        "cluster: the other nodes declared this node dead while it was cut off; closing its \
+         clients so they reconnect"
+    );
+    core.shards.send_all(|| ShardCommand::Disown).await;
 }
 
 /// Redis no longer has what this node registered (it restarted empty, or swept this node as

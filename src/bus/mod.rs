@@ -96,6 +96,9 @@ pub enum ShardCommand {
         payload: Box<[u8]>,
         ttl_s: u64,
     },
+    /// In a cluster, this node was declared dead while cut off from the others: close every
+    /// client with 4200 so it reconnects and is announced again.
+    Disown,
     /// In a cluster, this node stopped receiving the channel's broadcasts, so its copy of the
     /// last event may go stale: forget it (the next subscriber's node asks Redis again).
     Forget {

@@ -295,6 +295,12 @@ impl Shard {
             ShardCommand::Forget { app, channel } => {
                 self.state.borrow_mut().last_events.forget(app, &channel)
             }
+            ShardCommand::Disown => {
+                let mut state = self.state.borrow_mut();
+                for key in state.hub.keys() {
+                    state.hub.request_close(key, ErrorCode::Reconnect);
+                }
+            }
             ShardCommand::Shutdown => {}
         }
     }

@@ -79,6 +79,14 @@ impl Redis {
         rest.lines().next()?.trim().parse().ok()
     }
 
+    /// Stops (SIGSTOP) or continues (SIGCONT) it: unreachable for a while, its data kept.
+    pub fn pause(&self, paused: bool) {
+        if let Some(c) = &self.child {
+            let sig = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
     /// Kills it (SIGKILL) and waits until it is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -102,9 +110,13 @@ pub fn node(redis: &Redis, prefix: &str, env: &[(&str, &str)]) -> Server {
 
 /// [`node`] from a TOML config (e.g. with its own app settings).
 pub fn node_with(redis: &Redis, prefix: &str, toml: Option<&str>, env: &[(&str, &str)]) -> Server {
-    let url = redis.url();
+    node_at(&redis.url(), prefix, toml, env)
+}
+
+/// [`node_with`] on the Redis at `url` (e.g. through a [`Cable`]).
+pub fn node_at(url: &str, prefix: &str, toml: Option<&str>, env: &[(&str, &str)]) -> Server {
     let mut all = vec![
-        ("RINGCAST_CLUSTER_REDIS_URL", url.as_str()),
+        ("RINGCAST_CLUSTER_REDIS_URL", url),
         ("RINGCAST_CLUSTER_PREFIX", prefix),
     ];
     all.extend_from_slice(env);
@@ -114,4 +126,63 @@ pub fn node_with(redis: &Redis, prefix: &str, toml: Option<&str>, env: &[(&str, 
     };
     server.wait_log("connected to Redis");
     server
+}
+
+/// A TCP proxy in front of Redis for one node, which can cut that node off (close its
+/// connections and refuse new ones) and mend it again.
+pub struct Cable {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Cable {
+    pub fn to(redis: &Redis) -> Cable {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (target, c, o) = (redis.port, cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if c.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut list = o.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(upstream.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Cable { port, cut, open }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Cuts the node off: its connections close and new ones are refused.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -89,18 +89,32 @@ pub enum Departure {
     Offline { app_id: String, user_id: String },
 }
 
+/// What a heartbeat found of this node's registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// Registered, as before.
+    Registered,
+    /// The backend no longer had it (Redis restarted empty): the node registers its state
+    /// again, silently (its clients never left).
+    Lost,
+    /// Other nodes declared this node dead while it was cut off, and announced its clients as
+    /// gone: the node drops them, so they come back (here or elsewhere) and are announced
+    /// again.
+    Swept,
+}
+
 /// The nodes of the cluster and which of them are alive.
 pub trait Nodes {
     /// How often this node beats; `None` for a single node, which has nothing to watch.
     fn heartbeat(&self) -> Option<std::time::Duration>;
     /// At start: clears what a node of this id held before (it restarted).
     fn start(&self) -> StateFuture<'_, Vec<Departure>>;
-    /// This node is alive. `true` when the backend no longer had this node's registration
-    /// (it restarted empty, or swept this node as dead): the node must register its state
-    /// again.
-    fn beat(&self) -> StateFuture<'_, bool>;
+    /// This node is alive; what became of its registration.
+    fn beat(&self) -> StateFuture<'_, Beat>;
     /// Removes what nodes silent for too long held; each dead node is swept by exactly one
-    /// survivor, which gets its departures.
+    /// survivor, which gets its departures. A node sweeps only once it has been in touch with
+    /// the backend for a whole timeout, so after an outage of the backend the others have
+    /// beaten again before anyone judges them.
     fn sweep(&self) -> StateFuture<'_, Vec<Departure>>;
 }
 
@@ -116,8 +130,8 @@ impl Nodes for Alone {
         ready(Vec::new())
     }
 
-    fn beat(&self) -> StateFuture<'_, bool> {
-        ready(false)
+    fn beat(&self) -> StateFuture<'_, Beat> {
+        ready(Beat::Registered)
     }
 
     fn sweep(&self) -> StateFuture<'_, Vec<Departure>> {

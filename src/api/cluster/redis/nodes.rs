@@ -1,23 +1,27 @@
 //! Which nodes are alive. Each node beats every `heartbeat_s` (its time in the sorted set
 //! `{prefix}:nodes`); every node looks for nodes silent longer than `node_timeout_s` and
-//! sweeps them. The sweep is one Lua script that first takes the dead node out of the set,
-//! so exactly one survivor removes what the dead node held — its presence connections, its
-//! subscription counts, its signed-in connections and its share of each app's connections —
-//! places the webhook holds of the
-//! members and channels that ended there, and hears which members and channels that ended. A node starting
+//! sweeps them, once it has itself been in touch with Redis for a whole timeout.
+//!
+//! The sweep is one Lua script that first takes the dead node out of the set, so exactly one
+//! survivor removes what the dead node held (its presence connections, subscription counts,
+//! signed-in connections and share of each app's connections), places the webhook holds of
+//! the members and channels that ended there, and hears which ones did. It leaves a tombstone,
+//! so a node that was only cut off learns it was swept when it beats again. A node starting
 //! with the id of one that died sweeps its own leftovers first.
 
 use super::Keys;
 use super::link::Link;
-use crate::api::cluster::{ClusterError, Departure, Nodes, StateFuture};
+use crate::api::cluster::{Beat, ClusterError, Departure, Nodes, StateFuture};
 use crate::metrics::ClusterCounters;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// KEYS: the nodes set. ARGV: prefix, node id, cutoff (ms; a node beaten at or before it is
-/// dead), hold token prefix, hold milliseconds. Answers the departures as a flat list:
+/// dead), hold token prefix, hold milliseconds, 1 to leave a tombstone the swept node finds
+/// if it is still alive (0 for a node clearing its own leftovers at start). Answers the departures as a flat list:
 /// `m app channel user token` for a member whose last connection was there, `v app channel
 /// token` for a channel left without subscribers (each with the webhook hold placed for it),
 /// `o app user` for a user whose last signed-in connection was there.
@@ -92,14 +96,16 @@ for i = 1, #flat, 2 do
 end
 redis.call('DEL', conns)
 redis.call('DEL', prefix .. ':node:' .. node .. ':registered')
+if ARGV[6] == '1' then redis.call('SET', prefix .. ':node:' .. node .. ':swept', '1', 'EX', 86400) end
 return out
 "#;
 
-/// KEYS: the nodes set, the node's registration. ARGV: now (ms), node id. Answers 1 when the
-/// registration was missing.
+/// KEYS: the nodes set, the node's registration, its tombstone. ARGV: now (ms), node id.
+/// Answers 2 when the node was swept, 1 when its registration was missing, else 0.
 const BEAT: &str = r#"
 local fresh = redis.call('SET', KEYS[2], '1', 'NX')
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('DEL', KEYS[3]) == 1 then return 2 end
 if fresh then return 1 end
 return 0
 "#;
@@ -111,6 +117,10 @@ pub struct RedisNodes {
     timeout: Duration,
     /// How long the webhook holds the sweep places last if nobody releases them.
     hold: Duration,
+    /// Since when this node's beats have been reaching Redis without a failure.
+    in_touch_since: Cell<Option<Instant>>,
+    /// Whether this node judges the others now (logged when it starts again).
+    watching: Cell<bool>,
     counters: Arc<ClusterCounters>,
 }
 
@@ -129,6 +139,8 @@ impl RedisNodes {
             heartbeat,
             timeout,
             hold,
+            in_touch_since: Cell::new(None),
+            watching: Cell::new(false),
             counters,
         }
     }
@@ -137,13 +149,26 @@ impl RedisNodes {
         format!("{}:nodes", self.keys.prefix)
     }
 
-    async fn sweep_node(&self, node: &str, cutoff_ms: u64) -> Result<Vec<Departure>, ClusterError> {
+    async fn sweep_node(
+        &self,
+        node: &str,
+        cutoff_ms: u64,
+        tombstone: bool,
+    ) -> Result<Vec<Departure>, ClusterError> {
         let cutoff = cutoff_ms.to_string();
         let set = self.set();
         // Unique: this node sweeps a node once per moment.
         let tokens = format!("{}-sweep-{}-", self.keys.node, crate::clock::unix_us());
         let hold_ms = self.hold.as_millis().max(1).to_string();
-        let args = [&*self.keys.prefix, node, &*cutoff, &*tokens, &*hold_ms];
+        let tombstone = if tombstone { "1" } else { "0" };
+        let args = [
+            &*self.keys.prefix,
+            node,
+            &*cutoff,
+            &*tokens,
+            &*hold_ms,
+            tombstone,
+        ];
         let flat: Vec<String> = super::eval(&self.link, SWEEP, &[&set], &args).await?;
         Ok(departures(&flat))
     }
@@ -192,21 +217,47 @@ impl Nodes for RedisNodes {
     fn start(&self) -> StateFuture<'_, Vec<Departure>> {
         // What a node of this id held before it restarted is gone.
         let now = crate::clock::unix_ms();
-        Box::pin(async move { self.sweep_node(&self.keys.node, now).await })
+        Box::pin(async move { self.sweep_node(&self.keys.node, now, false).await })
     }
 
-    fn beat(&self) -> StateFuture<'_, bool> {
+    fn beat(&self) -> StateFuture<'_, Beat> {
         Box::pin(async move {
             let (set, registered) = (self.set(), self.keys.node("registered"));
+            let swept = self.keys.node("swept");
             let now = crate::clock::unix_ms().to_string();
             let args = [&*now, &*self.keys.node];
-            let fresh: i64 = super::eval(&self.link, BEAT, &[&set, &registered], &args).await?;
-            Ok(fresh == 1)
+            let keys = [&*set, &*registered, &*swept];
+            let answer = super::eval::<i64>(&self.link, BEAT, &keys, &args).await;
+            let Ok(answer) = answer else {
+                self.in_touch_since.set(None);
+                self.watching.set(false);
+                return answer.map(|_| Beat::Registered);
+            };
+            if self.in_touch_since.get().is_none() {
+                self.in_touch_since.set(Some(Instant::now()));
+            }
+            Ok(match answer {
+                2 => Beat::Swept,
+                1 => Beat::Lost,
+                _ => Beat::Registered,
+            })
         })
     }
 
     fn sweep(&self) -> StateFuture<'_, Vec<Departure>> {
         Box::pin(async move {
+            // Judge others only after a whole timeout in touch: after an outage they need
+            // that long to beat again.
+            let in_touch = self.in_touch_since.get().map(|t| t.elapsed());
+            if in_touch.is_none_or(|t| t < self.timeout) {
+                return Ok(Vec::new());
+            }
+            if !self.watching.replace(true) {
+                log::info!(
+                    "cluster: watching the other nodes (in touch with Redis for {} s)",
+                    self.timeout.as_secs()
+                );
+            }
             let timeout = self.timeout.as_millis() as u64;
             let cutoff = crate::clock::unix_ms().saturating_sub(timeout);
             let mut cmd = redis::cmd("ZRANGEBYSCORE");
@@ -220,7 +271,7 @@ impl Nodes for RedisNodes {
             self.counters.connected.store(up, Ordering::Relaxed);
             let mut out = Vec::new();
             for node in dead.iter().filter(|n| **n != self.keys.node) {
-                let gone = self.sweep_node(node, cutoff).await?;
+                let gone = self.sweep_node(node, cutoff, true).await?;
                 log::warn!(
                     "cluster: node {node} is dead (silent over {} s); {} departures",
                     self.timeout.as_secs(),

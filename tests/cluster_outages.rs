@@ -1,0 +1,78 @@
+//! Outages over several nodes on a real `redis-server`: a node cut off from Redis for longer
+//! than the timeout is declared dead by the others and, once back, drops its clients so they
+//! are announced again everywhere; Redis unreachable for everyone (its data kept) makes nobody
+//! declare anybody dead.
+
+mod common;
+
+use common::cluster::*;
+use common::redis::{Cable, Redis, node, node_at};
+
+#[test]
+fn a_node_cut_off_past_the_timeout_drops_its_clients_and_they_come_back() {
+    let redis = Redis::start();
+    let cable = Cable::to(&redis);
+    let a = node(&redis, "t", &FAST);
+    let c = node_at(&cable.url(), "t", None, &FAST);
+    let ch = "presence-room";
+    let mut u2_a = a.ws();
+    join(&mut u2_a, ch, "u2");
+    let mut u1_c = c.ws();
+    join(&mut u1_c, ch, "u1");
+    let mut api = a.api();
+    cable.cut();
+    // The others declare C dead: u1 is gone for them.
+    let seen = until_removed(&mut u2_a, &mut api, ch);
+    assert_eq!(
+        seen,
+        [
+            "pusher_internal:member_added u1",
+            "pusher_internal:member_removed u1"
+        ]
+    );
+    cable.mend();
+    // C learns it was declared dead and closes its client, which reconnects and joins again.
+    u1_c.expect_error(4200);
+    u1_c.expect_close(4200);
+    let mut again = c.ws();
+    join(&mut again, ch, "u1");
+    assert_eq!(
+        member_events(&mut u2_a, &mut api, ch),
+        ["pusher_internal:member_added u1"]
+    );
+}
+
+#[test]
+fn redis_unreachable_for_everyone_past_the_timeout_declares_nobody_dead() {
+    let redis = Redis::start();
+    let a = node(&redis, "t", &FAST);
+    let b = node(&redis, "t", &FAST);
+    for n in [&a, &b] {
+        n.wait_log("watching the other nodes");
+    }
+    let ch = "presence-room";
+    let mut u1_a = a.ws();
+    join(&mut u1_a, ch, "u1");
+    let mut u2_b = b.ws();
+    join(&mut u2_b, ch, "u2");
+    let mut api = a.api();
+    assert_eq!(
+        member_events(&mut u1_a, &mut api, ch),
+        ["pusher_internal:member_added u2"]
+    );
+    redis.pause(true);
+    for n in [&a, &b] {
+        n.wait_log("cluster: heartbeat:");
+    }
+    // Longer than the 2 s timeout: every node's last beat is older than that when Redis
+    // answers again.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    redis.pause(false);
+    for n in [&a, &b] {
+        n.wait_log("heartbeats reach Redis again");
+        n.wait_log("watching the other nodes");
+    }
+    // Both judge again, and neither member was declared gone.
+    assert_eq!(member_events(&mut u1_a, &mut api, ch), Vec::<String>::new());
+    assert_eq!(member_events(&mut u2_b, &mut api, ch), Vec::<String>::new());
+}
