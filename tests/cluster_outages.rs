@@ -76,3 +76,36 @@ fn redis_unreachable_for_everyone_past_the_timeout_declares_nobody_dead() {
     assert_eq!(member_events(&mut u1_a, &mut api, ch), Vec::<String>::new());
     assert_eq!(member_events(&mut u2_b, &mut api, ch), Vec::<String>::new());
 }
+
+#[test]
+fn a_node_that_shuts_down_leaves_the_cluster_and_its_members_leave_once() {
+    let redis = Redis::start();
+    let a = node(&redis, "t", &FAST);
+    let b = node(
+        &redis,
+        "t",
+        &[FAST[0], FAST[1], ("RINGCAST_CLUSTER_NODE_ID", "node-b")],
+    );
+    a.wait_log("watching the other nodes");
+    let line = a.wait_log("cluster: live nodes:");
+    assert!(line.contains("node-b"), "{line}");
+    let ch = "presence-room";
+    let mut u2_a = a.ws();
+    join(&mut u2_a, ch, "u2");
+    let mut u1_b = b.ws();
+    join(&mut u1_b, ch, "u1");
+    let mut api = a.api();
+    b.signal(libc::SIGTERM);
+    u1_b.expect_error(4200);
+    u1_b.expect_close(4200);
+    let seen = until_removed(&mut u2_a, &mut api, ch);
+    assert_eq!(
+        seen,
+        [
+            "pusher_internal:member_added u1",
+            "pusher_internal:member_removed u1"
+        ]
+    );
+    b.wait_log("node node-b leaves the cluster");
+    a.wait_log("cluster: node node-b left");
+}

@@ -253,6 +253,10 @@ async fn shut_down(core: &ApiCore) {
     while core.stopped_shards.get() < core.shards.len() && Instant::now() < deadline {
         Timer::new(Duration::from_millis(10)).await;
     }
+    match core.cluster.nodes.leave().await {
+        Ok(gone) => node_life::departed(core, gone).await,
+        Err(e) => log::warn!("cluster: leaving: {e}"),
+    }
     let left = deadline.saturating_duration_since(Instant::now());
     core.webhooks.close(left).await;
 }

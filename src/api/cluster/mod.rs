@@ -109,6 +109,9 @@ pub trait Nodes {
     fn heartbeat(&self) -> Option<std::time::Duration>;
     /// At start: clears what a node of this id held before (it restarted).
     fn start(&self) -> StateFuture<'_, Vec<Departure>>;
+    /// At shutdown, once its clients are gone: leaves the cluster, clearing whatever it still
+    /// held (what never reached the backend while it closed).
+    fn leave(&self) -> StateFuture<'_, Vec<Departure>>;
     /// This node is alive; what became of its registration.
     fn beat(&self) -> StateFuture<'_, Beat>;
     /// Removes what nodes silent for too long held; each dead node is swept by exactly one
@@ -127,6 +130,10 @@ impl Nodes for Alone {
     }
 
     fn start(&self) -> StateFuture<'_, Vec<Departure>> {
+        ready(Vec::new())
+    }
+
+    fn leave(&self) -> StateFuture<'_, Vec<Departure>> {
         ready(Vec::new())
     }
 

@@ -13,7 +13,8 @@ use super::Keys;
 use super::link::Link;
 use crate::api::cluster::{Beat, ClusterError, Departure, Nodes, StateFuture};
 use crate::metrics::ClusterCounters;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -121,6 +122,8 @@ pub struct RedisNodes {
     in_touch_since: Cell<Option<Instant>>,
     /// Whether this node judges the others now (logged when it starts again).
     watching: Cell<bool>,
+    /// The live nodes at the last sweep.
+    known: RefCell<BTreeSet<String>>,
     counters: Arc<ClusterCounters>,
 }
 
@@ -141,12 +144,30 @@ impl RedisNodes {
             hold,
             in_touch_since: Cell::new(None),
             watching: Cell::new(false),
+            known: RefCell::default(),
             counters,
         }
     }
 
     fn set(&self) -> String {
         format!("{}:nodes", self.keys.prefix)
+    }
+
+    /// One log line per node that joined, and per node that left without being declared dead
+    /// here (gracefully, or swept by another node).
+    fn log_changes(&self, live: Vec<String>, dead: &[String]) {
+        let live: BTreeSet<String> = live.into_iter().collect();
+        let known = self.known.replace(live.clone());
+        if known.is_empty() {
+            let all: Vec<&str> = live.iter().map(String::as_str).collect();
+            return log::info!("cluster: live nodes: {}", all.join(", "));
+        }
+        for joined in live.difference(&known) {
+            log::info!("cluster: node {joined} joined");
+        }
+        for left in known.difference(&live).filter(|n| !dead.contains(n)) {
+            log::info!("cluster: node {left} left");
+        }
     }
 
     async fn sweep_node(
@@ -220,6 +241,15 @@ impl Nodes for RedisNodes {
         Box::pin(async move { self.sweep_node(&self.keys.node, now, false).await })
     }
 
+    fn leave(&self) -> StateFuture<'_, Vec<Departure>> {
+        let now = crate::clock::unix_ms();
+        Box::pin(async move {
+            let gone = self.sweep_node(&self.keys.node, now, false).await?;
+            log::info!("cluster: node {} leaves the cluster", self.keys.node);
+            Ok(gone)
+        })
+    }
+
     fn beat(&self) -> StateFuture<'_, Beat> {
         Box::pin(async move {
             let (set, registered) = (self.set(), self.keys.node("registered"));
@@ -263,10 +293,12 @@ impl Nodes for RedisNodes {
             let mut cmd = redis::cmd("ZRANGEBYSCORE");
             cmd.arg(self.set()).arg("-inf").arg(cutoff);
             let dead: Vec<String> = super::query(&self.link, cmd).await?;
-            let mut live = redis::cmd("ZCOUNT");
+            let mut live = redis::cmd("ZRANGEBYSCORE");
             live.arg(self.set()).arg(format!("({cutoff}")).arg("+inf");
-            let live: i64 = super::query(&self.link, live).await?;
-            self.counters.live_nodes.store(live, Ordering::Relaxed);
+            let live: Vec<String> = super::query(&self.link, live).await?;
+            let count = i64::try_from(live.len()).unwrap_or(i64::MAX);
+            self.counters.live_nodes.store(count, Ordering::Relaxed);
+            self.log_changes(live, &dead);
             let up = i64::from(self.link.connected());
             self.counters.connected.store(up, Ordering::Relaxed);
             let mut out = Vec::new();
