@@ -109,3 +109,32 @@ fn a_node_that_shuts_down_leaves_the_cluster_and_its_members_leave_once() {
     b.wait_log("node node-b leaves the cluster");
     a.wait_log("cluster: node node-b left");
 }
+
+#[test]
+fn a_member_that_leaves_while_redis_is_unreachable_is_removed_once_it_answers() {
+    let redis = Redis::start();
+    let a = node(&redis, "t", &FAST);
+    let b = node(&redis, "t", &FAST);
+    let ch = "presence-room";
+    let mut u1_a = a.ws();
+    join(&mut u1_a, ch, "u1");
+    let mut u2_b = b.ws();
+    join(&mut u2_b, ch, "u2");
+    let mut api = b.api();
+    assert_eq!(
+        member_events(&mut u1_a, &mut api, ch),
+        ["pusher_internal:member_added u2"]
+    );
+    redis.pause(true);
+    u1_a.close();
+    a.wait_log("kept for when Redis is back");
+    redis.pause(false);
+    let seen = until_removed(&mut u2_b, &mut api, ch);
+    assert_eq!(seen, ["pusher_internal:member_removed u1"]);
+    converge(
+        &mut api,
+        &format!("/channels/{ch}/users"),
+        &[],
+        &serde_json::json!({"users":[{"id":"u2"}]}),
+    );
+}

@@ -5,6 +5,7 @@
 use super::ApiCore;
 use super::cluster::holds::Ticket;
 use super::cluster::{Join, Left};
+use super::unfinished::Departure;
 use crate::app::AppIdx;
 use crate::bus::{Answer, Broadcast, PresenceJoin, ReplyTo};
 use crate::protocol::errors::SubscriptionRefusal;
@@ -112,8 +113,14 @@ pub async fn leave(core: &ApiCore, app: AppIdx, channel: &str, user_id: &str, so
     {
         Ok(left) => left,
         Err(e) => {
-            log::warn!("presence leave on {channel}: {e}");
-            return;
+            log::warn!("presence leave on {channel}: {e}; kept for when Redis is back");
+            let departure = Departure::PresenceLeave {
+                app,
+                channel: channel.into(),
+                user_id: user_id.into(),
+                socket,
+            };
+            return core.unfinished.keep(departure);
         }
     };
     if left == Left::LastConnection {

@@ -23,6 +23,7 @@ pub mod request;
 pub mod routes;
 pub mod shards;
 pub mod subscription_count;
+mod unfinished;
 pub mod watchlists;
 pub mod webhooks;
 
@@ -79,6 +80,8 @@ pub struct ApiCore {
     local_members: membership::LocalMembers,
     /// This node's signed-in connections and who they watch.
     watchers: watchlists::Watchers,
+    /// Departures Redis missed while unreachable.
+    unfinished: unfinished::Unfinished,
     stopped_shards: Cell<usize>,
 }
 
@@ -211,6 +214,7 @@ pub async fn run(setup: ApiSetup) {
         interest: interest::Interest::default(),
         local_members: membership::LocalMembers::default(),
         watchers: watchlists::Watchers::default(),
+        unfinished: unfinished::Unfinished::default(),
         stopped_shards: Cell::new(0),
     });
     // A node restarting under its old id clears what it held before, before it holds anything.

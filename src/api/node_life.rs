@@ -20,9 +20,15 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
         let nodes = &core.cluster.nodes;
         let result = match nodes.beat().await {
             Ok(beat) => {
+                if failing {
+                    log::info!("cluster: heartbeats reach Redis again");
+                }
                 match beat {
+                    // Counts changed meanwhile: this node's exact shares again.
+                    Beat::Registered if failing => register_again(&core).await,
                     Beat::Registered => {}
                     Beat::Lost => register_again(&core).await,
+                    // Its clients are on their way out: nothing of theirs is registered again.
                     Beat::Swept => disown_clients(&core).await,
                 }
                 nodes.sweep().await
@@ -31,10 +37,8 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
         };
         match result {
             Ok(gone) => {
-                if failing {
-                    log::info!("cluster: heartbeats reach Redis again");
-                }
                 failing = false;
+                core.unfinished.replay(&core).await;
                 departed(&core, gone).await;
             }
             // One line per outage, not one per beat.

@@ -7,6 +7,7 @@
 
 use super::ApiCore;
 use super::cluster::{ClusterError, NodeEvent};
+use super::unfinished::Departure;
 use crate::app::AppIdx;
 use crate::bus::{ConnRef, ShardCommand};
 use crate::protocol::{SocketId, frames};
@@ -173,7 +174,15 @@ pub async fn offline(core: &ApiCore, app: AppIdx, user_id: &str, socket: SocketI
     match core.cluster.users.disconnect(app, user_id, socket).await {
         Ok(true) => changed(core, app, user_id, false).await,
         Ok(false) => {}
-        Err(e) => log::warn!("sign-out of {user_id}: {e}"),
+        Err(e) => {
+            log::warn!("sign-out of {user_id}: {e}; kept for when Redis is back");
+            let departure = Departure::SignOut {
+                app,
+                user_id: user_id.into(),
+                socket,
+            };
+            core.unfinished.keep(departure);
+        }
     }
 }
 

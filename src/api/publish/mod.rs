@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::bus::Broadcast;
 use crate::http::{ApiError, ApiResponse};
 use crate::protocol::ChannelName;
+use futures_lite::future::zip;
 use idempotency::{Claim, Guard, Idempotency};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -240,25 +241,42 @@ impl Publisher {
                 .except(publish.except)
                 .cacheable(cacheable);
             let b = Arc::new(b);
-            // Kept before it is sent: an event that cannot be kept is not delivered either.
-            if cacheable {
-                let last = LastPublish {
-                    app: app.idx,
-                    channel,
-                    event: &publish.name,
-                    data: &publish.data,
-                    frame: &b.payload,
-                    ttl_s: app.config.cache_ttl_s,
-                };
-                cluster.cache.remember(last).await?;
+            // Kept and sent together: in a cluster one pipeline to Redis carries the history
+            // record, the cache copy and the publish, in that order.
+            let last = cacheable.then(|| LastPublish {
+                app: app.idx,
+                channel,
+                event: &publish.name,
+                data: &publish.data,
+                frame: &b.payload,
+                ttl_s: app.config.cache_ttl_s,
+            });
+            let recorded = async {
+                match keep.max_messages {
+                    0 => Ok(()),
+                    _ => {
+                        cluster
+                            .history
+                            .record(keep, &b, &publish.name, data_len)
+                            .await
+                    }
+                }
+            };
+            let cached = async {
+                match last {
+                    Some(last) => cluster.cache.remember(last).await,
+                    None => Ok(()),
+                }
+            };
+            // `zip` polls left to right, so the three are queued in this order.
+            let ((recorded, cached), sent) =
+                zip(zip(recorded, cached), core.distribute(b.clone())).await;
+            sent?;
+            let kept = recorded.and(cached);
+            // Delivered, so the publish succeeded; only the copy is missing.
+            if let Err(e) = kept {
+                log::warn!("history or cache of {channel}: {e}");
             }
-            if keep.max_messages > 0 {
-                cluster
-                    .history
-                    .record(keep, &b, &publish.name, data_len)
-                    .await?;
-            }
-            core.distribute(b).await?;
         }
         Ok(info)
     }

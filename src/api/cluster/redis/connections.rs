@@ -54,7 +54,7 @@ impl RedisConnections {
 
     async fn run(
         &self,
-        script: &str,
+        script: &'static str,
         app: AppIdx,
         arg: Option<usize>,
     ) -> Result<i64, super::ClusterError> {

@@ -17,7 +17,7 @@ use crate::api::cluster::{ClusterError, StateFuture};
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Drops expired entries from the front. KEYS: entries, meta; ARGV[1] now, ARGV[2] ttl (ms).
 const TRIM: &str = r#"
@@ -96,6 +96,10 @@ else
 end
 return out
 "#;
+
+/// The scripts as Redis runs them.
+static RECORD_SCRIPT: LazyLock<String> = LazyLock::new(|| format!("{TRIM}{RECORD}"));
+static READ_SCRIPT: LazyLock<String> = LazyLock::new(|| format!("{TRIM}{READ}"));
 
 pub struct RedisHistory {
     link: Rc<Link>,
@@ -197,9 +201,9 @@ impl HistoryStore for RedisHistory {
             let n = self.streams.get() + 1;
             self.streams.set(n);
             let id = crate::api::cluster::history::stream_id(self.seed, n);
-            let script = format!("{TRIM}{RECORD}");
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(script).arg(2).arg(&list).arg(&meta);
+            let script: &'static str = &RECORD_SCRIPT;
+            let mut cmd = super::script_cmd(script);
+            cmd.arg(2).arg(&list).arg(&meta);
             cmd.arg(crate::clock::unix_ms())
                 .arg(keep.ttl_ms.max(1))
                 .arg(keep.max_messages)
@@ -207,7 +211,7 @@ impl HistoryStore for RedisHistory {
                 .arg(data_len)
                 .arg(name)
                 .arg(&*event.payload);
-            let _: i64 = super::query(&self.link, cmd).await?;
+            let _: i64 = super::run_script(&self.link, cmd, script).await?;
             Ok(())
         })
     }
@@ -248,8 +252,8 @@ impl HistoryStore for RedisHistory {
                 ask.count.to_string(),
             ];
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let script = format!("{TRIM}{READ}");
-            let answer: Vec<Vec<u8>> = eval(&self.link, &script, &[&list, &meta], &args).await?;
+            let answer: Vec<Vec<u8>> =
+                eval(&self.link, &READ_SCRIPT, &[&list, &meta], &args).await?;
             window(answer)
         })
     }

@@ -38,9 +38,11 @@ enum Job {
         payload: Vec<u8>,
         done: Done,
     },
-    /// A command (a state script) whose answer the caller needs.
+    /// A command (a state script) whose answer the caller needs. A script runs by its hash
+    /// (`EVALSHA`); `script` is its code, loaded when Redis does not know it (it restarted).
     Query {
         cmd: redis::Cmd,
+        script: Option<&'static str>,
         done: oneshot::Sender<Result<redis::Value, String>>,
     },
 }
@@ -117,9 +119,26 @@ impl Link {
 
     /// Runs `cmd` on the command connection, after everything queued before it.
     pub async fn query(&self, cmd: redis::Cmd) -> Result<redis::Value, String> {
+        self.run(cmd, None).await
+    }
+
+    /// Runs `cmd`, an `EVALSHA` of `script`, loading the script first if Redis lacks it.
+    pub async fn query_script(
+        &self,
+        cmd: redis::Cmd,
+        script: &'static str,
+    ) -> Result<redis::Value, String> {
+        self.run(cmd, Some(script)).await
+    }
+
+    async fn run(
+        &self,
+        cmd: redis::Cmd,
+        script: Option<&'static str>,
+    ) -> Result<redis::Value, String> {
         let (done, answer) = oneshot::channel();
         self.publish
-            .try_send(Job::Query { cmd, done })
+            .try_send(Job::Query { cmd, script, done })
             .map_err(|_| "too many commands waiting for Redis".to_string())?;
         answer
             .await
@@ -176,7 +195,38 @@ async fn publisher(client: redis::Client, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let result = result.map_err(|f| f.to_string());
-        answer(batch, result);
+        let unknown = answer(batch, result);
+        if !unknown.is_empty()
+            && let Some(c) = conn.as_mut()
+        {
+            load_and_run(c, unknown).await;
+        }
+    }
+}
+
+/// Scripts Redis did not know (it restarted and lost its script cache): loads them, then runs
+/// their jobs once more, in order.
+async fn load_and_run(c: &mut ConnectionManager, jobs: Vec<Job>) {
+    let mut load = redis::pipe();
+    for job in &jobs {
+        if let Job::Query {
+            script: Some(code), ..
+        } = job
+        {
+            load.cmd("SCRIPT").arg("LOAD").arg(*code).ignore();
+        }
+    }
+    let loaded = tokio::time::timeout(OP_TIMEOUT, load.query_async::<()>(c)).await;
+    let result = match loaded {
+        Ok(Ok(())) => run_batch(c, &jobs).await.map_err(|f| f.to_string()),
+        Ok(Err(e)) => Err(format!("Redis: loading scripts: {e}")),
+        Err(_) => Err("Redis: loading scripts did not answer in time".to_string()),
+    };
+    // A script still unknown now is answered with the error.
+    for job in answer(jobs, result) {
+        if let Job::Query { done, .. } = job {
+            let _ = done.send(Err("Redis: a script could not be loaded".into()));
+        }
     }
 }
 
@@ -200,6 +250,8 @@ impl std::fmt::Display for Failure {
 /// One pipeline: publishes answer nothing, queries one value each, in order.
 async fn run_batch(c: &mut ConnectionManager, batch: &[Job]) -> Result<Vec<redis::Value>, Failure> {
     let mut pipe = redis::pipe();
+    // Each command's answer (or error) goes to its own job.
+    pipe.ignore_errors();
     for job in batch {
         match job {
             Job::Publish {
@@ -222,25 +274,37 @@ async fn run_batch(c: &mut ConnectionManager, batch: &[Job]) -> Result<Vec<redis
     }
 }
 
-fn answer(batch: Vec<Job>, result: Result<Vec<redis::Value>, String>) {
+/// Hands each job its answer; returns the script jobs Redis did not know the script of.
+fn answer(batch: Vec<Job>, result: Result<Vec<redis::Value>, String>) -> Vec<Job> {
     let mut values = match result {
         Ok(values) => Ok(values.into_iter()),
         Err(e) => Err(e),
     };
+    let mut unknown = Vec::new();
     for job in batch {
         match job {
             Job::Publish { done, .. } => {
                 let _ = done.send(values.as_ref().map(|_| ()).map_err(Clone::clone));
             }
-            Job::Query { done, .. } => {
+            Job::Query { cmd, script, done } => {
                 let value = match &mut values {
                     Ok(v) => v.next().ok_or_else(|| "Redis answered short".to_string()),
                     Err(e) => Err(e.clone()),
                 };
-                let _ = done.send(value);
+                match value {
+                    Ok(redis::Value::ServerError(e))
+                        if e.code() == "NOSCRIPT" && script.is_some() =>
+                    {
+                        unknown.push(Job::Query { cmd, script, done });
+                    }
+                    value => {
+                        let _ = done.send(value);
+                    }
+                }
             }
         }
     }
+    unknown
 }
 
 async fn connect_commands(client: &redis::Client) -> Option<ConnectionManager> {

@@ -175,22 +175,50 @@ fn unavailable(e: String) -> ClusterError {
     ClusterError::Unavailable(e)
 }
 
-/// Runs a Lua script (`EVAL`; Redis caches it by its hash) and converts its answer.
+/// An `EVALSHA` of `script` (its hash computed once per script), to which the caller adds
+/// the key count, keys and arguments. Sending the hash rather than the code saves Redis
+/// reading and hashing the whole script on every call.
+fn script_cmd(script: &'static str) -> redis::Cmd {
+    thread_local! {
+        static HASHES: std::cell::RefCell<ahash::AHashMap<usize, String>> = Default::default();
+    }
+    let hash = HASHES.with(|h| {
+        h.borrow_mut()
+            .entry(script.as_ptr() as usize)
+            .or_insert_with(|| redis::Script::new(script).get_hash().to_string())
+            .clone()
+    });
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(hash);
+    cmd
+}
+
+/// Runs a Lua script by its hash and converts its answer.
 async fn eval<T: redis::FromRedisValue>(
     link: &Link,
-    script: &str,
+    script: &'static str,
     keys: &[&str],
     args: &[&str],
 ) -> Result<T, ClusterError> {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len());
+    let mut cmd = script_cmd(script);
+    cmd.arg(keys.len());
     for k in keys {
         cmd.arg(*k);
     }
     for a in args {
         cmd.arg(*a);
     }
-    query(link, cmd).await
+    run_script(link, cmd, script).await
+}
+
+/// Runs an `EVALSHA` built by [`script_cmd`] and converts its answer.
+async fn run_script<T: redis::FromRedisValue>(
+    link: &Link,
+    cmd: redis::Cmd,
+    script: &'static str,
+) -> Result<T, ClusterError> {
+    let value = link.query_script(cmd, script).await.map_err(unavailable)?;
+    redis::from_redis_value(value).map_err(|e| unavailable(format!("unexpected answer: {e}")))
 }
 
 /// Runs a command and converts its answer.
