@@ -287,20 +287,6 @@ fn required_signin_closes_unauthenticated_connections_4009() {
     private.ping();
 }
 
-fn watch_event(ev: &serde_json::Value) -> (String, Vec<String>) {
-    assert_eq!(ev["event"], "pusher_internal:watchlist_events", "{ev}");
-    let data: serde_json::Value =
-        serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
-    let e = &data["events"][0];
-    let ids = e["user_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    (e["name"].as_str().unwrap().to_string(), ids)
-}
-
 #[test]
 fn watchlist_online_and_offline_across_shards() {
     let server = Server::start(&[("RINGCAST_SHARDS", "2")]);
@@ -315,7 +301,7 @@ fn watchlist_online_and_offline_across_shards() {
         "pusher:signin_success"
     );
     assert_eq!(
-        watch_event(&w.event()),
+        cluster::watchlist_event(&w.event()),
         ("online".into(), vec!["u-a".into()])
     );
 
@@ -335,11 +321,11 @@ fn watchlist_online_and_offline_across_shards() {
         ws.close();
     }
     assert_eq!(
-        watch_event(&w.event()),
+        cluster::watchlist_event(&w.event()),
         ("online".into(), vec!["u-b".into()])
     );
     assert_eq!(
-        watch_event(&w.event()),
+        cluster::watchlist_event(&w.event()),
         ("offline".into(), vec!["u-b".into()])
     );
 

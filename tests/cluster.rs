@@ -242,11 +242,7 @@ fn channel_counts_are_summed_over_nodes() {
 #[test]
 fn a_killed_nodes_members_and_counts_are_removed_once() {
     let redis = Redis::start();
-    let nodes = [
-        node(&redis, "t", &FAST),
-        node(&redis, "t", &FAST),
-        node(&redis, "t", &FAST),
-    ];
+    let nodes = three_nodes_with(&redis, &FAST);
     let ch = "presence-room";
     let mut u2_a = nodes[0].ws();
     let mut u3_b = nodes[1].ws();

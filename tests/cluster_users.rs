@@ -67,11 +67,7 @@ fn a_replayed_sign_in_is_announced_once() {
 #[test]
 fn a_killed_nodes_users_go_offline_once() {
     let redis = Redis::start();
-    let nodes = [
-        node(&redis, "t", &FAST),
-        node(&redis, "t", &FAST),
-        node(&redis, "t", &FAST),
-    ];
+    let nodes = three_nodes_with(&redis, &FAST);
     let mut watcher = nodes[0].ws();
     sign_in_as(&mut watcher, r#"{"id":"w","watchlist":["u1","u2"]}"#);
     let mut u1 = nodes[2].ws();

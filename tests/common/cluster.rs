@@ -19,10 +19,15 @@ pub fn until(ws: &mut Ws, name: &str) -> Vec<String> {
 }
 
 pub fn three_nodes(redis: &Redis) -> [Server; 3] {
+    three_nodes_with(redis, &[])
+}
+
+/// Three nodes of the cluster `t`, each with the environment `env`.
+pub fn three_nodes_with(redis: &Redis, env: &[(&str, &str)]) -> [Server; 3] {
     [
-        node(redis, "t", &[]),
-        node(redis, "t", &[]),
-        node(redis, "t", &[]),
+        node(redis, "t", env),
+        node(redis, "t", env),
+        node(redis, "t", env),
     ]
 }
 
@@ -130,7 +135,11 @@ pub const FAST: [(&str, &str); 2] = [
 
 /// The next event, which must be a watchlist event: its name and user ids.
 pub fn watch_event(ws: &mut Ws) -> (String, Vec<String>) {
-    let ev = ws.event();
+    watchlist_event(&ws.event())
+}
+
+/// A watchlist event's name and user ids.
+pub fn watchlist_event(ev: &Value) -> (String, Vec<String>) {
     assert_eq!(ev["event"], "pusher_internal:watchlist_events", "{ev}");
     let data: Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
     let e = &data["events"][0];
