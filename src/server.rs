@@ -143,7 +143,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("cannot start shard {id} on cpu {cpu}: {e}")))?;
         shard_handles.push(handle);
     }
-    let cluster = join_cluster(&config.cluster, &metrics)?;
+    let hold = Duration::from_millis(config.server.webhook_hold_ms);
+    let cluster = join_cluster(&config.cluster, hold, &metrics)?;
     let api_setup = ApiSetup {
         apps: apps.clone(),
         config: config.server.clone(),
@@ -178,6 +179,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
 /// one line); without, nothing.
 fn join_cluster(
     config: &ClusterConfig,
+    webhook_hold: Duration,
     metrics: &Metrics,
 ) -> Result<Option<RedisNode>, StartError> {
     if !config.enabled() {
@@ -191,6 +193,7 @@ fn join_cluster(
     let node = RedisNode::start(&config.redis_url, &config.prefix, &node_id)
         .map_err(|e| StartError(format!("cluster.redis_url: {e}")))?
         .with_liveness(config.heartbeat_s, config.node_timeout_s)
+        .with_webhook_hold(webhook_hold)
         .with_counters(metrics.cluster());
     log::info!(
         "cluster: node {node_id} joins cluster {} on {}",

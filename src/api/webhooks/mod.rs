@@ -258,7 +258,10 @@ impl Webhooks {
         Some(Ticket {
             token: format!("{:x}-{n}", self.seed).into(),
             // The shared hold outlives the timer, in case this node is slow to release it.
-            ttl: self.hold_for * 2 + Duration::from_secs(5),
+            ttl: self
+                .hold_for
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(5)),
         })
     }
 

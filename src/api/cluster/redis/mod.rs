@@ -43,6 +43,7 @@ pub struct RedisNode {
     prefix: String,
     heartbeat: std::time::Duration,
     timeout: std::time::Duration,
+    webhook_hold: std::time::Duration,
     counters: Arc<ClusterCounters>,
 }
 
@@ -57,6 +58,7 @@ impl RedisNode {
             prefix: prefix.to_string(),
             heartbeat: std::time::Duration::from_secs(2),
             timeout: std::time::Duration::from_secs(10),
+            webhook_hold: std::time::Duration::from_secs(3),
             counters: Arc::default(),
         })
     }
@@ -65,6 +67,12 @@ impl RedisNode {
     pub fn with_liveness(mut self, heartbeat_s: u64, timeout_s: u64) -> RedisNode {
         self.heartbeat = std::time::Duration::from_secs(heartbeat_s);
         self.timeout = std::time::Duration::from_secs(timeout_s);
+        self
+    }
+
+    /// The apps' webhook hold (`server.webhook_hold_ms`): the holds a sweep places last longer.
+    pub fn with_webhook_hold(mut self, hold: std::time::Duration) -> RedisNode {
+        self.webhook_hold = hold;
         self
     }
 
@@ -101,8 +109,9 @@ impl RedisNode {
             link: link.clone(),
             prefix: keys.prefix.clone(),
         };
-        // Room for any app's webhook hold (the sweeper releases them after its own).
-        let hold = std::time::Duration::from_secs(60);
+        // The holds a sweep places outlive the sweeper's timers, as a node's own do.
+        let hold =
+            (self.webhook_hold.saturating_mul(2)).saturating_add(std::time::Duration::from_secs(5));
         let (beat, timeout) = (self.heartbeat, self.timeout);
         let nodes = RedisNodes::new(link, keys, beat, timeout, hold, self.counters);
         Parts {
