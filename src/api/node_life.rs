@@ -4,6 +4,7 @@
 
 use super::cluster::holds::Ticket;
 use super::cluster::{self, Beat, NodeEvent};
+use super::unfinished::Departure;
 use super::{ApiCore, membership, watchlists};
 use crate::app::AppIdx;
 use crate::bus::{Broadcast, ShardCommand};
@@ -38,7 +39,7 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
         match result {
             Ok(gone) => {
                 failing = false;
-                core.unfinished.replay(&core).await;
+                replay_unfinished(&core).await;
                 departed(&core, gone).await;
             }
             // One line per outage, not one per beat.
@@ -152,6 +153,33 @@ async fn disown_clients(core: &ApiCore) {
          clients so they reconnect"
     );
     core.shards.send_all(|| ShardCommand::Disown).await;
+}
+
+/// Tells Redis the departures it missed while unreachable (what fails again is kept again).
+async fn replay_unfinished(core: &ApiCore) {
+    let (kept, dropped) = core.unfinished.take();
+    if kept.is_empty() && dropped == 0 {
+        return;
+    }
+    log::info!(
+        "cluster: telling Redis of {} departures it missed ({dropped} more were dropped)",
+        kept.len()
+    );
+    for d in kept {
+        match d {
+            Departure::PresenceLeave {
+                app,
+                channel,
+                user_id,
+                socket,
+            } => membership::leave(core, app, &channel, &user_id, socket).await,
+            Departure::SignOut {
+                app,
+                user_id,
+                socket,
+            } => watchlists::offline(core, app, &user_id, socket).await,
+        }
+    }
 }
 
 /// Redis no longer has what this node registered (it restarted empty, or swept this node as

@@ -1,10 +1,10 @@
 //! Departures the cluster state did not hear while Redis was unreachable: a presence
 //! connection that left, a signed-in connection that closed. Each is kept (bounded) and
-//! replayed once Redis answers again, so no member or user stays behind as a ghost; the
-//! replay is idempotent and sends the `member_removed` / offline events that are still due.
+//! replayed once Redis answers again (by `node_life`), so no member or user stays behind as a
+//! ghost; the replay is idempotent and sends the `member_removed` / offline events that are
+//! still due.
 //! (Counts need no list: each node registers its exact share again.)
 
-use super::{ApiCore, membership, watchlists};
 use crate::app::AppIdx;
 use crate::protocol::SocketId;
 use std::cell::{Cell, RefCell};
@@ -43,31 +43,9 @@ impl Unfinished {
         kept.push_back(d);
     }
 
-    /// Replays what was kept (what fails again is kept again).
-    pub async fn replay(&self, core: &ApiCore) {
-        let kept: Vec<Departure> = self.kept.borrow_mut().drain(..).collect();
-        let dropped = self.dropped.replace(0);
-        if kept.is_empty() && dropped == 0 {
-            return;
-        }
-        log::info!(
-            "cluster: telling Redis of {} departures it missed ({dropped} more were dropped)",
-            kept.len()
-        );
-        for d in kept {
-            match d {
-                Departure::PresenceLeave {
-                    app,
-                    channel,
-                    user_id,
-                    socket,
-                } => membership::leave(core, app, &channel, &user_id, socket).await,
-                Departure::SignOut {
-                    app,
-                    user_id,
-                    socket,
-                } => watchlists::offline(core, app, &user_id, socket).await,
-            }
-        }
+    /// Takes what was kept, and how many more were dropped, to tell Redis now.
+    pub fn take(&self) -> (Vec<Departure>, u64) {
+        let kept = self.kept.borrow_mut().drain(..).collect();
+        (kept, self.dropped.replace(0))
     }
 }
