@@ -195,3 +195,36 @@ fn keys_expire_after_the_window() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_key_used_twice_in_one_batch_is_refused_and_stays_usable() {
+    let server = Server::start(&[]);
+    let mut ws = server.ws();
+    ws.subscribe("twice");
+    let mut api = server.api();
+    let item = |data: &str, key: &str| json!({"channel":"twice","name":"e","data":data,"idempotency_key":key});
+    let r = api.post(
+        "/batch_events",
+        &json!({"batch":[item("a","k-1"), item("b","k-1")]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A header key equal to an item's key.
+    let batch = json!({"batch":[item("c","k-2")]});
+    let r = api.call_with(
+        "POST",
+        "/batch_events",
+        batch.to_string().as_bytes(),
+        &[("X-Idempotency-Key", "k-2")],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Neither key was used up.
+    let r = api.post(
+        "/batch_events",
+        &json!({"batch":[item("d","k-1"), item("e","k-2")]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        delivered_until_marker(&mut api, &mut ws, "twice"),
+        ["d", "e"]
+    );
+}

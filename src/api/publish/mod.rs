@@ -180,6 +180,18 @@ impl Publisher {
             .collect::<Result<Vec<_>, _>>()?;
         // A header key covers the whole batch.
         let header_key = idempotency::key(None, req.request.idempotency_key.as_deref())?;
+        // A key used twice in one request could never be settled before its repeat is
+        // claimed (keys are settled once the whole batch is done): refused up front.
+        let mut seen = ahash::AHashSet::new();
+        if header_key
+            .iter()
+            .chain(item_keys.iter().flatten())
+            .any(|k| !seen.insert(*k))
+        {
+            return Err(ApiError::BadRequest(
+                "an idempotency_key is used twice in this request".into(),
+            ));
+        }
         let mut held: Vec<Held> = match self.claim(core, req.app, header_key).await {
             Ok(h) => h.into_iter().collect(),
             Err(refused) => return refused.answer(),
