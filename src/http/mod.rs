@@ -78,12 +78,20 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
         ..RequestHead::default()
     };
     let text = |v: &[u8]| std::str::from_utf8(v).map(|s| s.trim().to_string()).ok();
+    let mut content_length: Option<usize> = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            head.content_length = text(h.value)
+            let n = text(h.value)
                 .and_then(|v| v.parse().ok())
                 .ok_or(HeadError::Malformed)?;
+            // Two lengths that disagree frame the body two ways (request smuggling behind a
+            // proxy): RFC 9112 §6.3 makes that an error.
+            if content_length.is_some_and(|before| before != n) {
+                return Err(HeadError::Malformed);
+            }
+            content_length = Some(n);
+            head.content_length = n;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = has_token(h.value, "chunked");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -183,6 +191,10 @@ mod tests {
             ("POST", "/apps/1/events", "auth_key=k&body_md5=x")
         );
         assert_eq!(h.content_length, 12);
+        let two = b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 12\r\n\r\n";
+        assert!(matches!(parse_head(two), Err(HeadError::Malformed)));
+        let same = b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(parse_head(same).unwrap().unwrap().content_length, 5);
         assert!(h.keep_alive);
         assert_eq!(h.idempotency_key.as_deref(), Some("abc"));
         assert_eq!(&raw[h.head_len..], b"{\"a\":1}");

@@ -83,6 +83,11 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
         };
         buf.drain(..head.head_len);
         if let Some(key) = head.path.strip_prefix("/app/") {
+            // `/app/{key}` and nothing below it.
+            if key.is_empty() || key.contains('/') {
+                let e = ApiError::NotFound(format!("no route for {}", head.path));
+                return refuse(shard, stream, e).await;
+            }
             let key = key.to_string();
             return upgrade(shard, stream, head, key, buf).await;
         }
