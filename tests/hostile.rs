@@ -38,3 +38,30 @@ fn a_websocket_upgrade_below_an_app_path_is_404() {
     }
     server.ws().ping();
 }
+
+#[test]
+fn a_head_trickled_a_byte_at_a_time_is_cut_off_with_408() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[]);
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(WAIT)).unwrap();
+    let mut writer = slow.try_clone().unwrap();
+    // Each byte comes well inside the idle timeout; the head as a whole never ends.
+    std::thread::spawn(move || {
+        for b in b"POST /apps/app-id/events HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    });
+    // Everyone else is served meanwhile.
+    server.api().trigger("other", "e", "x");
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

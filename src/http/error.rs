@@ -23,13 +23,15 @@ pub enum ApiError {
     MalformedHead {
         status: u16,
     },
+    /// A request head or body that did not arrive in time.
+    TooSlow,
     /// Shutting down, or a state backend that cannot be reached.
     Unavailable(String),
 }
 
 /// Every status the server answers, for `/metrics` (anything else counts as "other").
-pub const STATUSES: [u16; 13] = [
-    200, 400, 401, 403, 404, 405, 411, 413, 426, 431, 500, 503, 101,
+pub const STATUSES: [u16; 14] = [
+    200, 400, 401, 403, 404, 405, 408, 411, 413, 426, 431, 500, 503, 101,
 ];
 
 impl ApiError {
@@ -43,6 +45,7 @@ impl ApiError {
             Self::LengthRequired => 411,
             Self::PayloadTooLarge(_) => 413,
             Self::NotAnUpgrade { status } | Self::MalformedHead { status } => *status,
+            Self::TooSlow => 408,
             Self::Unavailable(_) => 503,
         }
     }
@@ -58,6 +61,7 @@ impl ApiError {
             Self::PayloadTooLarge(m) => ("payload_too_large", m),
             Self::NotAnUpgrade { .. } => ("bad_request", "expected a WebSocket upgrade"),
             Self::MalformedHead { .. } => ("bad_request", "malformed HTTP request"),
+            Self::TooSlow => ("request_timeout", "the request did not arrive in time"),
             Self::Unavailable(m) => ("unavailable", m),
         }
     }
@@ -89,6 +93,7 @@ mod tests {
             ApiError::PayloadTooLarge(String::new()),
             ApiError::NotAnUpgrade { status: 426 },
             ApiError::MalformedHead { status: 431 },
+            ApiError::TooSlow,
             ApiError::Unavailable(String::new()),
         ];
         for e in all {

@@ -6,7 +6,7 @@ mod error;
 mod read;
 
 pub use error::{ApiError, STATUSES};
-pub use read::{read_head, read_more};
+pub use read::{read_head, read_more, read_more_by};
 
 /// Largest request head we accept (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -35,6 +35,8 @@ pub struct RequestHead {
 pub enum HeadError {
     TooLarge,
     Malformed,
+    /// Not complete within [`read::HEAD_DEADLINE`] of its first byte.
+    TooSlow,
 }
 
 impl From<HeadError> for ApiError {
@@ -42,6 +44,7 @@ impl From<HeadError> for ApiError {
         let status = match e {
             HeadError::TooLarge => 431,
             HeadError::Malformed => 400,
+            HeadError::TooSlow => return ApiError::TooSlow,
         };
         ApiError::MalformedHead { status }
     }

@@ -13,10 +13,14 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long an HTTP client may sit idle between or inside requests.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a request body may take to arrive once its head has (4 MiB at 140 KB/s).
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest one write of an HTTP answer may wait for a client that does not read.
+const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the HTTP phase ended with.
 enum Next {
@@ -74,6 +78,7 @@ async fn refuse(shard: &Shard, stream: &mut TcpStream, error: ApiError) -> std::
 
 async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Result<Next> {
     stream.set_read_timeout(Some(HTTP_IDLE_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_WRITE_TIMEOUT))?;
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let head = match http::read_head(stream, &mut buf).await? {
@@ -124,9 +129,12 @@ async fn read_body(
         let e = ApiError::PayloadTooLarge("request body is too large".into());
         return Ok(Err(e));
     }
+    let deadline = Instant::now() + BODY_DEADLINE;
     while buf.len() < head.content_length {
-        if http::read_more(stream, buf).await? == 0 {
-            return Ok(Ok(None));
+        match http::read_more_by(stream, buf, deadline).await? {
+            None => return Ok(Err(ApiError::TooSlow)),
+            Some(0) => return Ok(Ok(None)),
+            Some(_) => {}
         }
     }
     Ok(Ok(Some(buf.drain(..head.content_length).collect())))
@@ -212,6 +220,7 @@ async fn upgrade(
         .write_all(&handshake::switching_protocols(&accept))
         .await?;
     stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
     match admit_anywhere(shard, &key, &head).await {
         Ok(place) => {
             // Bytes sent right after the handshake go to the session; otherwise the HTTP
