@@ -65,3 +65,30 @@ fn a_head_trickled_a_byte_at_a_time_is_cut_off_with_408() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+fn signin(ws: &mut Ws, user_data: &str) {
+    let sig = hmac_hex(APP_SECRET, &format!("{}::user::{user_data}", ws.socket_id));
+    ws.send_json(serde_json::json!({"event":"pusher:signin","data":{"auth":format!("{APP_KEY}:{sig}"),"user_data":user_data}}));
+    ws.expect("pusher:signin_success");
+}
+
+#[test]
+fn replayed_sign_ins_are_announced_once_and_a_new_user_replaces_the_old() {
+    use common::cluster::{watch_event, watched};
+    let server = Server::start(&[]);
+    let mut watcher = server.ws();
+    for _ in 0..50 {
+        signin(&mut watcher, r#"{"id":"w","watchlist":["u1","u2"]}"#);
+    }
+    let mut ws = server.ws();
+    for _ in 0..200 {
+        signin(&mut ws, r#"{"id":"u1"}"#);
+    }
+    assert_eq!(watch_event(&mut watcher), watched("online", "u1"));
+    // Signed in as u2 on the same connection: u1 is gone.
+    signin(&mut ws, r#"{"id":"u2"}"#);
+    assert_eq!(watch_event(&mut watcher), watched("offline", "u1"));
+    assert_eq!(watch_event(&mut watcher), watched("online", "u2"));
+    ws.close();
+    assert_eq!(watch_event(&mut watcher), watched("offline", "u2"));
+}

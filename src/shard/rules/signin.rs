@@ -1,6 +1,7 @@
 //! `pusher:signin` (SPEC §3, user authentication): a signed `user_data` with a non-empty
 //! string `id` signs the connection in (and may carry a watchlist); a bad signature or user
-//! closes the connection with 4009.
+//! closes the connection with 4009. Signing in again as the same user changes nothing; as
+//! another user, the first one's connection leaves.
 
 use super::Turn;
 use crate::auth;
@@ -36,10 +37,19 @@ pub fn signin(t: &mut Turn<'_>, auth: &str, user_data: &str) {
         let reason = "user_data needs a non-empty string id";
         return t.effects.close(ErrorCode::Unauthorized, reason);
     };
-    if let Some(conn) = t.conn() {
-        conn.sign_in(id.clone());
-    }
+    let before = t.conn().and_then(|conn| conn.sign_in(id.clone()));
     t.effects.json(frames::signin_success(user_data));
+    match before {
+        // A replayed sign-in: signed in already, nothing to tell.
+        Some(before) if before == id => return,
+        // Signed in as someone else before: that user's connection is gone.
+        Some(before) => t.effects.report(ApiCommand::UserOffline {
+            app: t.app.idx,
+            user_id: (*before).into(),
+            socket: t.socket,
+        }),
+        None => {}
+    }
     let mut watchlist: Vec<Box<str>> = parsed
         .as_ref()
         .and_then(|p| p.watchlist.as_array())

@@ -27,6 +27,24 @@ fn signin_checks_the_signature_and_the_user() {
 }
 
 #[test]
+fn a_replayed_signin_reports_nothing_and_another_user_replaces_the_first() {
+    let mut w = World::new();
+    let c = w.connect();
+    assert_eq!(report_kinds(&w.signin(c, r#"{"id":"u1"}"#)), ["online"]);
+    let again = w.signin(c, r#"{"id":"u1"}"#);
+    assert_eq!(events(&again), ["pusher:signin_success"]);
+    assert!(again.reports.is_empty(), "a replay tells nobody");
+    let other = w.signin(c, r#"{"id":"u2"}"#);
+    assert_eq!(report_kinds(&other), ["offline", "online"]);
+    let ApiCommand::UserOffline { user_id, .. } = &other.reports[0] else {
+        unreachable!()
+    };
+    assert_eq!(&**user_id, "u1");
+    let conn = w.state.hub.conn(c).unwrap();
+    assert_eq!(conn.user_id().map(|u| &**u), Some("u2"));
+}
+
+#[test]
 fn a_watchlist_over_100_is_cut_with_4302() {
     let mut w = World::new();
     let c = w.connect();
