@@ -154,7 +154,8 @@ pub fn verify_request(
     let ts: i64 = timestamp
         .parse()
         .map_err(|_| RequestAuthError::BadTimestamp)?;
-    if (now_unix_s - ts).abs() > MAX_CLOCK_SKEW_S {
+    // `abs_diff`: a timestamp from the client may be any i64 (i64::MIN must not overflow).
+    if now_unix_s.abs_diff(ts) > MAX_CLOCK_SKEW_S.unsigned_abs() {
         return Err(RequestAuthError::StaleTimestamp);
     }
     match get("body_md5") {

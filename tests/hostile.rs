@@ -92,3 +92,17 @@ fn replayed_sign_ins_are_announced_once_and_a_new_user_replaces_the_old() {
     ws.close();
     assert_eq!(watch_event(&mut watcher), watched("offline", "u2"));
 }
+
+#[test]
+fn an_extreme_auth_timestamp_is_stale_not_a_crash() {
+    let server = Server::start(&[]);
+    let mut http = server.http();
+    for ts in ["-9223372036854775808", "9223372036854775807"] {
+        let target = format!(
+            "/apps/{APP_ID}/channels?auth_key={APP_KEY}&auth_timestamp={ts}&auth_version=1.0&auth_signature=00"
+        );
+        let r = http.request("GET", &target, &[], b"");
+        assert_eq!(r.status, 401, "{ts}: {}", r.body);
+    }
+    server.api().trigger("still", "e", "served");
+}
