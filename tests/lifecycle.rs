@@ -117,6 +117,19 @@ fn bad_configuration_fails_with_one_line_naming_the_key() {
             "max_connections",
         ),
         ("this is not toml", "ringcast.toml"),
+        // Durations past their range (they would overflow a clock or be cut to 32 bits).
+        (
+            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\nidempotency_ttl_s = 9223372036854775807\n",
+            "apps[0].idempotency_ttl_s",
+        ),
+        (
+            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\ncache_ttl_s = 4294967301\n",
+            "apps[0].cache_ttl_s",
+        ),
+        (
+            "[server]\nwebhook_hold_ms = 9223372036854775807\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n",
+            "server.webhook_hold_ms",
+        ),
     ];
     for (toml, key) in cases {
         let path = dir.0.join("ringcast.toml");

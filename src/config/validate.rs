@@ -35,6 +35,18 @@ fn all_positive(fields: &[(String, usize)]) -> Result<(), ConfigError> {
     }
 }
 
+/// The first of `fields` (key, value, most) above its most, as an error. Durations are capped
+/// so that adding them to a clock or a counter can never overflow.
+fn all_at_most(fields: &[(String, u64, u64)]) -> Result<(), ConfigError> {
+    match fields.iter().find(|(_, v, most)| v > most) {
+        Some((key, _, most)) => Err(ConfigError::new(key.clone(), format!("at most {most}"))),
+        None => Ok(()),
+    }
+}
+
+const HOUR_S: u64 = 3600;
+const YEAR_S: u64 = 365 * 24 * HOUR_S;
+
 impl ServerConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         all_positive(&[
@@ -49,6 +61,24 @@ impl ServerConfig {
         if self.shards > 256 {
             return Err(ConfigError::new("server.shards", "at most 256"));
         }
+        all_at_most(&[
+            (
+                "server.activity_timeout".into(),
+                self.activity_timeout,
+                HOUR_S,
+            ),
+            ("server.pong_timeout_s".into(), self.pong_timeout_s, HOUR_S),
+            (
+                "server.webhook_hold_ms".into(),
+                self.webhook_hold_ms,
+                HOUR_S * 1000,
+            ),
+            (
+                "server.shutdown_grace_s".into(),
+                self.shutdown_grace_s,
+                HOUR_S,
+            ),
+        ])?;
         if self.max_message_kb > 16 * 1024 {
             return Err(ConfigError::new("server.max_message_kb", "at most 16384"));
         }
@@ -149,6 +179,16 @@ impl AppConfig {
                 "at most 200",
             ));
         }
+        all_at_most(&[
+            (
+                k("user_authentication_timeout_s"),
+                self.user_authentication_timeout_s,
+                24 * HOUR_S,
+            ),
+            (k("cache_ttl_s"), self.cache_ttl_s, YEAR_S),
+            (k("history_ttl_s"), self.history_ttl_s, 10 * YEAR_S),
+            (k("idempotency_ttl_s"), self.idempotency_ttl_s, YEAR_S),
+        ])?;
         for (w, hook) in self.webhooks.iter().enumerate() {
             hook.validate(&format!("apps[{i}].webhooks[{w}]"))?;
         }
