@@ -221,12 +221,14 @@ fn log_started(addr: SocketAddr, plan: &placement::Plan, apps: &Apps) {
         plan.shard_cpus,
         plan.api_cpu
     );
+    // Only the dev app's secret, which is public anyway, is ever written to the log.
+    let dev_secret = crate::config::AppConfig::dev().secret;
     for app in apps.iter() {
-        log::info!(
-            "app id={} key={} secret={}",
-            app.id(),
-            app.key(),
+        let secret = if app.secret() == dev_secret {
             app.secret()
-        );
+        } else {
+            "(set, not logged)"
+        };
+        log::info!("app id={} key={} secret={secret}", app.id(), app.key());
     }
 }

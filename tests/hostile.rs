@@ -106,3 +106,49 @@ fn an_extreme_auth_timestamp_is_stale_not_a_crash() {
     }
     server.api().trigger("still", "e", "served");
 }
+
+/// Writes a masked close frame with `payload` straight to the socket.
+fn send_close_payload(ws: &mut Ws, payload: &[u8]) {
+    use std::io::Write;
+    let mask = [1u8, 2, 3, 4];
+    let mut raw = vec![0x88, 0x80 | payload.len() as u8];
+    raw.extend_from_slice(&mask);
+    raw.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    match ws.ws.get_mut() {
+        tungstenite::stream::MaybeTlsStream::Plain(s) => s.write_all(&raw).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_close_code_that_may_not_be_sent_is_a_protocol_error_not_echoed() {
+    let server = Server::start(&[]);
+    for code in [1005u16, 1006, 2000] {
+        let mut ws = server.ws();
+        send_close_payload(&mut ws, &code.to_be_bytes());
+        ws.expect_close(1002);
+    }
+    // A valid one is echoed.
+    let mut ws = server.ws();
+    send_close_payload(&mut ws, &4321u16.to_be_bytes());
+    ws.expect_close(4321);
+}
+
+#[test]
+fn a_body_sent_to_up_does_not_break_keep_alive() {
+    let server = Server::start(&[]);
+    let mut http = server.http();
+    let first = http.request("GET", "/up", &[], b"ignored body");
+    assert_eq!((first.status, first.body.as_str()), (200, "OK"));
+    let second = http.request("GET", "/up", &[], b"");
+    assert_eq!((second.status, second.body.as_str()), (200, "OK"));
+}
+
+#[test]
+fn only_the_dev_apps_secret_is_logged() {
+    let dev = Server::start(&[]);
+    assert!(dev.wait_log("app id=app-id").contains("secret=app-secret"));
+    let configured = Server::with_config(&app_toml("real", ""));
+    let line = configured.wait_log("app id=real");
+    assert!(!line.contains("real-secret"), "{line}");
+}

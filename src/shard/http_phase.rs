@@ -97,17 +97,19 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
             return upgrade(shard, stream, head, key, buf).await;
         }
         let keep_alive = head.keep_alive;
+        // Every body is read, even one `/up` ignores: the next request starts after it.
+        let body = match read_body(stream, &mut buf, &head).await? {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(Next::Done),
+            Err(e) => return refuse(shard, stream, e).await,
+        };
         let (response, content_type) = if head.path == "/up" || head.path.starts_with("/up/") {
             // A healthy `/up` answers in plain text, as load balancers expect.
             let r = health(shard, &head.path);
             let plain = r.status == 200;
             (r, if plain { "text/plain" } else { JSON })
         } else {
-            match read_body(stream, &mut buf, &head).await? {
-                Ok(Some(body)) => (shard.call_api(request(head, body)).await, JSON),
-                Ok(None) => return Ok(Next::Done),
-                Err(e) => return refuse(shard, stream, e).await,
-            }
+            (shard.call_api(request(head, body)).await, JSON)
         };
         respond(shard, stream, &response, keep_alive, content_type).await?;
         if !keep_alive {

@@ -134,6 +134,12 @@ impl Decoder {
                     1 => return Err(WsError::Protocol("invalid close payload")),
                     _ => Some(u16::from_be_bytes([payload[0], payload[1]])),
                 };
+                if code.is_some_and(|c| !sendable_close_code(c)) {
+                    return Err(WsError::Protocol("invalid close code"));
+                }
+                if std::str::from_utf8(payload.get(2..).unwrap_or_default()).is_err() {
+                    return Err(WsError::InvalidUtf8);
+                }
                 on(Incoming::Close(code))
             }
             Control::Reserved(_) => return Err(WsError::Protocol("reserved opcode")),
@@ -221,11 +227,21 @@ pub fn pong(payload: &[u8]) -> Vec<u8> {
     encode(OpCode::Control(Control::Pong), payload)
 }
 
+/// Whether a close code may appear in a close frame (RFC 6455 §7.4): 1000–1003, 1007–1014,
+/// and the registered and private ranges 3000–4999. 1005, 1006 and 1015 only ever describe a
+/// close that had no such frame.
+pub fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 pub fn close(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();
-    // Control frames carry at most 125 bytes.
-    let reason = &reason.as_bytes()[..reason.len().min(123)];
-    payload.extend_from_slice(reason);
+    // Control frames carry at most 125 bytes; a reason is cut between characters.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
     encode(OpCode::Control(Control::Close), &payload)
 }
 
@@ -299,12 +315,26 @@ mod tests {
         let mut frag = client_frame(0x01, b"123");
         frag.extend(client_frame(0x80, b"45"));
         assert_eq!(collect(&mut d, &mut frag).0, Err(WsError::MessageTooBig));
+        for code in [1005u16, 1006, 1015, 999, 2000, 5000] {
+            let mut close = client_frame(0x88, &code.to_be_bytes());
+            let got = collect(&mut Decoder::new(9), &mut close).0;
+            assert_eq!(got.unwrap_err().close_code(), 1002, "{code}");
+        }
+        let mut payload = 1000u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(&[0xff]);
+        let mut bad_reason = client_frame(0x88, &payload);
+        let got = collect(&mut Decoder::new(9), &mut bad_reason).0;
+        assert_eq!(got, Err(WsError::InvalidUtf8));
     }
 
     #[test]
     fn encodes_server_frames() {
         assert_eq!(text(b"hi"), vec![0x81, 2, b'h', b'i']);
         assert_eq!(close(4200, ""), vec![0x88, 2, 0x10, 0x68]);
+        // A reason is cut between characters: 61 two-byte characters (122 bytes) fit, not 62.
+        let long = "é".repeat(70);
+        assert_eq!(close(4000, &long).len(), 2 + 2 + 122);
+        assert!(std::str::from_utf8(&close(4000, &long)[4..]).is_ok());
         assert_eq!(text(&[b'x'; 300])[..4], [0x81, 126, 1, 44]);
     }
 }
