@@ -152,3 +152,25 @@ fn only_the_dev_apps_secret_is_logged() {
     let line = configured.wait_log("app id=real");
     assert!(!line.contains("real-secret"), "{line}");
 }
+
+#[test]
+fn the_sign_in_deadline_never_fires_early() {
+    let toml =
+        dev_app_toml("require_user_authentication = true\nuser_authentication_timeout_s = 2");
+    let server = Server::with_config(&toml);
+    // Opened at different points within the server's one-second tick.
+    let mut opened = Vec::new();
+    for _ in 0..5 {
+        opened.push((std::time::Instant::now(), server.ws()));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (at, mut ws) in opened {
+        ws.expect_error(4009);
+        ws.expect_close(4009);
+        let waited = at.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_secs(2),
+            "closed after {waited:?}"
+        );
+    }
+}

@@ -197,23 +197,27 @@ impl Conn {
     /// The activity check of one connection (SPEC §2): close it when its sign-in deadline has
     /// passed or a ping went unanswered for `pong_timeout`; ping it after `activity_timeout`
     /// of silence. Returns `true` when the ping overflowed its outbox (as [`Conn::queue`]).
+    ///
+    /// Times are whole-second ticks, and a tick difference of `d` means between `d - 1` and
+    /// `d + 1` real seconds: a limit is reached only at `limit + 1` ticks, so it fires up to a
+    /// tick late and never early.
     pub(super) fn check(&mut self, now: Tick, limits: &Liveness<'_>, signin: Option<Tick>) -> bool {
         if self.close.is_some() {
             return false;
         }
         if let Some(deadline) = signin
             && !self.authenticated
-            && now.saturating_sub(self.opened) >= deadline
+            && now.saturating_sub(self.opened) > deadline
         {
             self.request_close(ErrorCode::Unauthorized);
             return false;
         }
         match self.ping_sent {
-            Some(sent) if now.saturating_sub(sent) >= limits.pong_timeout => {
+            Some(sent) if now.saturating_sub(sent) > limits.pong_timeout => {
                 self.request_close(ErrorCode::PongTimeout);
                 false
             }
-            None if now.saturating_sub(self.last_seen) >= limits.activity_timeout => {
+            None if now.saturating_sub(self.last_seen) > limits.activity_timeout => {
                 self.ping_sent = Some(now);
                 self.queue(limits.ping.clone(), limits.outbound_limit)
             }

@@ -301,11 +301,14 @@ mod tests {
         let mut hub = Hub::new(1, 1024);
         let a = hub.add(SocketId::new(0, 1, 1), AppIdx(0), 0);
         let ping = frame("p");
-        hub.sweep(5, 10, 3, &ping, &[]);
-        assert!(hub.conn(a).unwrap().ping_sent().is_none());
+        // Never early: 10 ticks may be just over 9 s.
         hub.sweep(10, 10, 3, &ping, &[]);
-        assert_eq!(hub.conn(a).unwrap().ping_sent(), Some(10));
-        hub.sweep(13, 10, 3, &ping, &[]);
+        assert!(hub.conn(a).unwrap().ping_sent().is_none());
+        hub.sweep(11, 10, 3, &ping, &[]);
+        assert_eq!(hub.conn(a).unwrap().ping_sent(), Some(11));
+        hub.sweep(14, 10, 3, &ping, &[]);
+        assert!(hub.conn(a).unwrap().close_requested().is_none());
+        hub.sweep(15, 10, 3, &ping, &[]);
         assert_eq!(
             hub.conn(a).unwrap().close_requested(),
             Some(ErrorCode::PongTimeout)
@@ -319,6 +322,11 @@ mod tests {
         let b = hub.add(SocketId::new(0, 2, 2), AppIdx(0), 0);
         hub.subscribe(b, &public("private-x")).unwrap();
         hub.sweep(30, 120, 30, &frame("p"), &[Some(30)]);
+        assert!(
+            hub.conn(a).unwrap().close_requested().is_none(),
+            "not early"
+        );
+        hub.sweep(31, 120, 30, &frame("p"), &[Some(30)]);
         assert_eq!(
             hub.conn(a).unwrap().close_requested(),
             Some(ErrorCode::Unauthorized)
