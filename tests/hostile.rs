@@ -174,3 +174,28 @@ fn the_sign_in_deadline_never_fires_early() {
         );
     }
 }
+
+#[test]
+fn a_connection_is_limited_in_its_channels_and_stays_open() {
+    let server = Server::with_config(&dev_app_toml("max_channels_per_connection = 3"));
+    let mut ws = server.ws();
+    for ch in ["a", "b", "c"] {
+        ws.subscribe(ch);
+    }
+    ws.send_json(serde_json::json!({"event":"pusher:subscribe","data":{"channel":"d"}}));
+    let refused = ws.expect("pusher:subscription_error");
+    assert_eq!(refused["channel"], "d");
+    let data = &refused["data"];
+    assert_eq!(data["status"], 403, "{refused}");
+    ws.ping();
+    // Room again after leaving one; the refused channel was never counted.
+    ws.send_json(serde_json::json!({"event":"pusher:unsubscribe","data":{"channel":"a"}}));
+    ws.subscribe("d");
+    let mut api = server.api();
+    let r = api.get("/channels", &[]);
+    let channels = r.json()["channels"].clone();
+    assert!(
+        channels.get("d").is_some() && channels.get("a").is_none(),
+        "{channels}"
+    );
+}

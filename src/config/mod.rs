@@ -98,6 +98,9 @@ pub struct AppConfig {
     pub max_event_batch_size: usize,
     pub max_presence_members_per_channel: usize,
     pub max_presence_member_size_kb: usize,
+    /// Channels one connection may be subscribed to (or joining) at once; ringcast's
+    /// addition, so one connection cannot grow the channel index without bound.
+    pub max_channels_per_connection: usize,
     pub subscription_count_events: bool,
     pub cache_ttl_s: u64,
     pub history_max_messages: usize,
@@ -126,6 +129,7 @@ impl Default for AppConfig {
             max_event_batch_size: 10,
             max_presence_members_per_channel: 100,
             max_presence_member_size_kb: 2,
+            max_channels_per_connection: 1000,
             subscription_count_events: false,
             cache_ttl_s: 1800,
             history_max_messages: 100,

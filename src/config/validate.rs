@@ -172,6 +172,10 @@ impl AppConfig {
                 k("user_authentication_timeout_s"),
                 self.user_authentication_timeout_s as usize,
             ),
+            (
+                k("max_channels_per_connection"),
+                self.max_channels_per_connection,
+            ),
         ])?;
         if self.max_channel_name_length > 200 {
             return Err(ConfigError::new(

@@ -135,6 +135,10 @@ pub enum SubscriptionRefusal {
     },
     /// `#server-to-user-{id}` by a connection not signed in as `{id}`.
     NotThatUser,
+    /// The connection already has `max_channels_per_connection` channels.
+    TooManyChannels {
+        max: usize,
+    },
     /// The cluster state could not be reached.
     Unavailable,
 }
@@ -144,7 +148,10 @@ impl SubscriptionRefusal {
         match self {
             Self::MissingSignature | Self::BadSignature => 401,
             Self::NoChannelData | Self::ChannelDataNotJson | Self::NoUserId => 400,
-            Self::UserInfoTooLarge { .. } | Self::ChannelFull { .. } | Self::NotThatUser => 403,
+            Self::UserInfoTooLarge { .. }
+            | Self::ChannelFull { .. }
+            | Self::NotThatUser
+            | Self::TooManyChannels { .. } => 403,
             Self::Unavailable => 503,
         }
     }
@@ -159,6 +166,9 @@ impl SubscriptionRefusal {
             Self::UserInfoTooLarge { max_kb } => format!("user_info is larger than {max_kb} KB"),
             Self::ChannelFull { max } => format!("presence channel is full ({max} members)"),
             Self::NotThatUser => "only the signed-in user may subscribe".into(),
+            Self::TooManyChannels { max } => {
+                format!("a connection may be subscribed to at most {max} channels")
+            }
             Self::Unavailable => "presence is unavailable, try again".into(),
         }
     }

@@ -42,6 +42,14 @@ impl Joins {
         self.0.iter().any(|e| &*e.channel == channel)
     }
 
+    /// Joins still waiting for the API core (not counted among the connection's channels yet).
+    pub fn pending(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|e| matches!(e.state, JoinState::Pending(_)))
+            .count()
+    }
+
     /// The user id the connection joined `channel` as (client events there carry it).
     pub fn user_on(&self, channel: &str) -> Option<&Rc<str>> {
         self.0

@@ -18,6 +18,9 @@ pub fn subscribe(t: &mut Turn<'_>, channel: &str, auth: Option<&str>, channel_da
                 .error(ErrorCode::Channel, &format!("{e}: {channel}"));
         }
     };
+    if let Err(refusal) = room_for_one_more(t, channel) {
+        return t.effects.refuse(channel, refusal);
+    }
     match name.kind {
         ChannelKind::Public => {}
         ChannelKind::Private | ChannelKind::PrivateEncrypted => {
@@ -40,6 +43,18 @@ pub fn subscribe(t: &mut Turn<'_>, channel: &str, auth: Option<&str>, channel_da
         return already_subscribed(&mut t.effects, channel);
     }
     succeeded(t, &name, "{}");
+}
+
+/// Whether the connection may take one more channel (one it has or is joining already is
+/// refused later, as already subscribed).
+fn room_for_one_more(t: &mut Turn<'_>, channel: &str) -> Result<(), SubscriptionRefusal> {
+    let max = t.app.config.max_channels_per_connection;
+    let Some(conn) = t.conn() else { return Ok(()) };
+    let known = conn.is_subscribed(channel) || conn.joins().contains(channel);
+    if !known && conn.channels().len() + conn.joins().pending() >= max {
+        return Err(SubscriptionRefusal::TooManyChannels { max });
+    }
+    Ok(())
 }
 
 /// `pusher:unsubscribe`: leaves the channel index and, for presence, the membership (joined
