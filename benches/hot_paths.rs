@@ -178,5 +178,49 @@ fn per_publish(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, encode, signature, fanout, per_publish);
+/// A mass disconnect: every subscriber of one 50k-subscriber channel leaves (each leaving
+/// costs its own channels, never a scan of the channel's list).
+fn mass_disconnect(c: &mut Criterion) {
+    use ringcast::app::AppIdx;
+    use ringcast::protocol::{ChannelName, SocketId};
+    use ringcast::shard::hub::Hub;
+    const SUBS: u64 = 50_000;
+    let mut g = c.benchmark_group("hub");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(SUBS));
+    g.bench_function("50k subscribers of one channel disconnect", |b| {
+        b.iter_batched(
+            || {
+                let mut hub = Hub::new(1, 1 << 20);
+                let name = ChannelName::parse("big", 200).unwrap();
+                let keys: Vec<usize> = (0..SUBS)
+                    .map(|i| {
+                        let k = hub.add(SocketId::new(0, i, 1), AppIdx(0), 0);
+                        hub.subscribe(k, &name).unwrap();
+                        k
+                    })
+                    .collect();
+                (hub, keys)
+            },
+            |(mut hub, keys)| {
+                for k in keys {
+                    hub.remove(k);
+                }
+                hub
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse,
+    encode,
+    signature,
+    fanout,
+    per_publish,
+    mass_disconnect
+);
 criterion_main!(benches);

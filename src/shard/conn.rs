@@ -21,8 +21,9 @@ pub struct Conn {
     ping_sent: Option<Tick>,
     /// A close the connection's task must carry out.
     close: Option<ErrorCode>,
-    /// Channels in the shard's index for this connection.
-    channels: Vec<Rc<str>>,
+    /// Channels in the shard's index for this connection, each with this connection's place
+    /// in the channel's subscriber list (so leaving it costs no scan of that list).
+    channels: Vec<(Rc<str>, usize)>,
     /// The user this connection signed in as (`pusher:signin`).
     user_id: Option<Rc<str>>,
     /// Client events sent in the current second: (second, count).
@@ -65,12 +66,21 @@ impl Conn {
         self.user_id.as_ref()
     }
 
-    pub fn channels(&self) -> &[Rc<str>] {
-        &self.channels
+    pub fn channels(&self) -> impl Iterator<Item = &Rc<str>> {
+        self.channels.iter().map(|(ch, _)| ch)
+    }
+
+    /// Its channels with its place in each one's subscriber list.
+    pub(super) fn places(&self) -> impl Iterator<Item = &(Rc<str>, usize)> {
+        self.channels.iter()
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     pub fn is_subscribed(&self, channel: &str) -> bool {
-        self.channels.iter().any(|ch| &**ch == channel)
+        self.channels.iter().any(|(ch, _)| &**ch == channel)
     }
 
     pub fn joins(&self) -> &Joins {
@@ -97,20 +107,24 @@ impl Conn {
         self.authenticated = true;
     }
 
-    pub(super) fn add_channel(&mut self, name: Rc<str>, needs_auth: bool) {
+    /// Joins a channel, at `place` in its subscriber list.
+    pub(super) fn add_channel(&mut self, name: Rc<str>, place: usize, needs_auth: bool) {
         if needs_auth {
             self.authenticate();
         }
-        self.channels.push(name);
+        self.channels.push((name, place));
     }
 
-    pub(super) fn remove_channel(&mut self, channel: &str) -> bool {
-        match self.channels.iter().position(|ch| &**ch == channel) {
-            Some(pos) => {
-                self.channels.swap_remove(pos);
-                true
-            }
-            None => false,
+    /// Leaves a channel; its place in the channel's subscriber list, if it was there.
+    pub(super) fn remove_channel(&mut self, channel: &str) -> Option<usize> {
+        let i = self.channels.iter().position(|(ch, _)| &**ch == channel)?;
+        Some(self.channels.swap_remove(i).1)
+    }
+
+    /// Its place in `channel`'s subscriber list moved to `place`.
+    pub(super) fn moved(&mut self, channel: &str, place: usize) {
+        if let Some(entry) = self.channels.iter_mut().find(|(ch, _)| &**ch == channel) {
+            entry.1 = place;
         }
     }
 

@@ -51,7 +51,7 @@ fn room_for_one_more(t: &mut Turn<'_>, channel: &str) -> Result<(), Subscription
     let max = t.app.config.max_channels_per_connection;
     let Some(conn) = t.conn() else { return Ok(()) };
     let known = conn.is_subscribed(channel) || conn.joins().contains(channel);
-    if !known && conn.channels().len() + conn.joins().pending() >= max {
+    if !known && conn.channel_count() + conn.joins().pending() >= max {
         return Err(SubscriptionRefusal::TooManyChannels { max });
     }
     Ok(())
