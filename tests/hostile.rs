@@ -199,3 +199,54 @@ fn a_connection_is_limited_in_its_channels_and_stays_open() {
         "{channels}"
     );
 }
+
+#[test]
+fn out_of_file_descriptors_clients_are_refused_and_the_log_stays_quiet() {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -n 96 && exec {}",
+            env!("CARGO_BIN_EXE_ringcast")
+        ))
+        .env("RINGCAST_METRICS_PORT", "0")
+        .env("RINGCAST_HOST", "127.0.0.1")
+        .env("RINGCAST_PORT", "0")
+        .env("RINGCAST_SHARDS", "2")
+        .env("RUST_LOG", "info");
+    let server = Server::spawn_command(cmd);
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..130 {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(150)))
+            .unwrap();
+        // A refused client is closed at once; an accepted one waits for its request.
+        match s.read(&mut [0u8; 1]) {
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
+            _ => held.push(s),
+        }
+    }
+    assert!(refused > 0, "{} held, none refused", held.len());
+    // Once descriptors are free again, clients are served.
+    drop(held);
+    let up = || -> Option<String> {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(server.addr).ok()?;
+        s.set_read_timeout(Some(WAIT)).ok()?;
+        s.write_all(b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !up().is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
+        assert!(std::time::Instant::now() < deadline, "never served again");
+    }
+    let warnings = std::iter::from_fn(|| server.log.try_recv().ok())
+        .filter(|l| l.contains("accepts failed"))
+        .count();
+    assert!((1..=3).contains(&warnings), "{warnings} warning lines");
+}

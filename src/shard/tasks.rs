@@ -59,10 +59,27 @@ async fn report_stopped(shard: &Shard) {
     }
 }
 
+/// How often failed accepts are logged at most (with their count).
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    // One descriptor held back for when the others run out: it is given up to accept and at
+    // once close a waiting connection, so its client hears a refusal instead of hanging in the
+    // backlog.
+    let mut spare = std::fs::File::open("/dev/null").ok();
+    let mut refuse_next = false;
+    let mut failed = 0u64;
+    let mut logged = std::time::Instant::now() - ACCEPT_LOG_EVERY;
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                if refuse_next {
+                    // Accepted on the spare's descriptor: closed at once, the spare taken back.
+                    refuse_next = false;
+                    drop(stream);
+                    spare = std::fs::File::open("/dev/null").ok();
+                    continue;
+                }
                 if shard.stopping.get() {
                     continue;
                 }
@@ -70,9 +87,30 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 glommio::spawn_local(http_phase::serve(shard.clone(), stream)).detach();
             }
             Err(e) => {
-                // Out of file descriptors, typically: back off instead of spinning.
-                log::warn!("shard {}: accept failed: {e}", shard.id);
-                Timer::new(Duration::from_millis(50)).await;
+                failed += 1;
+                if logged.elapsed() >= ACCEPT_LOG_EVERY {
+                    log::warn!(
+                        "shard {}: {failed} accepts failed in the last {} s (out of file \
+                         descriptors? raise the open-files limit): {e}",
+                        shard.id,
+                        ACCEPT_LOG_EVERY.as_secs()
+                    );
+                    failed = 0;
+                    logged = std::time::Instant::now();
+                }
+                // Out of file descriptors, typically: refuse one waiting client with the
+                // spare, then back off instead of spinning.
+                match spare.take() {
+                    Some(fd) => {
+                        drop(fd);
+                        refuse_next = true;
+                    }
+                    None => {
+                        refuse_next = false;
+                        Timer::new(Duration::from_millis(50)).await;
+                        spare = std::fs::File::open("/dev/null").ok();
+                    }
+                }
             }
         }
     }
