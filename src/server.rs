@@ -59,6 +59,30 @@ fn check_memlock() -> Result<(), StartError> {
     Ok(())
 }
 
+/// Raises the open-files soft limit to the hard one: every connection is a descriptor, and the
+/// soft limit (often 1024) is only a default. Logs what the server runs with.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass; setrlimit reads it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    log::info!("open files: at most {} (the hard limit)", lim.rlim_cur);
+}
+
 /// Checks that nothing else listens on `addr` and resolves port 0 to a free port. SO_REUSEPORT
 /// would otherwise let a second ringcast (or anything of the same user) silently share the
 /// port and split the connections; a plain bind fails on any socket already there.
@@ -105,6 +129,7 @@ fn bind_metrics(
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub fn run(config: Config) -> Result<(), StartError> {
     check_memlock()?;
+    raise_open_files();
     let ip: std::net::IpAddr = config
         .server
         .host

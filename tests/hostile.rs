@@ -250,3 +250,26 @@ fn out_of_file_descriptors_clients_are_refused_and_the_log_stays_quiet() {
         .count();
     assert!((1..=3).contains(&warnings), "{warnings} warning lines");
 }
+
+#[test]
+fn the_open_files_soft_limit_is_raised_to_the_hard_one() {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -S -n 200 && exec {}",
+            env!("CARGO_BIN_EXE_ringcast")
+        ))
+        .env("RINGCAST_METRICS_PORT", "0")
+        .env("RINGCAST_HOST", "127.0.0.1")
+        .env("RINGCAST_PORT", "0")
+        .env("RUST_LOG", "info");
+    let server = Server::spawn_command(cmd);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+    assert_ne!(numbers[0], "200", "{line}");
+}
