@@ -265,3 +265,27 @@ fn shutdown_sends_held_webhooks() {
     hooks.event_where(|e| e["channel"] == "last" && e["name"] == "channel_vacated");
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+#[test]
+fn shutdown_reports_every_departure_of_the_closed_clients() {
+    let mut hooks = Receiver::start(APP_KEY, APP_SECRET, &[]);
+    let mut server = server("", &[hook(&hooks.url(), "")], "60000");
+    // Many channels on both shards, still subscribed when the server stops.
+    let mut clients = server.clients_on_both_shards(4);
+    for (i, ws) in clients.iter_mut().enumerate() {
+        for n in 0..50 {
+            ws.subscribe(&format!("stay-{i}-{n}"));
+        }
+    }
+    let count = clients.len() * 50;
+    let mut occupied = 0;
+    while occupied < count {
+        hooks.event_where(|e| e["name"] == "channel_occupied");
+        occupied += 1;
+    }
+    server.signal(libc::SIGTERM);
+    for _ in 0..count {
+        hooks.event_where(|e| e["name"] == "channel_vacated");
+    }
+    assert_eq!(server.wait_exit(), Some(0));
+}
