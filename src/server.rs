@@ -162,6 +162,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             to_api: queue.to_api,
             metrics: metrics.clone(),
             clustered: config.cluster.enabled(),
+            http_share: (config.server.max_http_connections / plan.shard_cpus.len().max(1)).max(1),
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
             .spawn(move || shard::run(setup))

@@ -273,3 +273,35 @@ fn the_open_files_soft_limit_is_raised_to_the_hard_one() {
     assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
     assert_ne!(numbers[0], "200", "{line}");
 }
+
+#[test]
+fn http_connections_beyond_the_cap_get_503_and_websockets_do_not_count() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[
+        ("RINGCAST_SHARDS", "1"),
+        ("RINGCAST_MAX_HTTP_CONNECTIONS", "4"),
+    ]);
+    // Upgraded connections leave the HTTP phase.
+    let mut sockets: Vec<Ws> = (0..6).map(|_| server.ws()).collect();
+    // Four connections that never send a request hold the four places.
+    let mut idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let get_up = || {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let _ = s.write_all(b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    };
+    let answer = get_up();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // A place comes free when one of them goes.
+    idle.pop();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !get_up().starts_with("HTTP/1.1 200") {
+        assert!(std::time::Instant::now() < deadline, "never served again");
+    }
+    sockets[0].ping();
+}

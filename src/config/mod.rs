@@ -56,6 +56,9 @@ pub struct ServerConfig {
     /// Milliseconds `channel_vacated` and `member_removed` webhooks are held, and dropped if
     /// the channel or member comes back meanwhile (ringcast's addition; SPEC §5 says ~3 s).
     pub webhook_hold_ms: u64,
+    /// Connections in their HTTP phase (API requests, upgrades not yet done) at once, over
+    /// all shards (each takes an equal share); beyond it a new one gets 503 and is closed.
+    pub max_http_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             shutdown_grace_s: 10,
             webhook_hold_ms: 3000,
             metrics_port: 9601,
+            max_http_connections: 10_000,
         }
     }
 }

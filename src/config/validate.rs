@@ -57,6 +57,10 @@ impl ServerConfig {
             ("server.pong_timeout_s".into(), self.pong_timeout_s as usize),
             ("server.max_message_kb".into(), self.max_message_kb),
             ("server.outbound_buffer_kb".into(), self.outbound_buffer_kb),
+            (
+                "server.max_http_connections".into(),
+                self.max_http_connections,
+            ),
         ])?;
         if self.shards > 256 {
             return Err(ConfigError::new("server.shards", "at most 256"));

@@ -33,8 +33,37 @@ enum Next {
     },
 }
 
+/// A connection's place among the shard's HTTP-phase connections, given back when dropped.
+struct HttpSlot<'a>(&'a Shard);
+
+impl<'a> HttpSlot<'a> {
+    fn take(shard: &'a Shard) -> Option<HttpSlot<'a>> {
+        let n = shard.http_connections.get();
+        if n >= shard.http_share {
+            return None;
+        }
+        shard.http_connections.set(n + 1);
+        Some(HttpSlot(shard))
+    }
+}
+
+impl Drop for HttpSlot<'_> {
+    fn drop(&mut self) {
+        let n = self.0.http_connections.get();
+        self.0.http_connections.set(n.saturating_sub(1));
+    }
+}
+
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    match serve_http(&shard, &mut stream).await {
+    let Some(slot) = HttpSlot::take(&shard) else {
+        let busy = ApiError::Unavailable("too many HTTP connections; try again".into());
+        let _ = stream.set_write_timeout(Some(HTTP_WRITE_TIMEOUT));
+        let _ = respond(&shard, &mut stream, &busy.response(), false, JSON).await;
+        return;
+    };
+    let next = serve_http(&shard, &mut stream).await;
+    drop(slot);
+    match next {
         Ok(Next::Done) => {}
         Ok(Next::Session { place, leftover }) => {
             let queue = shard.sessions_queue;

@@ -59,6 +59,8 @@ pub struct ShardSetup {
     pub metrics: Arc<Metrics>,
     /// Part of a cluster (subscriptions wait for the node's interest in the channel).
     pub clustered: bool,
+    /// This shard's share of `server.max_http_connections`.
+    pub http_share: usize,
 }
 
 /// A shard's state, shared by its tasks (single-threaded: `Rc` and `RefCell`). The protocol
@@ -85,6 +87,9 @@ pub struct Shard {
     rng: Cell<u64>,
     started: Instant,
     pub stopping: Cell<bool>,
+    /// Connections in their HTTP phase now, and how many may be.
+    pub http_connections: Cell<usize>,
+    pub http_share: usize,
     /// Where WebSocket sessions run: throughput work, preempted whenever control work waits.
     pub sessions_queue: TaskQueueHandle,
     /// Frames every connection may receive, encoded once.
@@ -376,6 +381,8 @@ pub async fn run(setup: ShardSetup) {
         rng: Cell::new(seed(setup.id)),
         started: Instant::now(),
         stopping: Cell::new(false),
+        http_connections: Cell::new(0),
+        http_share: setup.http_share,
         sessions_queue,
         ping_frame: ws::frame::text(frames::PING.as_bytes()).into(),
         config: setup.config,
