@@ -13,7 +13,7 @@ fn two_content_lengths_that_disagree_are_refused_with_400() {
     );
     let r = http.read_response();
     assert_eq!(r.status, 400, "{}", r.body);
-    // Equal ones are one length.
+    // Everyone else is still served.
     let mut api = server.api();
     api.trigger("still", "e", "served");
 }

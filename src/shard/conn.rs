@@ -213,8 +213,8 @@ impl Conn {
     /// of silence. Returns `true` when the ping overflowed its outbox (as [`Conn::queue`]).
     ///
     /// Times are whole-second ticks, and a tick difference of `d` means between `d - 1` and
-    /// `d + 1` real seconds: a limit is reached only at `limit + 1` ticks, so it fires up to a
-    /// tick late and never early.
+    /// `d + 1` real seconds: a limit is reached only at `limit + 1` ticks, so, swept once a
+    /// second, it fires less than two seconds late and never early.
     pub(super) fn check(&mut self, now: Tick, limits: &Liveness<'_>, signin: Option<Tick>) -> bool {
         if self.close.is_some() {
             return false;

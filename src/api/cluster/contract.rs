@@ -228,8 +228,10 @@ pub async fn history(h: &dyn HistoryStore) {
         count,
     };
     let all = Bounds::default();
+    // The window of "news" that `ask` wants (the channel has one).
+    let news = |a: Ask| async move { h.window(APP, "news", keep, a).await.unwrap().unwrap() };
     let newest = ask(Direction::NewestFirst, None, all, 10);
-    let w = h.window(APP, "news", keep, newest).await.unwrap().unwrap();
+    let w = news(newest).await;
     assert_eq!(serials(&w), [5, 4, 3], "the last three");
     assert_eq!((w.oldest.serial, w.newest.serial, w.messages), (3, 5, 3));
     let bytes: usize = events[2..].iter().map(|e| e.payload.len()).sum();
@@ -239,45 +241,21 @@ pub async fn history(h: &dyn HistoryStore) {
     assert_eq!((&*top.name, top.data_len), ("e", 1));
     assert_eq!(top.message, events[4].payload, "the frame as delivered");
     assert!(!w.stream_id.is_empty() && w.stream_id.bytes().all(|b| b.is_ascii_hexdigit()));
-    let from_4 = ask(Direction::OldestFirst, Some(4), all, 10);
-    let page = h.window(APP, "news", keep, from_4).await.unwrap().unwrap();
+    let page = news(ask(Direction::OldestFirst, Some(4), all, 10)).await;
     assert_eq!(serials(&page), [4, 5]);
-    let from_4_down = ask(Direction::NewestFirst, Some(4), all, 1);
-    let page = h
-        .window(APP, "news", keep, from_4_down)
-        .await
-        .unwrap()
-        .unwrap();
+    let page = news(ask(Direction::NewestFirst, Some(4), all, 1)).await;
     assert_eq!(serials(&page), [4]);
     let bounded = Bounds {
         start_serial: Some(4),
         ..all
     };
-    let page = h
-        .window(
-            APP,
-            "news",
-            keep,
-            ask(Direction::NewestFirst, None, bounded, 10),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = news(ask(Direction::NewestFirst, None, bounded, 10)).await;
     assert_eq!(serials(&page), [5, 4]);
     let too_late = Bounds {
         start_time_ms: Some(w.newest.published_at_ms + 1),
         ..all
     };
-    let page = h
-        .window(
-            APP,
-            "news",
-            keep,
-            ask(Direction::OldestFirst, None, too_late, 10),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = news(ask(Direction::OldestFirst, None, too_late, 10)).await;
     assert!(page.items.is_empty() && page.messages == 3);
     assert!(
         h.window(OTHER_APP, "news", keep, newest)

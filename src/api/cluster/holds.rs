@@ -85,6 +85,7 @@ impl MemoryHolds {
         self.held.borrow_mut().remove(&of.local_key()).is_some()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.held.borrow().is_empty()
     }

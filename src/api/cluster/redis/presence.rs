@@ -55,7 +55,7 @@ pub struct RedisPresence {
     keys: Rc<Keys>,
 }
 
-/// The keys of one presence channel (and of a user's hold on it).
+/// The keys the join and leave scripts touch: the channel's, and the user's hold on it.
 struct ChannelKeys {
     members: String,
     connections: String,
@@ -73,6 +73,11 @@ impl RedisPresence {
         self.keys.app_id(app)
     }
 
+    /// The channel's members: user id → `user_info`.
+    fn members_key(&self, app: AppIdx, channel: &str) -> String {
+        self.keys.channel("pres", self.app_id(app), channel)
+    }
+
     fn channel_keys(&self, app: AppIdx, channel: &str, user_id: &str) -> ChannelKeys {
         let id = self.app_id(app);
         let of = HoldOf::Removed {
@@ -81,7 +86,7 @@ impl RedisPresence {
             user_id,
         };
         ChannelKeys {
-            members: self.keys.channel("pres", id, channel),
+            members: self.members_key(app, channel),
             connections: self.keys.channel("pconn", id, channel),
             counts: self.keys.channel("pcount", id, channel),
             node: self.keys.node("pres"),
@@ -171,9 +176,8 @@ impl Presence for RedisPresence {
 
     fn user_ids<'a>(&'a self, app: AppIdx, channel: &'a str) -> StateFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let k = self.channel_keys(app, channel, "");
             let mut cmd = redis::cmd("HKEYS");
-            cmd.arg(&k.members);
+            cmd.arg(self.members_key(app, channel));
             let mut ids: Vec<String> = super::query(&self.link, cmd).await?;
             ids.sort();
             Ok(ids)
