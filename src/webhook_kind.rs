@@ -53,6 +53,11 @@ impl Kind {
         }
     }
 
+    /// Its place in [`Kind::ALL`], for tables indexed by kind.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     fn bit(self) -> u8 {
         1 << self as u8
     }

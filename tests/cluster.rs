@@ -5,6 +5,7 @@ mod common;
 
 use common::Ws;
 use common::cluster::*;
+use common::metrics::metric_reaches;
 use common::redis::{Redis, node};
 use serde_json::{Value, json};
 
@@ -309,28 +310,6 @@ fn a_node_restarted_under_its_id_leaves_no_ghosts() {
             "pusher_internal:member_removed u1"
         ]
     );
-}
-
-/// The value of `series` on the `/metrics` of the node whose metrics port is `port`.
-fn metric(port: u16, series: &str) -> Option<f64> {
-    let mut http = common::Http::connect(([127, 0, 0, 1], port).into());
-    let text = http.request("GET", "/metrics", &[], b"").body;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-}
-
-/// Waits (bounded) until `series` on `port` is at least `at_least`.
-fn metric_reaches(port: u16, series: &str, at_least: f64) {
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while metric(port, series).is_none_or(|v| v < at_least) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{series} never reached {at_least} (is {:?})",
-            metric(port, series)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 #[test]

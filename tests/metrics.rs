@@ -2,41 +2,9 @@
 //! publish, fail and leave; and a metrics port in use fails the start.
 
 mod common;
+use common::metrics::*;
 use common::*;
 use serde_json::json;
-
-/// Scrapes `/metrics` and returns the value of the line whose name and labels are `series`.
-fn value(port: u16, series: &str) -> f64 {
-    let text = scrape(port);
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
-fn scrape(port: u16) -> String {
-    let mut http = Http::connect(([127, 0, 0, 1], port).into());
-    let r = http.request("GET", "/metrics", &[], b"");
-    assert_eq!(r.status, 200);
-    assert!(
-        r.headers
-            .iter()
-            .any(|(k, v)| k == "content-type" && v.starts_with("text/plain"))
-    );
-    r.body
-}
-
-/// Waits until `series` reaches `at_least` (counters move a moment after the event).
-fn reaches(port: u16, series: &str, at_least: f64) {
-    for _ in 0..2000 {
-        if value(port, series) >= at_least {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("{series} never reached {at_least}:\n{}", scrape(port));
-}
 
 #[test]
 fn metrics_follow_connections_messages_http_and_closes() {
@@ -69,7 +37,7 @@ fn metrics_follow_connections_messages_http_and_closes() {
 
     let mut clients = server.clients_on_both_shards(2);
     let n = clients.len() as f64;
-    reaches(port, "ringcast_connections", n);
+    metric_reaches(port, "ringcast_connections", n);
     assert_eq!(
         value(port, "ringcast_shard_connections{shard=\"0\"}")
             + value(port, "ringcast_shard_connections{shard=\"1\"}"),
@@ -83,17 +51,17 @@ fn metrics_follow_connections_messages_http_and_closes() {
     for ws in &mut clients {
         ws.expect("e");
     }
-    reaches(port, "ringcast_messages_sent_total", n);
-    reaches(port, "ringcast_messages_received_total", n);
-    reaches(port, "ringcast_broadcast_latency_seconds_count", 2.0);
+    metric_reaches(port, "ringcast_messages_sent_total", n);
+    metric_reaches(port, "ringcast_messages_received_total", n);
+    metric_reaches(port, "ringcast_broadcast_latency_seconds_count", 2.0);
     assert!(value(port, "ringcast_bytes_sent_total") > 0.0);
     assert!(value(port, "ringcast_bytes_received_total") > 0.0);
-    reaches(port, "ringcast_http_requests_total{status=\"200\"}", 1.0);
+    metric_reaches(port, "ringcast_http_requests_total{status=\"200\"}", 1.0);
     let bad = api
         .http
         .request("POST", "/apps/app-id/events?auth_key=app-key", &[], b"{}");
     assert_eq!(bad.status, 401);
-    reaches(port, "ringcast_http_requests_total{status=\"401\"}", 1.0);
+    metric_reaches(port, "ringcast_http_requests_total{status=\"401\"}", 1.0);
 
     // A bad sign-in closes with 4009; a client's own close is echoed with its code.
     let mut signer = server.ws();
@@ -102,10 +70,10 @@ fn metrics_follow_connections_messages_http_and_closes() {
     );
     signer.expect_error(4009);
     signer.expect_close(4009);
-    reaches(port, "ringcast_disconnections_total{code=\"4009\"}", 1.0);
+    metric_reaches(port, "ringcast_disconnections_total{code=\"4009\"}", 1.0);
     clients.pop().unwrap().close();
-    reaches(port, "ringcast_disconnections_total{code=\"1000\"}", 1.0);
-    reaches(port, "ringcast_new_connections_total", n + 1.0);
+    metric_reaches(port, "ringcast_disconnections_total{code=\"1000\"}", 1.0);
+    metric_reaches(port, "ringcast_new_connections_total", n + 1.0);
 
     let mut http = Http::connect(([127, 0, 0, 1], port).into());
     assert_eq!(http.request("GET", "/other", &[], b"").status, 404);

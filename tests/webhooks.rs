@@ -4,9 +4,12 @@
 //! that do not affect delivery, and the flush at shutdown.
 
 mod common;
-use common::receiver::Receiver;
+use common::cluster::join;
+use common::metrics::metric_reaches;
+use common::receiver::{Gate, Receiver};
 use common::*;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 fn hook(url: &str, extra: &str) -> String {
     format!("[[apps.webhooks]]\nurl = \"{url}\"\n{extra}\n")
@@ -14,14 +17,24 @@ fn hook(url: &str, extra: &str) -> String {
 
 /// A two-shard server whose dev app has the given webhook tables.
 fn server(app_extra: &str, hooks: &[String], hold_ms: &str) -> Server {
+    server_with(app_extra, hooks, hold_ms, &[])
+}
+
+fn server_with(app_extra: &str, hooks: &[String], hold_ms: &str, env: &[(&str, &str)]) -> Server {
     let toml = dev_app_toml(&format!("{app_extra}\n{}", hooks.concat()));
-    Server::with_config_env(
-        &toml,
-        &[
-            ("RINGCAST_SHARDS", "2"),
-            ("RINGCAST_WEBHOOK_HOLD_MS", hold_ms),
-        ],
-    )
+    let mut all = vec![
+        ("RINGCAST_SHARDS", "2"),
+        ("RINGCAST_WEBHOOK_HOLD_MS", hold_ms),
+    ];
+    all.extend_from_slice(env);
+    Server::with_config_env(&toml, &all)
+}
+
+/// A server like [`server`] with its metrics on the returned port.
+fn server_with_metrics(app_extra: &str, hooks: &[String], hold_ms: &str) -> (Server, u16) {
+    let port = free_port();
+    let env = [("RINGCAST_METRICS_PORT", &*port.to_string())];
+    (server_with(app_extra, hooks, hold_ms, &env), port)
 }
 
 /// The occupancy events of `channel`, up to the first `until`.
@@ -227,7 +240,7 @@ fn a_dead_and_a_slow_endpoint_do_not_affect_delivery_or_other_endpoints() {
             hook(&format!("http://{slow_addr}/hooks"), ""),
             hook(&good.url(), ""),
         ],
-        "50",
+        "300",
     );
     let mut subscribers = server.clients_on_both_shards(6);
     for ws in &mut subscribers {
@@ -287,5 +300,69 @@ fn shutdown_reports_every_departure_of_the_closed_clients() {
     for _ in 0..count {
         hooks.event_where(|e| e["name"] == "channel_vacated");
     }
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn a_flood_of_one_event_type_cannot_crowd_out_another() {
+    // The endpoint holds its first request, so everything after it queues.
+    let gate = Arc::new(Gate::default());
+    let mut hooks = Receiver::start_gated(APP_KEY, APP_SECRET, &[], gate.clone());
+    let flooded = "max_channels_per_connection = 20000";
+    let (server, port) = server_with_metrics(flooded, &[hook(&hooks.url(), "")], "60000");
+    // An anonymous client makes more `channel_occupied` than an endpoint queues of one type.
+    let mut flood = server.ws();
+    let n = 12_000;
+    for i in 0..n {
+        flood.send_json(json!({"event":"pusher:subscribe","data":{"channel":format!("f-{i}")}}));
+    }
+    for _ in 0..n {
+        flood.expect("pusher_internal:subscription_succeeded");
+    }
+    let dropped = "ringcast_webhook_events_dropped_total{kind=\"channel_occupied\"}";
+    metric_reaches(port, dropped, 1.0);
+    let mut member = server.ws();
+    join(&mut member, "presence-room", "u1");
+    gate.open();
+    let added = hooks.event_where(|e| e["name"] == "member_added");
+    assert_eq!(added["channel"], "presence-room");
+}
+
+#[test]
+fn a_channel_occupied_and_vacated_in_one_batch_cancel_out() {
+    let gate = Arc::new(Gate::default());
+    let mut hooks = Receiver::start_gated(APP_KEY, APP_SECRET, &[], gate.clone());
+    let occupancy = r#"event_types = ["channel_occupied", "channel_vacated"]"#;
+    let (server, port) = server_with_metrics("", &[hook(&hooks.url(), occupancy)], "0");
+    let mut ws = server.ws();
+    ws.subscribe("first");
+    gate.until_waiting();
+    // Both queue behind the held request, so the sender takes them into one batch.
+    ws.subscribe("flash");
+    unsubscribe(&mut ws, "flash");
+    let queued = |kind: &str| format!("ringcast_webhook_events_queued{{kind=\"{kind}\"}}");
+    metric_reaches(port, &queued("channel_occupied"), 1.0);
+    metric_reaches(port, &queued("channel_vacated"), 1.0);
+    gate.open();
+    metric_reaches(port, "ringcast_webhook_events_coalesced_total", 2.0);
+    ws.subscribe("marker");
+    let next = hooks.event_where(|e| e["channel"] != "first");
+    assert_eq!(next["channel"], "marker", "{next}");
+}
+
+#[test]
+fn shutdown_retries_the_batches_that_failed() {
+    let hooks = Receiver::start(APP_KEY, APP_SECRET, &[500]);
+    let mut server = server("", &[hook(&hooks.url(), "")], "60000");
+    let mut ws = server.ws();
+    ws.subscribe("again");
+    let failed = hooks.delivery();
+    assert_eq!(failed.status, 500);
+    ws.close();
+    // Long before the retry is due (a second after the failure), the server stops.
+    server.signal(libc::SIGTERM);
+    let retried = hooks.delivery();
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.events(), failed.events());
     assert_eq!(server.wait_exit(), Some(0));
 }

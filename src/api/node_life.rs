@@ -90,7 +90,7 @@ pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
 
 /// The hold the sweep placed for a departure, if the app's webhooks care.
 fn swept(core: &ApiCore, app: AppIdx, kind: Kind, token: Box<str>) -> Option<Ticket> {
-    let ticket = core.webhooks.ticket(app, kind)?;
+    let ticket = core.webhooks.ticket_for(app, kind)?;
     Some(Ticket { token, ..ticket })
 }
 

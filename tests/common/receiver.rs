@@ -34,6 +34,40 @@ impl Delivery {
     }
 }
 
+/// Holds every request of a receiver unanswered until opened.
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+    /// Requests that have arrived and wait.
+    waiting: Mutex<usize>,
+    arrived: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits (at most [`WAIT`]) until a request is held at the gate.
+    pub fn until_waiting(&self) {
+        let waiting = self.waiting.lock().unwrap();
+        let (waiting, _) = self
+            .arrived
+            .wait_timeout_while(waiting, WAIT, |n| *n == 0)
+            .unwrap();
+        assert!(*waiting > 0, "no webhook request arrived at the gate");
+    }
+
+    fn pass(&self) {
+        *self.waiting.lock().unwrap() += 1;
+        self.arrived.notify_all();
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+    }
+}
+
 pub struct Receiver {
     pub addr: SocketAddr,
     deliveries: mpsc::Receiver<Delivery>,
@@ -44,6 +78,13 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on a free port; `script` lists the statuses of the first requests.
     pub fn start(key: &str, secret: &str, script: &[u16]) -> Receiver {
+        let open = Arc::new(Gate::default());
+        open.open();
+        Receiver::start_gated(key, secret, script, open)
+    }
+
+    /// [`Receiver::start`], holding each request's answer until `gate` opens.
+    pub fn start_gated(key: &str, secret: &str, script: &[u16], gate: Arc<Gate>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -52,8 +93,8 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (tx, script) = (tx.clone(), script.clone());
-                let (key, secret) = (key.clone(), secret.clone());
-                std::thread::spawn(move || serve(stream, &key, &secret, &script, &tx));
+                let (key, secret, gate) = (key.clone(), secret.clone(), gate.clone());
+                std::thread::spawn(move || serve(stream, &key, &secret, &script, &tx, &gate));
             }
         });
         Receiver {
@@ -110,6 +151,7 @@ fn serve(
     secret: &str,
     script: &Mutex<VecDeque<u16>>,
     tx: &mpsc::Sender<Delivery>,
+    gate: &Gate,
 ) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -155,6 +197,7 @@ fn serve(
         } else {
             None
         };
+        gate.pass();
         let status = script.lock().unwrap().pop_front().unwrap_or(200);
         let body: Value = serde_json::from_slice(&body).expect("webhook body is JSON");
         let _ = tx.send(Delivery {

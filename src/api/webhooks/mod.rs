@@ -1,164 +1,41 @@
 //! Webhooks (SPEC §5): the API core decides *what* happened (it sees the whole cluster's
 //! occupancy and membership), this module filters it per endpoint, holds `channel_vacated` and
 //! `member_removed` for a moment in case the channel or user comes right back, and hands the
-//! rest to each endpoint's sender thread ([`sender`]) over a bounded queue. A full queue drops
-//! the event (counted), so nothing on the message path ever waits for a webhook.
+//! rest to each endpoint's sender thread ([`sender`]) over a bounded [`queue`], where each
+//! event type has its own share. A full share drops the event (counted), so nothing on the
+//! message path ever waits for a webhook, and a flood of one type leaves the others alone.
 //!
 //! A hold is placed in the cluster state ([`Holds`]), so a channel or member coming back on
 //! another node cancels it there; the node that decided the event keeps its timer and sends
 //! it when the hold is over and still in place. Each event is thus sent once per cluster.
 
+mod event;
+mod held;
+pub mod queue;
 pub mod sender;
 
-use crate::api::cluster::holds::{HoldOf, Holds, Ticket};
+use crate::api::cluster::holds::{Holds, Ticket};
 use crate::app::{AppIdx, Apps};
-use crate::bus::ClientEventReport;
-use crate::protocol::SocketId;
 pub use crate::webhook_kind::{Kind, Kinds};
-use ahash::AHashMap;
-use crossbeam_channel::{Sender, TrySendError};
+pub use event::Event;
 use glommio::timer::Timer;
+use held::{Due, Held, Hold};
+use queue::{QueueTx, Queued};
 use sender::{Counters, Target};
-use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Events queued for one endpoint before new ones are dropped.
-pub const QUEUE_CAPACITY: usize = 10_000;
-
-/// Something a webhook reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    ChannelOccupied {
-        channel: Box<str>,
-    },
-    ChannelVacated {
-        channel: Box<str>,
-    },
-    MemberAdded {
-        channel: Box<str>,
-        user_id: Box<str>,
-    },
-    MemberRemoved {
-        channel: Box<str>,
-        user_id: Box<str>,
-    },
-    ClientEvent {
-        channel: Box<str>,
-        event: Box<str>,
-        data: Box<str>,
-        socket_id: Box<str>,
-        user_id: Option<Box<str>>,
-    },
-    CacheMiss {
-        channel: Box<str>,
-    },
-    SubscriptionCount {
-        channel: Box<str>,
-        count: u64,
-    },
-}
-
-impl Event {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Event::ChannelOccupied { .. } => Kind::ChannelOccupied,
-            Event::ChannelVacated { .. } => Kind::ChannelVacated,
-            Event::MemberAdded { .. } => Kind::MemberAdded,
-            Event::MemberRemoved { .. } => Kind::MemberRemoved,
-            Event::ClientEvent { .. } => Kind::ClientEvent,
-            Event::CacheMiss { .. } => Kind::CacheMiss,
-            Event::SubscriptionCount { .. } => Kind::SubscriptionCount,
-        }
-    }
-
-    pub fn channel(&self) -> &str {
-        match self {
-            Event::ChannelOccupied { channel }
-            | Event::ChannelVacated { channel }
-            | Event::MemberAdded { channel, .. }
-            | Event::MemberRemoved { channel, .. }
-            | Event::ClientEvent { channel, .. }
-            | Event::CacheMiss { channel }
-            | Event::SubscriptionCount { channel, .. } => channel,
-        }
-    }
-
-    /// The `client_event` of a relayed client event, from what its shard reported.
-    pub fn client_event(channel: &str, report: &ClientEventReport, sender: SocketId) -> Event {
-        // `data` as the client sent it: a JSON string's contents, or the JSON text of anything
-        // else.
-        let raw = &*report.data;
-        let data = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string());
-        Event::ClientEvent {
-            channel: channel.into(),
-            event: report.event.clone(),
-            data: data.into(),
-            socket_id: sender.to_string().into(),
-            user_id: report.user_id.clone(),
-        }
-    }
-
-    /// The event's JSON object in a webhook body.
-    pub fn to_json(&self) -> String {
-        let name = self.kind().name();
-        let channel = self.channel();
-        let value = match self {
-            Event::MemberAdded { user_id, .. } | Event::MemberRemoved { user_id, .. } => {
-                json!({ "name": name, "channel": channel, "user_id": &**user_id })
-            }
-            Event::ClientEvent {
-                event,
-                data,
-                socket_id,
-                user_id,
-                ..
-            } => {
-                let mut v = json!({ "name": name, "channel": channel, "event": &**event,
-                                    "data": &**data, "socket_id": &**socket_id });
-                if let Some(u) = user_id {
-                    v["user_id"] = json!(&**u);
-                }
-                v
-            }
-            Event::SubscriptionCount { count, .. } => {
-                json!({ "name": name, "channel": channel, "subscription_count": count })
-            }
-            _ => json!({ "name": name, "channel": channel }),
-        };
-        value.to_string()
-    }
-}
+/// Holds released at once (concurrently: in a cluster each is a round trip to Redis).
+const RELEASE_AT_ONCE: usize = 256;
 
 /// One configured endpoint, as the API core sees it.
 struct Endpoint {
     kinds: Kinds,
     channel_prefix: Box<str>,
-    queue: RefCell<Option<Sender<String>>>,
-}
-
-/// What a held event waits on: the channel coming back, or the user coming back to it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Hold {
-    Vacated(AppIdx, Box<str>),
-    Removed(AppIdx, Box<str>, Box<str>),
-}
-
-impl Hold {
-    fn of(&self) -> HoldOf<'_> {
-        match self {
-            Hold::Vacated(app, channel) => HoldOf::Vacated { app: *app, channel },
-            Hold::Removed(app, channel, user_id) => HoldOf::Removed {
-                app: *app,
-                channel,
-                user_id,
-            },
-        }
-    }
+    queue: RefCell<Option<QueueTx>>,
 }
 
 /// The API core's webhook dispatcher.
@@ -168,8 +45,9 @@ pub struct Webhooks {
     endpoints: Vec<Vec<Endpoint>>,
     hold_for: Duration,
     holds: Rc<dyn Holds>,
-    /// The events this node holds, by what would cancel them, with the hold's token.
-    held: RefCell<AHashMap<Hold, (Box<str>, Event)>>,
+    held: RefCell<Held>,
+    /// Whether the task that releases holds as they fall due is running.
+    releasing: Cell<bool>,
     /// Tokens are `{seed}-{n}`: unique over the cluster's nodes and runs.
     seed: u64,
     tickets: Cell<u64>,
@@ -192,7 +70,7 @@ impl Webhooks {
         for app in apps.iter() {
             let mut mine = Vec::new();
             for hook in &app.config.webhooks {
-                let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+                let (tx, rx) = queue::new(&counters);
                 let target = Target {
                     url: hook.url.clone(),
                     app_key: app.key().to_string(),
@@ -214,7 +92,8 @@ impl Webhooks {
             endpoints,
             hold_for,
             holds,
-            held: RefCell::new(AHashMap::new()),
+            held: RefCell::new(Held::default()),
+            releasing: Cell::new(false),
             seed,
             tickets: Cell::new(0),
             threads: RefCell::new(threads),
@@ -239,17 +118,30 @@ impl Webhooks {
                 continue;
             }
             let json = json.get_or_insert_with(|| event.to_json()).clone();
-            if let Some(queue) = &*e.queue.borrow()
-                && let Err(TrySendError::Full(_)) = queue.try_send(json)
-            {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            let queued = Queued {
+                kind,
+                channel: event.channel().into(),
+                json,
+            };
+            if let Some(queue) = &*e.queue.borrow() {
+                queue.push(queued);
             }
         }
     }
 
     /// The hold to place if a step decides a `channel_vacated` / `member_removed` (`kind`)
-    /// of `app`: none when no endpoint of the app cares.
+    /// of `app`: none when no endpoint of the app cares, or when the app holds all it may
+    /// (the event is then sent at once, and a return is reported as such).
     pub fn ticket(&self, app: AppIdx, kind: Kind) -> Option<Ticket> {
+        if !self.held.borrow().has_room(app) {
+            return None;
+        }
+        self.ticket_for(app, kind)
+    }
+
+    /// [`Webhooks::ticket`] for a hold placed already (by a sweep of a dead node's state),
+    /// which this node must keep whatever it holds.
+    pub fn ticket_for(&self, app: AppIdx, kind: Kind) -> Option<Ticket> {
         if !self.involved(app, kind) {
             return None;
         }
@@ -321,31 +213,59 @@ impl Webhooks {
     }
 
     /// Keeps `event` until its hold is over, then sends it if the hold is still in place.
+    /// Without a hold it goes now.
     fn hold(self: &Rc<Self>, key: Hold, ticket: Option<Ticket>, event: Event) {
-        let Some(ticket) = ticket else { return };
-        let token = ticket.token;
+        let Some(ticket) = ticket else {
+            return self.emit(key.of().app(), &event);
+        };
+        let until = Instant::now() + self.hold_for;
         self.held
             .borrow_mut()
-            .insert(key.clone(), (token.clone(), event));
-        let me = self.clone();
-        glommio::spawn_local(async move {
-            Timer::new(me.hold_for).await;
-            me.release(key, &token).await;
-        })
-        .detach();
+            .insert(key, ticket.token, event, until);
+        if !self.releasing.replace(true) {
+            glommio::spawn_local(self.clone().release_as_due()).detach();
+        }
+    }
+
+    /// Releases holds as they fall due, until none is left.
+    async fn release_as_due(self: Rc<Self>) {
+        loop {
+            let Some(at) = self.held.borrow().next_due() else {
+                self.releasing.set(false);
+                return;
+            };
+            let wait = at.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                Timer::new(wait).await;
+            }
+            let due = self
+                .held
+                .borrow_mut()
+                .take_due(Instant::now(), RELEASE_AT_ONCE);
+            self.release_all(due).await;
+        }
+    }
+
+    /// Releases `due` holds concurrently.
+    async fn release_all(self: &Rc<Self>, due: Vec<Due>) {
+        let tasks: Vec<_> = due
+            .into_iter()
+            .map(|(key, token)| {
+                let me = self.clone();
+                glommio::spawn_local(async move { me.release(key, &token).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
     }
 
     /// A hold of this node is over: its event goes out if the hold is still in place.
     async fn release(&self, key: Hold, token: &str) {
-        let event = {
-            let mut held = self.held.borrow_mut();
-            match held.get(&key) {
-                Some((t, _)) if **t == *token => held.remove(&key).map(|(_, e)| e),
-                // Replaced by a newer hold of this node, or sent at shutdown.
-                _ => None,
-            }
+        // None when replaced by a newer hold of this node, or sent at shutdown.
+        let Some(event) = self.held.borrow_mut().remove(&key, token) else {
+            return;
         };
-        let Some(event) = event else { return };
         let due = match self.holds.release(key.of(), token).await {
             Ok(due) => due,
             // Whether it was cancelled is unknown: sent rather than lost.
@@ -359,60 +279,30 @@ impl Webhooks {
         }
     }
 
-    /// Shutting down: sends what is held now, lets every sender flush its batch, and waits
-    /// for them (at most `grace`).
-    pub async fn close(&self, grace: Duration) {
-        let held: Vec<(Hold, Box<str>)> = self
-            .held
-            .borrow()
-            .iter()
-            .map(|(key, (token, _))| (key.clone(), token.clone()))
-            .collect();
-        for (key, token) in held {
-            self.release(key, &token).await;
+    /// Shutting down: sends what is held now, lets every sender flush its batch and its
+    /// retries, and waits for them (at most `grace`).
+    pub async fn close(self: &Rc<Self>, grace: Duration) {
+        loop {
+            let all = self.held.borrow_mut().take_all();
+            if all.is_empty() {
+                break;
+            }
+            for chunk in all.chunks(RELEASE_AT_ONCE) {
+                self.release_all(chunk.to_vec()).await;
+            }
         }
         for e in self.endpoints.iter().flatten() {
             e.queue.borrow_mut().take();
         }
-        let deadline = std::time::Instant::now() + grace;
+        let deadline = Instant::now() + grace;
         let threads: Vec<JoinHandle<()>> = self.threads.borrow_mut().drain(..).collect();
         for t in threads {
-            while !t.is_finished() && std::time::Instant::now() < deadline {
+            while !t.is_finished() && Instant::now() < deadline {
                 Timer::new(Duration::from_millis(10)).await;
             }
             if t.is_finished() {
                 let _ = t.join();
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_serialize_as_the_spec_says() {
-        let e = Event::ClientEvent {
-            channel: "private-a".into(),
-            event: "client-x".into(),
-            data: "{\"k\":1}".into(),
-            socket_id: "1.2".into(),
-            user_id: None,
-        };
-        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
-        assert_eq!(
-            v,
-            json!({"name":"client_event","channel":"private-a","event":"client-x",
-                   "data":"{\"k\":1}","socket_id":"1.2"})
-        );
-        let c = Event::SubscriptionCount {
-            channel: "a".into(),
-            count: 3,
-        };
-        assert_eq!(
-            c.to_json(),
-            r#"{"channel":"a","name":"subscription_count","subscription_count":3}"#
-        );
     }
 }

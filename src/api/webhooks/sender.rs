@@ -1,10 +1,14 @@
 //! One webhook endpoint's sender: a thread of its own, so a slow or dead endpoint holds up
 //! nothing but itself. It batches events (at most [`BATCH_WINDOW`] and [`BATCH_MAX`] events per
-//! request), signs each request, and retries failures with exponential backoff.
+//! request), signs each request, and retries failures with exponential backoff. A channel's
+//! `channel_occupied` and `channel_vacated` that meet in one batch cancel out: the endpoint
+//! would learn nothing from the pair.
 
+use super::queue::{QueueRx, Queued};
 use crate::auth;
 pub use crate::metrics::WebhookCounters as Counters;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crate::webhook_kind::Kind;
+use crossbeam_channel::RecvTimeoutError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -47,7 +51,7 @@ enum Outcome {
 
 pub fn spawn(
     target: Target,
-    events: Receiver<String>,
+    events: QueueRx,
     counters: Arc<Counters>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -77,43 +81,64 @@ impl Sender {
         }
     }
 
-    fn run(mut self, events: Receiver<String>) {
-        let mut batch: Vec<String> = Vec::new();
+    fn run(mut self, events: QueueRx) {
+        let mut batch: Vec<Queued> = Vec::new();
         let mut batch_due = Instant::now();
         loop {
             let mut wake = self.retrying.iter().map(|r| r.next_attempt).min();
             if !batch.is_empty() {
                 wake = Some(wake.map_or(batch_due, |w| w.min(batch_due)));
             }
-            let received = match wake {
-                Some(at) => events.recv_timeout(at.saturating_duration_since(Instant::now())),
-                None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match received {
+            match events.recv_until(wake) {
                 Ok(event) => {
                     if batch.is_empty() {
                         batch_due = Instant::now() + BATCH_WINDOW;
                     }
-                    batch.push(event);
+                    self.add(&mut batch, event);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    // Shutting down: one last attempt for what is batched, no retries.
-                    if !batch.is_empty() {
-                        let events = batch.join(",");
-                        self.attempt_once(&events);
-                    }
-                    return;
-                }
+                Err(RecvTimeoutError::Disconnected) => return self.finish(batch),
             }
             if batch.len() >= BATCH_MAX || (!batch.is_empty() && Instant::now() >= batch_due) {
-                let events = batch.join(",");
+                let events = joined(&batch);
                 batch.clear();
                 if !self.attempt_once(&events) {
                     self.schedule_retry(events, Instant::now(), FIRST_RETRY);
                 }
             }
             self.retry_due();
+        }
+    }
+
+    /// Adds `event` to the batch, or cancels it against the batch's `channel_occupied` of the
+    /// same channel.
+    fn add(&self, batch: &mut Vec<Queued>, event: Queued) {
+        if event.kind == Kind::ChannelVacated
+            && let Some(i) = batch
+                .iter()
+                .position(|q| q.kind == Kind::ChannelOccupied && q.channel == event.channel)
+        {
+            batch.remove(i);
+            self.counters.coalesced.fetch_add(2, Ordering::Relaxed);
+            return;
+        }
+        batch.push(event);
+    }
+
+    /// Shutting down: one last attempt for what is batched and for every batch waiting for a
+    /// retry, oldest first.
+    fn finish(mut self, batch: Vec<Queued>) {
+        let mut last: Vec<String> = std::mem::take(&mut self.retrying)
+            .into_iter()
+            .map(|r| r.events)
+            .collect();
+        if !batch.is_empty() {
+            last.push(joined(&batch));
+        }
+        for events in last {
+            if !self.attempt_once(&events) {
+                self.counters.given_up.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -140,7 +165,7 @@ impl Sender {
     fn schedule_retry(&mut self, events: String, first_attempt: Instant, delay: Duration) {
         let next_attempt = Instant::now() + delay;
         if next_attempt > first_attempt + GIVE_UP_AFTER {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.given_up.fetch_add(1, Ordering::Relaxed);
             log::warn!(
                 "webhook {}: giving up a batch after {:?} of retries",
                 self.target.url,
@@ -150,7 +175,7 @@ impl Sender {
         }
         if self.retrying.len() >= MAX_RETRYING {
             self.retrying.remove(0);
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.given_up.fetch_add(1, Ordering::Relaxed);
             log::warn!(
                 "webhook {}: too many failed batches; dropped the oldest",
                 self.target.url
@@ -202,4 +227,16 @@ impl Sender {
             Err(e) => Outcome::Retry(e.to_string()),
         }
     }
+}
+
+/// A batch's events as the inside of the body's `events` array.
+fn joined(batch: &[Queued]) -> String {
+    let mut out = String::with_capacity(batch.iter().map(|q| q.json.len() + 1).sum());
+    for (i, q) in batch.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&q.json);
+    }
+    out
 }
