@@ -124,6 +124,8 @@ pub struct ShardMetrics {
     http: [AtomicU64; STATUSES.len() + 1],
     /// Commands the API core has queued for this shard and the shard has not taken yet.
     pub queue_depth: QueueDepth,
+    /// Reports queued on the shard for the API core, not yet in the cross-core queue.
+    pub reports_queued: AtomicI64,
     /// From a publish's acceptance by the API core to its frames queued for every local
     /// subscriber (they leave with each socket's next write).
     pub broadcast_latency: Histogram,
@@ -321,6 +323,16 @@ impl Metrics {
         for (i, s) in self.shards.iter().enumerate() {
             let n = s.queue_depth.get();
             let _ = writeln!(out, "ringcast_shard_queue_depth{{shard=\"{i}\"}} {n}");
+        }
+        family(
+            out,
+            "shard_reports_queued",
+            "gauge",
+            "Reports a shard holds for the API core, not yet in the cross-core queue.",
+        );
+        for (i, s) in self.shards.iter().enumerate() {
+            let n = s.reports_queued.load(Ordering::Relaxed);
+            let _ = writeln!(out, "ringcast_shard_reports_queued{{shard=\"{i}\"}} {n}");
         }
     }
 

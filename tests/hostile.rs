@@ -110,14 +110,7 @@ fn an_extreme_auth_timestamp_is_stale_not_a_crash() {
 /// Writes a masked close frame with `payload` straight to the socket.
 fn send_close_payload(ws: &mut Ws, payload: &[u8]) {
     use std::io::Write;
-    let mask = [1u8, 2, 3, 4];
-    let mut raw = vec![0x88, 0x80 | payload.len() as u8];
-    raw.extend_from_slice(&mask);
-    raw.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    match ws.ws.get_mut() {
-        tungstenite::stream::MaybeTlsStream::Plain(s) => s.write_all(&raw).unwrap(),
-        _ => unreachable!(),
-    }
+    ws.raw().write_all(&masked_frame(0x8, payload)).unwrap();
 }
 
 #[test]
@@ -304,4 +297,60 @@ fn http_connections_beyond_the_cap_get_503_and_websockets_do_not_count() {
         assert!(std::time::Instant::now() < deadline, "never served again");
     }
     sockets[0].ping();
+}
+
+#[test]
+fn a_flood_while_the_api_core_is_behind_is_held_back_not_queued() {
+    use common::metrics::metric;
+    use common::redis::{Redis, node};
+    use std::io::Write;
+    let redis = Redis::start();
+    let port = free_port();
+    let server = node(
+        &redis,
+        "flood",
+        &[
+            ("RINGCAST_SHARDS", "1"),
+            ("RINGCAST_METRICS_PORT", &port.to_string()),
+        ],
+    );
+    let mut ws = server.ws();
+    // The API core waits on Redis for every subscription now.
+    redis.pause(true);
+    let subscribe = masked_frame(
+        0x1,
+        br#"{"event":"pusher:subscribe","data":{"channel":"x"}}"#,
+    );
+    let unsubscribe = masked_frame(
+        0x1,
+        br#"{"event":"pusher:unsubscribe","data":{"channel":"x"}}"#,
+    );
+    let chunk: Vec<u8> = std::iter::repeat_n([subscribe, unsubscribe].concat(), 1000)
+        .flatten()
+        .collect();
+    // 250,000 pairs: far more than the shard holds back plus what the sockets buffer.
+    let mut stream = ws.raw();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..250 {
+            if stream.write_all(&chunk).is_err() {
+                return None;
+            }
+        }
+        Some(stream)
+    });
+    let series = "ringcast_shard_reports_queued{shard=\"0\"}";
+    let mut most = 0.0f64;
+    // The shard fills its backlog, then stops reading: the queue never grows past it (plus
+    // one read's messages).
+    while most < 16_384.0 {
+        most = most.max(metric(port, series).unwrap_or(0.0));
+        assert!(!writer.is_finished(), "the server read the whole flood");
+    }
+    for _ in 0..50 {
+        most = most.max(metric(port, series).unwrap_or(0.0));
+    }
+    assert!(most <= 16_384.0 + 2_000.0, "{most} reports queued");
+    redis.pause(false);
+    writer.join().unwrap().expect("the connection stayed open");
+    ws.ping();
 }

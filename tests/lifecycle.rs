@@ -78,6 +78,32 @@ fn sigterm_closes_clients_with_4200_and_exits_0() {
 }
 
 #[test]
+fn shutdown_ends_within_the_grace_with_a_client_and_a_webhook_that_hang() {
+    // A webhook endpoint that accepts and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = hung.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let held: Vec<_> = hung.incoming().collect();
+        drop(held);
+    });
+    let toml = dev_app_toml(&format!(
+        "[[apps.webhooks]]\nurl = \"http://{hook}/hooks\"\n"
+    ));
+    let mut server = Server::with_config_env(&toml, &[("RINGCAST_SHUTDOWN_GRACE_S", "2")]);
+    // Subscribed (its webhook is stuck at the endpoint), then it never reads again, so it
+    // never answers the server's close.
+    let mut ws = server.ws();
+    ws.subscribe("stuck");
+    let signalled = std::time::Instant::now();
+    server.signal(SIGTERM);
+    assert_eq!(server.wait_exit(), Some(0));
+    let took = signalled.elapsed();
+    // The grace is the promise; the rest is the 50 ms signal check and process exit.
+    assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+    drop(ws);
+}
+
+#[test]
 fn sigint_with_no_clients_exits_0() {
     let mut server = Server::start(&[]);
     server.ws().ping();

@@ -282,19 +282,25 @@ fn shutdown_sends_held_webhooks() {
 #[test]
 fn shutdown_reports_every_departure_of_the_closed_clients() {
     let mut hooks = Receiver::start(APP_KEY, APP_SECRET, &[]);
-    let mut server = server("", &[hook(&hooks.url(), "")], "60000");
-    // Many channels on both shards, still subscribed when the server stops.
-    let mut clients = server.clients_on_both_shards(4);
+    let many = "max_channels_per_connection = 5000";
+    let occupancy = r#"event_types = ["channel_occupied", "channel_vacated"]"#;
+    let mut server = server(many, &[hook(&hooks.url(), occupancy)], "60000");
+    // More departures per shard than its queue to the API core holds, still subscribed when
+    // the server stops: its "stopped" report must come after all of them.
+    let mut clients = server.clients_on_both_shards(2);
+    let per_client = 3000;
     for (i, ws) in clients.iter_mut().enumerate() {
-        for n in 0..50 {
-            ws.subscribe(&format!("stay-{i}-{n}"));
+        for n in 0..per_client {
+            let channel = format!("stay-{i}-{n}");
+            ws.send_json(json!({"event":"pusher:subscribe","data":{"channel":channel}}));
+        }
+        for _ in 0..per_client {
+            ws.expect("pusher_internal:subscription_succeeded");
         }
     }
-    let count = clients.len() * 50;
-    let mut occupied = 0;
-    while occupied < count {
+    let count = clients.len() * per_client;
+    for _ in 0..count {
         hooks.event_where(|e| e["name"] == "channel_occupied");
-        occupied += 1;
     }
     server.signal(libc::SIGTERM);
     for _ in 0..count {

@@ -249,20 +249,39 @@ async fn until_stopped(core: &ApiCore, stop: &AtomicBool) {
     }
 }
 
-/// Closes every client with 4200 (at most the grace period), then flushes the webhooks.
+/// Closes every client with 4200, hears their departures, leaves the cluster and flushes the
+/// webhooks, all within `shutdown_grace_s`: the clients get most of it, and the last quarter
+/// (two seconds at most) is kept for what their departures cause.
 async fn shut_down(core: &ApiCore) {
     log::info!("shutting down: closing connections with 4200");
-    core.shards.send_all(|| ShardCommand::Shutdown).await;
-    let deadline = Instant::now() + Duration::from_secs(core.config.shutdown_grace_s + 1);
-    while core.stopped_shards.get() < core.shards.len() && Instant::now() < deadline {
+    let start = Instant::now();
+    let grace = Duration::from_secs(core.config.shutdown_grace_s);
+    let reserve = (grace / 4).min(Duration::from_secs(2));
+    let deadline = start + grace;
+    let clients_by = deadline - reserve;
+    let done_by = deadline - reserve / 2;
+    let stop = || ShardCommand::Shutdown {
+        clients_by,
+        done_by,
+    };
+    core.shards.send_all(stop).await;
+    while core.stopped_shards.get() < core.shards.len() && Instant::now() < done_by {
         Timer::new(Duration::from_millis(10)).await;
     }
-    match core.cluster.nodes.leave().await {
-        Ok(gone) => node_life::departed(core, gone).await,
-        Err(e) => log::warn!("cluster: leaving: {e}"),
-    }
+    let leave = async {
+        match core.cluster.nodes.leave().await {
+            Ok(gone) => node_life::departed(core, gone).await,
+            Err(e) => log::warn!("cluster: leaving: {e}"),
+        }
+        Ok(())
+    };
     let left = deadline.saturating_duration_since(Instant::now());
-    core.webhooks.close(left).await;
+    if glommio::timer::timeout(left, leave).await.is_err() {
+        log::warn!("cluster: leaving took longer than the shutdown grace; left as it was");
+    }
+    core.webhooks
+        .close(deadline.saturating_duration_since(Instant::now()))
+        .await;
 }
 
 /// Whether the cluster takes one more connection of `app` (which limits its connections).

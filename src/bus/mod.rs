@@ -76,8 +76,13 @@ pub enum ShardCommand {
         request: RequestId,
         answer: Answer,
     },
-    /// Stop accepting, close every client with 4200, then report [`ApiCommand::ShardStopped`].
-    Shutdown,
+    /// Stop accepting, close every client with 4200 and wait for them until `clients_by`,
+    /// then report [`ApiCommand::ShardStopped`] after every other report, handing them over
+    /// until `done_by` at most.
+    Shutdown {
+        clients_by: std::time::Instant,
+        done_by: std::time::Instant,
+    },
     /// An event for one connection (watchlist events), dropped if it has gone.
     ToConnection {
         conn: ConnRef,

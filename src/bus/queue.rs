@@ -95,6 +95,26 @@ impl ShardSender {
     }
 }
 
+impl ShardSender {
+    /// Queues a command if there is room now; gives it back if the queue is full. `Ok` also
+    /// when the shard has stopped (the command is dropped).
+    pub fn try_send(&self, cmd: ShardCommand) -> Result<(), ShardCommand> {
+        use glommio::GlommioError;
+        let depth = &self.metrics.shard(self.shard).queue_depth;
+        depth.raise();
+        match self.tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                depth.lower();
+                match e {
+                    GlommioError::WouldBlock(glommio::ResourceType::Channel(cmd)) => Err(cmd),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 /// A shard's end of the queue from the API core.
 pub struct ShardReceiver {
     rx: ConnectedReceiver<ShardCommand>,

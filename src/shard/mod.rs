@@ -8,6 +8,7 @@
 //! - [`hub`] and [`conn`]: the connections and the local channel index; [`outbox`]: a
 //!   connection's queue of shared frames; [`joins`]: a connection's joins that wait for the
 //!   API core (presence, and every subscription in a cluster);
+//! - [`reports`]: what the shard tells the API core, in order, with backpressure on clients;
 //! - [`tasks`]: the shard's control tasks (commands from the API core, accepting, the sweeper).
 
 pub mod conn;
@@ -15,6 +16,7 @@ pub mod http_phase;
 pub mod hub;
 pub mod joins;
 pub mod outbox;
+pub mod reports;
 pub mod rules;
 pub mod session;
 pub mod state;
@@ -82,7 +84,7 @@ pub struct Shard {
     /// their `data` byte-for-byte from here.
     pub message_copy: RefCell<Vec<u8>>,
     /// Reports for the API core that must not be lost or reordered, forwarded by one task.
-    api_ordered: LocalSender<ApiCommand>,
+    pub reports: reports::Reports,
     connections_made: Cell<u64>,
     rng: Cell<u64>,
     started: Instant,
@@ -168,13 +170,7 @@ impl Shard {
 
     /// A connection [`Shard::admit_in_cluster`] admitted closed.
     pub fn disconnected_in_cluster(&self, app: AppIdx) {
-        self.send_api_ordered(ApiCommand::Disconnected { app });
-    }
-
-    /// Queues a report for the API core that must not be lost or reordered: one task forwards
-    /// them in order, waiting for room in the cross-core queue.
-    fn send_api_ordered(&self, cmd: ApiCommand) {
-        let _ = self.api_ordered.try_send(cmd);
+        self.reports.push(ApiCommand::Disconnected { app });
     }
 
     /// Carries out what the protocol rules decided for connection `key`: its frames, the
@@ -192,7 +188,7 @@ impl Shard {
             }
         }
         for report in effects.reports {
-            self.send_api_ordered(report);
+            self.reports.push(report);
         }
         if let Some(event) = effects.relay
             && self
@@ -306,12 +302,12 @@ impl Shard {
                     state.hub.request_close(key, ErrorCode::Reconnect);
                 }
             }
-            ShardCommand::Shutdown => {}
+            ShardCommand::Shutdown { .. } => {}
         }
     }
 
-    /// Closes every connection with 4200 and waits (at most the grace period) for them to go.
-    async fn shut_down(&self) {
+    /// Closes every connection with 4200 and waits (until `by` at most) for them to go.
+    async fn shut_down(&self, by: Instant) {
         self.stopping.set(true);
         {
             let mut state = self.state.borrow_mut();
@@ -319,8 +315,7 @@ impl Shard {
                 state.hub.request_close(key, ErrorCode::Reconnect);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(self.config.shutdown_grace_s);
-        while !self.state.borrow().hub.is_empty() && Instant::now() < deadline {
+        while !self.state.borrow().hub.is_empty() && Instant::now() < by {
             Timer::new(Duration::from_millis(10)).await;
         }
     }
@@ -362,7 +357,7 @@ pub async fn run(setup: ShardSetup) {
     let control = executor.create_task_queue(Shares::default(), Latency::NotImportant, "control");
     let sessions_queue =
         executor.create_task_queue(Shares::default(), Latency::NotImportant, "sessions");
-    let (api_ordered, ordered_rx) = local_channel::new_unbounded();
+    let (reports, reports_rx) = reports::Reports::new(setup.id, setup.metrics.clone());
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
     let mut state = ShardState::new(setup.id, setup.apps.len(), outbound_limit);
     state.clustered = setup.clustered;
@@ -376,7 +371,7 @@ pub async fn run(setup: ShardSetup) {
         write_scratch: RefCell::new(Vec::with_capacity(WRITE_CHUNK_BYTES)),
         json_buffers: RefCell::new(simd_json::Buffers::new(4096)),
         message_copy: RefCell::new(Vec::with_capacity(4096)),
-        api_ordered,
+        reports,
         connections_made: Cell::new(0),
         rng: Cell::new(seed(setup.id)),
         started: Instant::now(),
@@ -387,5 +382,5 @@ pub async fn run(setup: ShardSetup) {
         ping_frame: ws::frame::text(frames::PING.as_bytes()).into(),
         config: setup.config,
     });
-    tasks::start(shard, setup.listener, from_api, ordered_rx, control).await;
+    tasks::start(shard, setup.listener, from_api, reports_rx, control).await;
 }

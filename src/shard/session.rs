@@ -253,9 +253,13 @@ impl Session<'_> {
     }
 
     fn poll_turn(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<End> {
+        // The API core is behind: no more client messages until it catches up.
+        let mut held_back = false;
         for _ in 0..TURN_BUDGET {
             let mut progress = false;
-            if !self.closing {
+            if !self.closing && self.shard.reports.is_full() {
+                held_back = true;
+            } else if !self.closing {
                 match self.poll_read(cx, stream) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Gone),
                     Poll::Ready(Ok(_)) => progress = true,
@@ -288,6 +292,9 @@ impl Session<'_> {
             if !progress {
                 if let Some(conn) = self.shard.state.borrow_mut().hub.conn_mut(self.key) {
                     conn.register_waker(cx.waker());
+                }
+                if held_back {
+                    self.shard.reports.wait_for_room(self.key, cx.waker());
                 }
                 return Poll::Pending;
             }

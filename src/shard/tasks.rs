@@ -1,7 +1,7 @@
 //! A shard's control tasks, in its control task queue: the API core's commands, accepting
 //! connections, forwarding ordered reports, and the once-a-second sweeper.
 
-use super::{Shard, http_phase};
+use super::{Shard, http_phase, reports};
 use crate::bus::{ApiCommand, ShardCommand, ShardReceiver};
 use crate::clock::Tick;
 use glommio::TaskQueueHandle;
@@ -18,7 +18,7 @@ pub async fn start(
     shard: Rc<Shard>,
     listener: std::net::TcpListener,
     from_api: ShardReceiver,
-    ordered: LocalReceiver<ApiCommand>,
+    reports: LocalReceiver<ApiCommand>,
     control: TaskQueueHandle,
 ) {
     use std::os::fd::{FromRawFd, IntoRawFd};
@@ -28,34 +28,40 @@ pub async fn start(
     let accept =
         spawn(Box::pin(accept_loop(shard.clone(), listener)) as Pin<Box<dyn Future<Output = ()>>>);
     spawn(Box::pin(sweep_loop(shard.clone()))).detach();
-    spawn(Box::pin(forward_ordered(shard.clone(), ordered))).detach();
-    spawn(Box::pin(command_loop(shard, from_api, accept))).await;
+    let forwarder = spawn(Box::pin(reports::forward(shard.clone(), reports)));
+    spawn(Box::pin(command_loop(shard, from_api, accept, forwarder))).await;
 }
 
 /// Carries out the API core's commands until shutdown.
-async fn command_loop(shard: Rc<Shard>, from_api: ShardReceiver, accept: glommio::Task<()>) {
+async fn command_loop(
+    shard: Rc<Shard>,
+    from_api: ShardReceiver,
+    accept: glommio::Task<()>,
+    forwarder: glommio::Task<()>,
+) {
     while let Some(cmd) = from_api.recv().await {
-        if let ShardCommand::Shutdown = cmd {
+        if let ShardCommand::Shutdown {
+            clients_by,
+            done_by,
+        } = cmd
+        {
             accept.cancel().await;
-            shard.shut_down().await;
-            report_stopped(&shard).await;
+            shard.shut_down(clients_by).await;
+            // "Stopped" goes last, after the departures of the clients just closed, so the
+            // API core has heard every one of them when it sees it.
+            shard
+                .reports
+                .push(ApiCommand::ShardStopped { shard: shard.id });
+            let wait = done_by.saturating_duration_since(std::time::Instant::now());
+            // Past the deadline the API core stops anyway; what is left here is lost.
+            let _ = glommio::timer::timeout(wait, async {
+                forwarder.await;
+                Ok(())
+            })
+            .await;
             return;
         }
         shard.command(cmd);
-    }
-}
-
-/// Tells the API core this shard has stopped. Its queue may be full of reports it will never
-/// take (say its cluster state is unreachable while it shuts down), so this waits a moment at
-/// most: the API core stops at its own deadline anyway.
-async fn report_stopped(shard: &Shard) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    loop {
-        let stopped = ApiCommand::ShardStopped { shard: shard.id };
-        if shard.to_api.try_send(stopped).is_ok() || std::time::Instant::now() >= deadline {
-            return;
-        }
-        Timer::new(Duration::from_millis(10)).await;
     }
 }
 
@@ -112,14 +118,6 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                     }
                 }
             }
-        }
-    }
-}
-
-async fn forward_ordered(shard: Rc<Shard>, rx: LocalReceiver<ApiCommand>) {
-    while let Some(cmd) = rx.recv().await {
-        if shard.to_api.send(cmd).await.is_err() {
-            return;
         }
     }
 }

@@ -306,6 +306,14 @@ impl Ws {
         }
     }
 
+    /// Another handle on the connection's socket, to write raw frames through.
+    pub fn raw(&self) -> TcpStream {
+        match self.ws.get_ref() {
+            MaybeTlsStream::Plain(s) => s.try_clone().unwrap(),
+            _ => unreachable!("tests speak plain TCP"),
+        }
+    }
+
     /// The shard holding this connection: the low 8 bits of the socket id's first part.
     pub fn shard(&self) -> u64 {
         self.socket_id
@@ -422,6 +430,22 @@ impl Ws {
             reason: "".into(),
         }));
     }
+}
+
+/// A client frame (masked, final) with `opcode` and a payload shorter than 64 KiB, as bytes.
+pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut raw = vec![0x80 | opcode];
+    match payload.len() {
+        n @ 0..126 => raw.push(0x80 | n as u8),
+        n => {
+            raw.push(0x80 | 126);
+            raw.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+        }
+    }
+    raw.extend_from_slice(&mask);
+    raw.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    raw
 }
 
 /// Hex HMAC-SHA256, written here independently of the server's `auth` module.
