@@ -136,12 +136,26 @@ pub fn verify_request(
     body: &[u8],
     now_unix_s: i64,
 ) -> Result<(), RequestAuthError> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    verify_request_head(secret, method, path, params, now_unix_s)?;
+    match param(params, "body_md5") {
+        Some(md5) if !md5.eq_ignore_ascii_case(&body_md5(body)) => {
+            Err(RequestAuthError::BodyMd5Mismatch)
+        }
+        None if !body.is_empty() => Err(RequestAuthError::MissingParameter("body_md5")),
+        _ => Ok(()),
+    }
+}
+
+/// Everything [`verify_request`] checks but the body: the signature covers `body_md5`, so a
+/// request can be refused from its head alone, before its body is read.
+pub fn verify_request_head(
+    secret: &str,
+    method: &str,
+    path: &str,
+    params: &[(String, String)],
+    now_unix_s: i64,
+) -> Result<(), RequestAuthError> {
+    let get = |name: &str| param(params, name);
     let signature =
         get("auth_signature").ok_or(RequestAuthError::MissingParameter("auth_signature"))?;
     let timestamp =
@@ -158,19 +172,19 @@ pub fn verify_request(
     if now_unix_s.abs_diff(ts) > MAX_CLOCK_SKEW_S.unsigned_abs() {
         return Err(RequestAuthError::StaleTimestamp);
     }
-    match get("body_md5") {
-        Some(md5) if !md5.eq_ignore_ascii_case(&body_md5(body)) => {
-            return Err(RequestAuthError::BodyMd5Mismatch);
-        }
-        None if !body.is_empty() => return Err(RequestAuthError::MissingParameter("body_md5")),
-        _ => {}
-    }
     let string = request_string_to_sign(method, path, params);
     if verify_hex(secret, &[string.as_bytes()], signature) {
         Ok(())
     } else {
         Err(RequestAuthError::BadSignature)
     }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod last_events;
 pub mod metrics;
 pub mod placement;
 pub mod protocol;
+pub mod rate;
 pub mod server;
 pub mod shard;
 pub mod webhook_kind;

@@ -163,6 +163,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
             metrics: metrics.clone(),
             clustered: config.cluster.enabled(),
             http_share: (config.server.max_http_connections / plan.shard_cpus.len().max(1)).max(1),
+            connects_share: share(
+                config.server.max_connects_per_ip_per_second,
+                plan.shard_cpus.len(),
+            ),
         };
         let handle = executor(&format!("shard-{id}"), *cpu)
             .spawn(move || shard::run(setup))
@@ -199,6 +203,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     log::info!("ringcast stopped");
     Ok(())
+}
+
+/// A shard's share of a per-second limit `max` (0: none) split over `shards`, rounded up so
+/// that no shard gets 0 (which would mean no limit).
+fn share(max: u32, shards: usize) -> u32 {
+    let shards = u32::try_from(shards.max(1)).unwrap_or(u32::MAX);
+    max.div_ceil(shards)
 }
 
 /// With `cluster.redis_url`, the link to Redis (started here so a bad URL fails the start with

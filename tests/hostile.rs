@@ -312,6 +312,7 @@ fn a_flood_while_the_api_core_is_behind_is_held_back_not_queued() {
         &[
             ("RINGCAST_SHARDS", "1"),
             ("RINGCAST_METRICS_PORT", &port.to_string()),
+            ("RINGCAST_APP_MAX_SUBSCRIBES_PER_SECOND", "0"),
         ],
     );
     let mut ws = server.ws();

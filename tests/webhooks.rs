@@ -282,7 +282,7 @@ fn shutdown_sends_held_webhooks() {
 #[test]
 fn shutdown_reports_every_departure_of_the_closed_clients() {
     let mut hooks = Receiver::start(APP_KEY, APP_SECRET, &[]);
-    let many = "max_channels_per_connection = 5000";
+    let many = "max_channels_per_connection = 5000\nmax_subscribes_per_second = 0";
     let occupancy = r#"event_types = ["channel_occupied", "channel_vacated"]"#;
     let mut server = server(many, &[hook(&hooks.url(), occupancy)], "60000");
     // More departures per shard than its queue to the API core holds, still subscribed when
@@ -314,7 +314,7 @@ fn a_flood_of_one_event_type_cannot_crowd_out_another() {
     // The endpoint holds its first request, so everything after it queues.
     let gate = Arc::new(Gate::default());
     let mut hooks = Receiver::start_gated(APP_KEY, APP_SECRET, &[], gate.clone());
-    let flooded = "max_channels_per_connection = 20000";
+    let flooded = "max_channels_per_connection = 20000\nmax_subscribes_per_second = 0";
     let (server, port) = server_with_metrics(flooded, &[hook(&hooks.url(), "")], "60000");
     // An anonymous client makes more `channel_occupied` than an endpoint queues of one type.
     let mut flood = server.ws();

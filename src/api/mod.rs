@@ -40,7 +40,7 @@ use glommio::channels::shared_channel::SharedReceiver;
 use glommio::timer::Timer;
 use publish::Publisher;
 use shards::Shards;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +82,8 @@ pub struct ApiCore {
     watchers: watchlists::Watchers,
     /// Departures Redis missed while unreachable.
     unfinished: unfinished::Unfinished,
+    /// Each app's signed API requests this second (`max_api_requests_per_second`).
+    pub api_requests: RefCell<crate::rate::PerKey<AppIdx>>,
     stopped_shards: Cell<usize>,
 }
 
@@ -215,6 +217,7 @@ pub async fn run(setup: ApiSetup) {
         local_members: membership::LocalMembers::default(),
         watchers: watchlists::Watchers::default(),
         unfinished: unfinished::Unfinished::default(),
+        api_requests: RefCell::default(),
         stopped_shards: Cell::new(0),
     });
     // A node restarting under its old id clears what it held before, before it holds anything.
@@ -245,6 +248,8 @@ async fn until_stopped(core: &ApiCore, stop: &AtomicBool) {
         if purged.elapsed() >= Duration::from_secs(60) {
             purged = Instant::now();
             core.publisher.purge(core);
+            let second = crate::clock::unix_s() as crate::clock::Tick;
+            core.api_requests.borrow_mut().purge(second);
         }
     }
 }

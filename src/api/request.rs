@@ -6,24 +6,7 @@ use crate::http::{ApiError, ApiRequest};
 use crate::protocol::ChannelName;
 use std::sync::Arc;
 
-/// Decoded query parameters, in order. SDKs send values unescaped, so decoding is lenient.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// A percent-encoded path segment or query part, decoded leniently.
-pub fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
+pub use crate::http::signed::{decode, parse_query};
 
 /// An authenticated request, ready for a handler.
 pub struct Authed<'a> {

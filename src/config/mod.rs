@@ -59,6 +59,12 @@ pub struct ServerConfig {
     /// Connections in their HTTP phase (API requests, upgrades not yet done) at once, over
     /// all shards (each takes an equal share); beyond it a new one gets 503 and is closed.
     pub max_http_connections: usize,
+    /// WebSocket connections one shard serves at once; 0 = no limit but the open-files one.
+    /// Beyond it a new connection is closed with 4100 (over capacity: reconnect later).
+    pub max_connections_per_shard: usize,
+    /// WebSocket upgrades one source address may make per second (0 = no limit); each shard
+    /// counts its own share. Beyond it the upgrade answers 429 with `Retry-After: 1`.
+    pub max_connects_per_ip_per_second: u32,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +81,8 @@ impl Default for ServerConfig {
             webhook_hold_ms: 3000,
             metrics_port: 9601,
             max_http_connections: 10_000,
+            max_connections_per_shard: 0,
+            max_connects_per_ip_per_second: 0,
         }
     }
 }
@@ -105,6 +113,12 @@ pub struct AppConfig {
     /// Channels one connection may be subscribed to (or joining) at once; ringcast's
     /// addition, so one connection cannot grow the channel index without bound.
     pub max_channels_per_connection: usize,
+    /// `pusher:subscribe` messages one connection may send per second (0 = no limit); beyond
+    /// it a subscribe is refused with status 429 and the connection stays open.
+    pub max_subscribes_per_second: u32,
+    /// Signed HTTP API requests the app may make per second over the node (0 = no limit);
+    /// beyond it they answer 429 with `Retry-After: 1`.
+    pub max_api_requests_per_second: u32,
     pub subscription_count_events: bool,
     pub cache_ttl_s: u64,
     pub history_max_messages: usize,
@@ -134,6 +148,8 @@ impl Default for AppConfig {
             max_presence_members_per_channel: 100,
             max_presence_member_size_kb: 2,
             max_channels_per_connection: 1000,
+            max_subscribes_per_second: 1000,
+            max_api_requests_per_second: 0,
             subscription_count_events: false,
             cache_ttl_s: 1800,
             history_max_messages: 100,

@@ -25,13 +25,15 @@ pub enum ApiError {
     },
     /// A request head or body that did not arrive in time.
     TooSlow,
+    /// Over a rate limit (answered with `Retry-After: 1`: every window is one second).
+    TooManyRequests(String),
     /// Shutting down, or a state backend that cannot be reached.
     Unavailable(String),
 }
 
 /// Every status the server answers, for `/metrics` (anything else counts as "other").
-pub const STATUSES: [u16; 14] = [
-    200, 400, 401, 403, 404, 405, 408, 411, 413, 426, 431, 500, 503, 101,
+pub const STATUSES: [u16; 15] = [
+    200, 400, 401, 403, 404, 405, 408, 411, 413, 426, 429, 431, 500, 503, 101,
 ];
 
 impl ApiError {
@@ -46,6 +48,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => 413,
             Self::NotAnUpgrade { status } | Self::MalformedHead { status } => *status,
             Self::TooSlow => 408,
+            Self::TooManyRequests(_) => 429,
             Self::Unavailable(_) => 503,
         }
     }
@@ -62,6 +65,7 @@ impl ApiError {
             Self::NotAnUpgrade { .. } => ("bad_request", "expected a WebSocket upgrade"),
             Self::MalformedHead { .. } => ("bad_request", "malformed HTTP request"),
             Self::TooSlow => ("request_timeout", "the request did not arrive in time"),
+            Self::TooManyRequests(m) => ("too_many_requests", m),
             Self::Unavailable(m) => ("unavailable", m),
         }
     }
@@ -94,6 +98,7 @@ mod tests {
             ApiError::NotAnUpgrade { status: 426 },
             ApiError::MalformedHead { status: 431 },
             ApiError::TooSlow,
+            ApiError::TooManyRequests(String::new()),
             ApiError::Unavailable(String::new()),
         ];
         for e in all {

@@ -4,6 +4,7 @@
 
 mod error;
 mod read;
+pub mod signed;
 
 pub use error::{ApiError, STATUSES};
 pub use read::{read_head, read_more, read_more_by};
@@ -171,8 +172,14 @@ pub fn reason(status: u16) -> &'static str {
 /// A complete HTTP/1.1 response.
 pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
     let connection = if keep_alive { "keep-alive" } else { "close" };
+    // Every rate limit counts in one-second windows.
+    let retry = if status == 429 {
+        "Retry-After: 1\r\n"
+    } else {
+        ""
+    };
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n{retry}\r\n",
         reason(status),
         body.len()
     )

@@ -139,6 +139,10 @@ pub enum SubscriptionRefusal {
     TooManyChannels {
         max: usize,
     },
+    /// The connection sent more than `max_subscribes_per_second` subscribes this second.
+    TooFast {
+        max: u32,
+    },
     /// The cluster state could not be reached.
     Unavailable,
 }
@@ -152,6 +156,7 @@ impl SubscriptionRefusal {
             | Self::ChannelFull { .. }
             | Self::NotThatUser
             | Self::TooManyChannels { .. } => 403,
+            Self::TooFast { .. } => 429,
             Self::Unavailable => 503,
         }
     }
@@ -169,6 +174,7 @@ impl SubscriptionRefusal {
             Self::TooManyChannels { max } => {
                 format!("a connection may be subscribed to at most {max} channels")
             }
+            Self::TooFast { max } => format!("over {max} subscriptions per second"),
             Self::Unavailable => "presence is unavailable, try again".into(),
         }
     }

@@ -6,6 +6,7 @@ use super::outbox::{Frame, Outbox};
 use crate::app::AppIdx;
 use crate::clock::Tick;
 use crate::protocol::{ErrorCode, SocketId};
+use crate::rate::PerSecond;
 use std::rc::Rc;
 use std::task::Waker;
 
@@ -26,8 +27,10 @@ pub struct Conn {
     channels: Vec<(Rc<str>, usize)>,
     /// The user this connection signed in as (`pusher:signin`).
     user_id: Option<Rc<str>>,
-    /// Client events sent in the current second: (second, count).
-    client_events: (Tick, u32),
+    /// Client events sent in the current second.
+    client_events: PerSecond,
+    /// Subscribes sent in the current second.
+    subscribes: PerSecond,
     joins: Joins,
     /// When the connection opened, for the required sign-in deadline.
     opened: Tick,
@@ -47,7 +50,8 @@ impl Conn {
             close: None,
             channels: Vec::new(),
             user_id: None,
-            client_events: (now, 0),
+            client_events: PerSecond::default(),
+            subscribes: PerSecond::default(),
             joins: Joins::default(),
             opened: now,
             authenticated: false,
@@ -130,13 +134,12 @@ impl Conn {
 
     /// Counts a client event against `max` per second; `false` when over it.
     pub fn take_client_event(&mut self, now: Tick, max: u32) -> bool {
-        let (second, count) = self.client_events;
-        let count = if second == now { count } else { 0 };
-        if count >= max {
-            return false;
-        }
-        self.client_events = (now, count + 1);
-        true
+        self.client_events.take(now, max)
+    }
+
+    /// Counts a subscribe against `max` per second; `false` when over it.
+    pub fn take_subscribe(&mut self, now: Tick, max: u32) -> bool {
+        self.subscribes.take(now, max)
     }
 
     /// A close this connection's task must carry out, if one was requested.

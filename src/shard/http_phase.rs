@@ -5,7 +5,7 @@
 use super::Shard;
 use super::session::{self, Place};
 use crate::app::App;
-use crate::http::{self, ApiError, ApiRequest, ApiResponse, RequestHead};
+use crate::http::{self, ApiError, ApiRequest, ApiResponse, RequestHead, signed};
 use crate::protocol::ErrorCode;
 use crate::protocol::errors::closing_bytes;
 use crate::ws::handshake;
@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a request body may take to arrive once its head has (4 MiB at 140 KB/s).
 const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// Largest body read before the request's signature is checked (on the shard, from its head):
+/// anyone may send this much, only an app's backend more.
+const UNSIGNED_BODY_BYTES: usize = 64 * 1024;
 /// Longest one write of an HTTP answer may wait for a client that does not read.
 const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -122,12 +125,16 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
                 let e = ApiError::NotFound(format!("no route for {}", head.path));
                 return refuse(shard, stream, e).await;
             }
+            if !may_connect(shard, stream) {
+                let why = "too many connections from this address; retry in a second";
+                return refuse(shard, stream, ApiError::TooManyRequests(why.into())).await;
+            }
             let key = key.to_string();
             return upgrade(shard, stream, head, key, buf).await;
         }
         let keep_alive = head.keep_alive;
         // Every body is read, even one `/up` ignores: the next request starts after it.
-        let body = match read_body(stream, &mut buf, &head).await? {
+        let body = match read_body(shard, stream, &mut buf, &head).await? {
             Ok(Some(body)) => body,
             Ok(None) => return Ok(Next::Done),
             Err(e) => return refuse(shard, stream, e).await,
@@ -149,6 +156,7 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
 
 /// Reads the request's body into memory; `Ok(Ok(None))` when the client went away.
 async fn read_body(
+    shard: &Shard,
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     head: &RequestHead,
@@ -159,6 +167,14 @@ async fn read_body(
     if head.content_length > http::MAX_BODY_BYTES {
         let e = ApiError::PayloadTooLarge("request body is too large".into());
         return Ok(Err(e));
+    }
+    // A large body is read only for a request whose head is signed.
+    if head.content_length > UNSIGNED_BODY_BYTES {
+        let now = crate::clock::unix_s();
+        let (method, path, query) = (&head.method, &head.path, &head.query);
+        if let Err(e) = signed::check_head(&shard.apps, method, path, query, now) {
+            return Ok(Err(e));
+        }
     }
     let deadline = Instant::now() + BODY_DEADLINE;
     while buf.len() < head.content_length {
@@ -201,6 +217,19 @@ fn protocol_version(query: &str) -> Option<u32> {
     Some(7)
 }
 
+/// Whether the client's address may make one more WebSocket connection this second.
+fn may_connect(shard: &Shard, stream: &TcpStream) -> bool {
+    if shard.connects_share == 0 {
+        return true;
+    }
+    let Ok(peer) = stream.peer_addr() else {
+        return true;
+    };
+    let mut state = shard.state.borrow_mut();
+    let now = state.now;
+    state.connects.take(peer.ip(), now, shard.connects_share)
+}
+
 /// The app a WebSocket upgrade is for, or the code it is refused with.
 fn admit(shard: &Shard, key: &str, head: &RequestHead) -> Result<Arc<App>, (ErrorCode, String)> {
     let refuse = |code: ErrorCode| Err((code, code.close_reason().to_string()));
@@ -214,6 +243,7 @@ fn admit(shard: &Shard, key: &str, head: &RequestHead) -> Result<Arc<App>, (Erro
             refuse(ErrorCode::UnsupportedProtocol)
         }
         Some(_) if shard.stopping.get() => refuse(ErrorCode::Reconnect),
+        Some(_) if shard.at_capacity() => refuse(ErrorCode::OverCapacity),
         // Last: a refusal after this point would leak the counted connection.
         Some(app) if !app.try_acquire_connection() => refuse(ErrorCode::OverQuota),
         Some(app) => Ok(app.clone()),

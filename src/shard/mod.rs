@@ -63,6 +63,8 @@ pub struct ShardSetup {
     pub clustered: bool,
     /// This shard's share of `server.max_http_connections`.
     pub http_share: usize,
+    /// This shard's share of `server.max_connects_per_ip_per_second` (0: no limit).
+    pub connects_share: u32,
 }
 
 /// A shard's state, shared by its tasks (single-threaded: `Rc` and `RefCell`). The protocol
@@ -92,6 +94,7 @@ pub struct Shard {
     /// Connections in their HTTP phase now, and how many may be.
     pub http_connections: Cell<usize>,
     pub http_share: usize,
+    pub connects_share: u32,
     /// Where WebSocket sessions run: throughput work, preempted whenever control work waits.
     pub sessions_queue: TaskQueueHandle,
     /// Frames every connection may receive, encoded once.
@@ -109,6 +112,12 @@ impl Shard {
         let now = self.started.elapsed().as_secs() as crate::clock::Tick;
         self.state.borrow_mut().now = now;
         now
+    }
+
+    /// Whether the shard serves `server.max_connections_per_shard` WebSockets already.
+    pub fn at_capacity(&self) -> bool {
+        let max = self.config.max_connections_per_shard;
+        max > 0 && self.state.borrow().hub.len() >= max
     }
 
     pub fn next_socket_id(&self) -> SocketId {
@@ -378,6 +387,7 @@ pub async fn run(setup: ShardSetup) {
         stopping: Cell::new(false),
         http_connections: Cell::new(0),
         http_share: setup.http_share,
+        connects_share: setup.connects_share,
         sessions_queue,
         ping_frame: ws::frame::text(frames::PING.as_bytes()).into(),
         config: setup.config,

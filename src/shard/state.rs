@@ -11,6 +11,7 @@ use crate::clock::Tick;
 use crate::http::ApiResponse;
 use crate::last_events::LastEvents;
 use crate::protocol::ErrorCode;
+use crate::rate::ConnectsPerIp;
 use ahash::AHashMap;
 use glommio::channels::local_channel::LocalSender;
 
@@ -24,6 +25,8 @@ pub struct ShardState {
     /// Part of a cluster: every subscription is confirmed only once the API core has made
     /// sure this node receives the channel's broadcasts from the other nodes.
     pub clustered: bool,
+    /// WebSocket upgrades per source address this second.
+    pub connects: ConnectsPerIp,
 }
 
 impl ShardState {
@@ -34,6 +37,7 @@ impl ShardState {
             outstanding: Outstanding::new(shard),
             now: 0,
             clustered: false,
+            connects: ConnectsPerIp::default(),
         }
     }
 }

@@ -141,6 +141,7 @@ async fn sweep_loop(shard: Rc<Shard>) {
         state
             .hub
             .sweep(now, activity, pong, &shard.ping_frame, &signin_deadlines);
+        state.connects.purge(now);
         if now.is_multiple_of(60) {
             state.last_events.purge(now);
         }

@@ -6,61 +6,15 @@ mod channels;
 
 use super::ApiCore;
 use super::request::{Authed, decode, parse_query};
-use crate::app::App;
-use crate::auth::{self, RequestAuthError};
+use crate::auth;
+use crate::http::signed::find_app;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
-use std::sync::Arc;
-
-impl From<RequestAuthError> for ApiError {
-    fn from(e: RequestAuthError) -> Self {
-        ApiError::Unauthorized(e.to_string())
-    }
-}
 
 /// Answers one HTTP API request.
 pub async fn route(core: &ApiCore, request: ApiRequest) -> ApiResponse {
     match dispatch(core, &request).await {
         Ok(r) => r,
         Err(e) => e.response(),
-    }
-}
-
-/// The app a request is for and the rest of its path. Order (SPEC §4.1): unknown app id →
-/// 404; unknown or foreign key → 401 (the signature is checked next).
-fn find_app<'a, 'p>(
-    core: &'a ApiCore,
-    segments: &[&'p str],
-    key: Option<&str>,
-) -> Result<(&'a Arc<App>, Vec<&'p str>), ApiError> {
-    let missing = || ApiError::Unauthorized("missing auth_key".into());
-    match segments {
-        ["apps", app_id, rest @ ..] => {
-            let app = core
-                .apps
-                .by_id(app_id)
-                .ok_or_else(|| ApiError::NotFound(format!("unknown app id {app_id}")))?;
-            match key {
-                None => Err(missing()),
-                Some(k) if k != app.key() => {
-                    Err(ApiError::Unauthorized(format!("unknown auth_key {k}")))
-                }
-                Some(_) => Ok((app, rest.to_vec())),
-            }
-        }
-        // The Python SDK posts terminate_connections without the /apps/{id} prefix: the app
-        // is the one whose key signed the request.
-        ["users", _, "terminate_connections"] => {
-            let k = key.ok_or_else(missing)?;
-            let app = core
-                .apps
-                .by_key(k)
-                .ok_or_else(|| ApiError::Unauthorized(format!("unknown auth_key {k}")))?;
-            Ok((app, segments.to_vec()))
-        }
-        _ => Err(ApiError::NotFound(format!(
-            "no route for /{}",
-            segments.join("/")
-        ))),
     }
 }
 
@@ -71,7 +25,7 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         .iter()
         .find(|(k, _)| k == "auth_key")
         .map(|(_, v)| v.as_str());
-    let (app, rest) = find_app(core, &segments, key)?;
+    let (app, rest) = find_app(&core.apps, &segments, key)?;
     auth::verify_request(
         app.secret(),
         &request.method,
@@ -82,6 +36,13 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
     )?;
     if !app.config.enabled {
         return Err(ApiError::Forbidden("app is disabled".into()));
+    }
+    // Counted once the signature holds, so nobody but the app can spend its budget.
+    let max = app.config.max_api_requests_per_second;
+    let second = crate::clock::unix_s() as crate::clock::Tick;
+    if !core.api_requests.borrow_mut().take(app.idx, second, max) {
+        let why = format!("over {max} API requests per second");
+        return Err(ApiError::TooManyRequests(why));
     }
     let req = Authed {
         app,

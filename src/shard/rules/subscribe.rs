@@ -45,11 +45,17 @@ pub fn subscribe(t: &mut Turn<'_>, channel: &str, auth: Option<&str>, channel_da
     succeeded(t, &name, "{}");
 }
 
-/// Whether the connection may take one more channel (one it has or is joining already is
-/// refused later, as already subscribed).
+/// Whether the connection may subscribe now: within its subscribes per second, and with room
+/// for one more channel (one it has or is joining already is refused later, as already
+/// subscribed).
 fn room_for_one_more(t: &mut Turn<'_>, channel: &str) -> Result<(), SubscriptionRefusal> {
     let max = t.app.config.max_channels_per_connection;
+    let per_second = t.app.config.max_subscribes_per_second;
+    let now = t.state.now;
     let Some(conn) = t.conn() else { return Ok(()) };
+    if !conn.take_subscribe(now, per_second) {
+        return Err(SubscriptionRefusal::TooFast { max: per_second });
+    }
     let known = conn.is_subscribed(channel) || conn.joins().contains(channel);
     if !known && conn.channel_count() + conn.joins().pending() >= max {
         return Err(SubscriptionRefusal::TooManyChannels { max });
