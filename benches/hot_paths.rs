@@ -146,7 +146,8 @@ fn per_publish(c: &mut Criterion) {
         max_messages: 100,
         ttl_ms: 86_400_000,
     };
-    let mut history = History::new(1);
+    let defaults = ringcast::config::ServerConfig::default();
+    let mut history = History::new(1, defaults.history_cap());
     let payload: Box<[u8]> = br#"{"event":"e","channel":"c-1","data":"{\"n\":1}"}"#
         .to_vec()
         .into();
@@ -165,11 +166,12 @@ fn per_publish(c: &mut Criterion) {
             history.record(event, "e", 7, n, keep)
         })
     });
-    let mut cache = LastEvents::default();
+    let mut cache = LastEvents::new(defaults.cache_cap());
+    let frame: std::rc::Rc<[u8]> = payload.to_vec().into();
     c.bench_function("cache channel store (1k channels)", |b| {
         b.iter(|| {
             n += 1;
-            cache.store(AppIdx(0), &format!("cache-{}", n % 1000), n, 10)
+            cache.store(AppIdx(0), &format!("cache-{}", n % 1000), frame.clone(), 10)
         })
     });
     let latency = Histogram::default();

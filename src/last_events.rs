@@ -6,42 +6,76 @@
 //! on a channel query without asking the shards).
 
 use crate::app::AppIdx;
+use crate::fair_share::{Cap, Usage};
 use ahash::AHashMap;
+use std::rc::Rc;
 
 pub use crate::clock::Tick;
 
-/// Most cache channels one owner remembers; past it an arbitrary entry makes room (expired
-/// ones go first, once a minute).
-pub const MAX_CACHED_CHANNELS: usize = 100_000;
-
-pub struct LastEvents<V> {
-    entries: AHashMap<(AppIdx, Box<str>), (V, Tick)>,
+/// What an entry weighs against the byte cap.
+pub trait Weigh {
+    fn weight(&self) -> usize;
 }
 
-impl<V> Default for LastEvents<V> {
-    fn default() -> Self {
+impl Weigh for Rc<[u8]> {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weigh for (Box<str>, Box<str>) {
+    fn weight(&self) -> usize {
+        self.0.len() + self.1.len()
+    }
+}
+
+impl Weigh for &str {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Each app's cache channels with their last event and its expiry. Bounded in channels and
+/// bytes (`server.cache_max_channels`, `server.cache_max_mb`), shared fairly by the apps
+/// ([`crate::fair_share`]): past either, the app holding the most forgets one of its channels.
+pub struct LastEvents<V> {
+    apps: AHashMap<AppIdx, AHashMap<Box<str>, (V, Tick)>>,
+    usage: Usage,
+    cap: Cap,
+}
+
+impl<V> LastEvents<V> {
+    pub fn new(cap: Cap) -> LastEvents<V> {
         LastEvents {
-            entries: AHashMap::new(),
+            apps: AHashMap::new(),
+            usage: Usage::default(),
+            cap,
         }
     }
 }
 
-impl<V: Clone> LastEvents<V> {
+impl<V: Clone + Weigh> LastEvents<V> {
     /// Remembers `event` as the channel's last event until `expires`.
     pub fn store(&mut self, app: AppIdx, channel: &str, event: V, expires: Tick) {
-        let key = (app, Box::<str>::from(channel));
-        if !self.entries.contains_key(&key)
-            && self.entries.len() >= MAX_CACHED_CHANNELS
-            && let Some(victim) = self.entries.keys().next().cloned()
-        {
-            self.entries.remove(&victim);
+        self.forget(app, channel);
+        self.usage.add(app, event.weight());
+        let channels = self.apps.entry(app).or_default();
+        channels.insert(channel.into(), (event, expires));
+        while let Some(heaviest) = self.usage.over(self.cap) {
+            let victim = self
+                .apps
+                .get(&heaviest)
+                .and_then(|c| c.keys().next().cloned());
+            match victim {
+                Some(victim) => self.forget(heaviest, &victim),
+                None => break,
+            }
         }
-        self.entries.insert(key, (event, expires));
     }
 
     /// The channel's last event and when it expires, unless it already has.
     pub fn get(&self, app: AppIdx, channel: &str, now: Tick) -> Option<(V, Tick)> {
-        let (event, expires) = self.entries.get(&(app, Box::<str>::from(channel)))?;
+        let (event, expires) = self.apps.get(&app)?.get(channel)?;
         (now < *expires).then(|| (event.clone(), *expires))
     }
 
@@ -60,11 +94,33 @@ impl<V: Clone> LastEvents<V> {
     }
 
     pub fn forget(&mut self, app: AppIdx, channel: &str) {
-        self.entries.remove(&(app, Box::<str>::from(channel)));
+        let Some(channels) = self.apps.get_mut(&app) else {
+            return;
+        };
+        if let Some((gone, _)) = channels.remove(channel) {
+            self.usage.remove(app, gone.weight());
+        }
+        if channels.is_empty() {
+            self.apps.remove(&app);
+        }
     }
 
     pub fn purge(&mut self, now: Tick) {
-        self.entries.retain(|_, (_, expires)| now < *expires);
+        let usage = &mut self.usage;
+        self.apps.retain(|app, channels| {
+            channels.retain(|_, (event, expires)| {
+                let keep = now < *expires;
+                if !keep {
+                    usage.remove(*app, event.weight());
+                }
+                keep
+            });
+            !channels.is_empty()
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
     }
 }
 
@@ -74,7 +130,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_event_until_it_expires() {
-        let mut c = LastEvents::default();
+        let mut c = LastEvents::new(ROOMY);
         let app = AppIdx(0);
         c.store(app, "cache-a", "one", 10);
         c.store(app, "cache-a", "two", 12);
@@ -97,6 +153,32 @@ mod tests {
         assert_eq!(c.get(app, "cache-a", 12), None);
         c.store(app, "cache-b", "four", 12);
         c.purge(12);
-        assert!(c.entries.is_empty());
+        assert!(c.is_empty());
+    }
+
+    const ROOMY: Cap = Cap {
+        entries: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    #[test]
+    fn a_flood_of_one_app_never_evicts_another_within_its_share() {
+        let cap = Cap {
+            entries: 100,
+            bytes: 10_000,
+        };
+        let mut c = LastEvents::new(cap);
+        c.store(AppIdx(0), "cache-mine", "kept", 10);
+        let names: Vec<String> = (0..1000).map(|i| format!("cache-{i}")).collect();
+        for name in &names {
+            c.store(AppIdx(1), name, "flood", 10);
+        }
+        assert_eq!(c.get(AppIdx(0), "cache-mine", 0), Some(("kept", 10)));
+        assert_eq!(c.usage.entries(), 100);
+        // Bytes: one heavy event pushes out the heavy app's own entries.
+        let heavy: &str = Box::leak("x".repeat(9_990).into_boxed_str());
+        c.store(AppIdx(1), "cache-heavy", heavy, 10);
+        assert!(c.usage.bytes() <= 10_000);
+        assert_eq!(c.get(AppIdx(0), "cache-mine", 0), Some(("kept", 10)));
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod fair_share;
 pub mod http;
 pub mod last_events;
 pub mod metrics;

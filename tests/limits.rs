@@ -131,3 +131,70 @@ fn a_large_unsigned_body_is_refused_from_its_head_and_a_signed_one_is_read() {
     let r = server.api().call("POST", "/batch_events", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// A server with two apps, `quiet` and `loud`, whose node-wide stores hold at most ten keys,
+/// ten cache channels and twenty history events.
+fn two_apps_with_small_caps() -> Server {
+    let toml = format!("{}{}", app_toml("quiet", ""), app_toml("loud", ""));
+    Server::with_config_env(
+        &toml,
+        &[
+            ("RINGCAST_IDEMPOTENCY_MAX_KEYS", "10"),
+            ("RINGCAST_HISTORY_MAX_EVENTS", "20"),
+            ("RINGCAST_CACHE_MAX_CHANNELS", "10"),
+        ],
+    )
+}
+
+#[test]
+fn one_apps_flood_never_evicts_another_apps_keys_history_or_cache() {
+    let server = two_apps_with_small_caps();
+    let (mut quiet, mut loud) = (server.api_for("quiet"), server.api_for("loud"));
+    let mut watcher = Ws::connect(server.addr, "/app/quiet-key?protocol=7");
+    watcher.subscribe("room");
+    let event = |n: usize| json!({"name":"e","channel":"room","data":n.to_string()});
+    let keyed = json!({"name":"e","channel":"room","data":"once","idempotency_key":"k-1"});
+    assert_eq!(quiet.post("/events", &keyed).status, 200);
+    assert_eq!(watcher.expect("e")["data"], "once");
+    for n in 0..3 {
+        assert_eq!(quiet.post("/events", &event(n)).status, 200);
+        watcher.expect("e");
+    }
+    assert_eq!(
+        quiet
+            .post(
+                "/events",
+                &json!({"name":"e","channel":"cache-mine","data":"last"})
+            )
+            .status,
+        200
+    );
+    // The loud app fills every store many times over.
+    for n in 0..50 {
+        let keyed =
+            json!({"name":"e","channel":"room","data":"x","idempotency_key":format!("l-{n}")});
+        assert_eq!(loud.post("/events", &keyed).status, 200);
+        let cache = json!({"name":"e","channel":format!("cache-{n}"),"data":"x"});
+        assert_eq!(loud.post("/events", &cache).status, 200);
+    }
+    // The quiet app's retry is still a repeat: nothing is delivered again.
+    assert_eq!(quiet.post("/events", &keyed).status, 200);
+    quiet.trigger("room", "marker", "m");
+    assert_eq!(
+        watcher.expect("marker")["data"],
+        "m",
+        "the retry was delivered again"
+    );
+    // Its history is whole (the keyed event, the three after it and the marker: within its
+    // half of the twenty).
+    let page = quiet.get("/channels/room/history", &[]).json();
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(5), "{page}");
+    // While the loud app kept only what the cap leaves it.
+    let loud_page = loud.get("/channels/room/history", &[]).json();
+    let kept = loud_page["continuity"]["retained_messages"].as_u64();
+    assert!(kept.is_some_and(|n| n <= 14), "{loud_page}");
+    // Its cache channel still has its last event.
+    let mut late = Ws::connect(server.addr, "/app/quiet-key?protocol=7");
+    late.subscribe("cache-mine");
+    assert_eq!(late.expect("e")["data"], "last");
+}

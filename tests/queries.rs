@@ -180,12 +180,7 @@ fn subscription_count_events_follow_every_change_when_enabled() {
     // An app without the setting gets none.
     let mut q = Ws::connect(server.addr, "/app/plain-key?protocol=7");
     q.subscribe("room");
-    let mut plain = Api {
-        http: server.http(),
-        app_id: "plain".into(),
-        key: "plain-key".into(),
-        secret: "plain-secret".into(),
-    };
+    let mut plain = server.api_for("plain");
     converge(&mut plain, &[], &json!({"channels":{"room":{}}}));
     plain.trigger("room", "marker", "m");
     q.expect("marker");

@@ -190,7 +190,7 @@ pub async fn run(setup: ApiSetup) {
             let ids = setup.apps.iter().map(|a| a.id().to_string()).collect();
             Cluster::on_redis(node, ids, seed())
         }
-        None => Cluster::single_node(seed()),
+        None => Cluster::single_node(seed(), &setup.config),
     };
     let hold = Duration::from_millis(setup.config.webhook_hold_ms);
     let webhooks = match Webhooks::start(&setup.apps, hold, cluster.holds.clone(), seed()) {
@@ -205,13 +205,14 @@ pub async fn run(setup: ApiSetup) {
     if let Some(listener) = setup.metrics_listener {
         glommio::spawn_local(metrics_endpoint::serve(listener, setup.metrics.clone())).detach();
     }
+    let max_keys = setup.config.idempotency_max_keys;
     let core = Rc::new(ApiCore {
         webhooks,
         apps: setup.apps,
         config: setup.config,
         shards: Shards::new(shards),
         cluster,
-        publisher: Publisher::default(),
+        publisher: Publisher::new(max_keys),
         announcements: Announcements::default(),
         interest: interest::Interest::default(),
         local_members: membership::LocalMembers::default(),

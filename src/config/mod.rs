@@ -65,6 +65,35 @@ pub struct ServerConfig {
     /// WebSocket upgrades one source address may make per second (0 = no limit); each shard
     /// counts its own share. Beyond it the upgrade answers 429 with `Retry-After: 1`.
     pub max_connects_per_ip_per_second: u32,
+    /// Idempotency keys this node remembers at once over all apps; past it the app holding
+    /// the most forgets its oldest.
+    pub idempotency_max_keys: usize,
+    /// Events and payload MiB this node's history keeps over all apps (without a cluster);
+    /// past either, the app holding the most loses its oldest event.
+    pub history_max_events: usize,
+    pub history_max_mb: usize,
+    /// Cache channels, and MiB of their last events, each shard and the API core remember;
+    /// past either, the app holding the most forgets one.
+    pub cache_max_channels: usize,
+    pub cache_max_mb: usize,
+}
+
+impl ServerConfig {
+    /// The node's cap on retained history (without a cluster).
+    pub fn history_cap(&self) -> crate::fair_share::Cap {
+        crate::fair_share::Cap {
+            entries: self.history_max_events,
+            bytes: self.history_max_mb.saturating_mul(1 << 20),
+        }
+    }
+
+    /// Each owner's cap on cache channels' last events.
+    pub fn cache_cap(&self) -> crate::fair_share::Cap {
+        crate::fair_share::Cap {
+            entries: self.cache_max_channels,
+            bytes: self.cache_max_mb.saturating_mul(1 << 20),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -83,6 +112,11 @@ impl Default for ServerConfig {
             max_http_connections: 10_000,
             max_connections_per_shard: 0,
             max_connects_per_ip_per_second: 0,
+            idempotency_max_keys: 2_000_000,
+            history_max_events: 1_000_000,
+            history_max_mb: 256,
+            cache_max_channels: 100_000,
+            cache_max_mb: 64,
         }
     }
 }

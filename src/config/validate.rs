@@ -61,6 +61,14 @@ impl ServerConfig {
                 "server.max_http_connections".into(),
                 self.max_http_connections,
             ),
+            (
+                "server.idempotency_max_keys".into(),
+                self.idempotency_max_keys,
+            ),
+            ("server.history_max_events".into(), self.history_max_events),
+            ("server.history_max_mb".into(), self.history_max_mb),
+            ("server.cache_max_channels".into(), self.cache_max_channels),
+            ("server.cache_max_mb".into(), self.cache_max_mb),
         ])?;
         if self.shards > 256 {
             return Err(ConfigError::new("server.shards", "at most 256"));

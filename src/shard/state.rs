@@ -8,6 +8,7 @@ use super::hub::Hub;
 use super::outbox::Frame;
 use crate::bus::{ConnRef, ReplyTo, RequestId, ShardId};
 use crate::clock::Tick;
+use crate::fair_share::Cap;
 use crate::http::ApiResponse;
 use crate::last_events::LastEvents;
 use crate::protocol::ErrorCode;
@@ -30,10 +31,10 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    pub fn new(shard: ShardId, apps: usize, outbound_limit: usize) -> ShardState {
+    pub fn new(shard: ShardId, apps: usize, outbound_limit: usize, cache_cap: Cap) -> ShardState {
         ShardState {
             hub: Hub::new(apps, outbound_limit),
-            last_events: LastEvents::default(),
+            last_events: LastEvents::new(cache_cap),
             outstanding: Outstanding::new(shard),
             now: 0,
             clustered: false,

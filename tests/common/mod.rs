@@ -223,6 +223,16 @@ impl Server {
         }
     }
 
+    /// A signed API client for an app made by [`app_toml`] with `id`.
+    pub fn api_for(&self, id: &str) -> Api {
+        Api {
+            http: self.http(),
+            app_id: id.into(),
+            key: format!("{id}-key"),
+            secret: format!("{id}-secret"),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -8,6 +8,7 @@
 use super::{StateFuture, ready};
 use crate::app::AppIdx;
 use crate::clock::Tick;
+use crate::fair_share::Cap;
 use crate::last_events::LastEvents;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -51,9 +52,10 @@ pub struct MemoryCache {
 }
 
 impl MemoryCache {
-    pub fn new() -> MemoryCache {
+    /// Remembers at most `cap` channels and bytes (shared fairly by the apps).
+    pub fn new(cap: Cap) -> MemoryCache {
         MemoryCache {
-            events: RefCell::new(LastEvents::default()),
+            events: RefCell::new(LastEvents::new(cap)),
             started: Instant::now(),
         }
     }
@@ -61,12 +63,6 @@ impl MemoryCache {
     /// Seconds since the API core started.
     fn now(&self) -> Tick {
         self.started.elapsed().as_secs() as Tick
-    }
-}
-
-impl Default for MemoryCache {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -103,6 +99,10 @@ mod tests {
 
     #[test]
     fn the_memory_backend_keeps_the_contract() {
-        futures_lite::future::block_on(super::super::contract::cache(&MemoryCache::new()));
+        let cap = Cap {
+            entries: 100,
+            bytes: 100_000,
+        };
+        futures_lite::future::block_on(super::super::contract::cache(&MemoryCache::new(cap)));
     }
 }

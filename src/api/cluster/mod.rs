@@ -207,9 +207,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A single node: everything in the API core's memory, no other nodes. `seed` makes
-    /// history stream ids differ from run to run.
-    pub fn single_node(seed: u64) -> Cluster {
+    /// A single node: everything in the API core's memory, no other nodes, history and
+    /// cache within the server's caps. `seed` makes history stream ids differ from run to run.
+    pub fn single_node(seed: u64, config: &crate::config::ServerConfig) -> Cluster {
         let holds = std::rc::Rc::new(holds::MemoryHolds::default());
         Cluster {
             presence: Box::new(MemoryPresence::new(holds.clone())),
@@ -218,8 +218,8 @@ impl Cluster {
             transport: Box::new(Solo),
             nodes: Box::new(Alone),
             keys: Box::new(LocalKeysOnly),
-            history: Box::new(history::MemoryHistory::new(seed)),
-            cache: Box::new(cache::MemoryCache::new()),
+            history: Box::new(history::MemoryHistory::new(seed, config.history_cap())),
+            cache: Box::new(cache::MemoryCache::new(config.cache_cap())),
             holds,
             connections: Box::new(Uncounted),
             throttle: Box::new(throttle::MemoryThrottle::default()),

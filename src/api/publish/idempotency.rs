@@ -3,10 +3,14 @@
 //! arrives while the first is still being delivered waits for it.
 //!
 //! The Sockudo SDKs send a key with every publish, so this sits on the publish path: one hash
-//! lookup and one insert per key, expired keys evicted in arrival order, and a hard cap on the
-//! number of keys so a flood of fresh keys cannot grow memory without limit.
+//! lookup and one insert per key, expired keys evicted in arrival order, and a cap on the
+//! number of keys (`server.idempotency_max_keys`) so a flood of fresh keys cannot grow memory
+//! without limit. The cap is shared fairly ([`crate::fair_share`]): past it the app holding
+//! the most keys forgets its own oldest, so one app's flood never turns another's retries into
+//! duplicates.
 
 use crate::app::AppIdx;
+use crate::fair_share::{Cap, Usage};
 use crate::http::{ApiError, ApiResponse};
 use ahash::AHashMap;
 use glommio::sync::Semaphore;
@@ -15,8 +19,6 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Most keys remembered at once, over all apps; past it the oldest is forgotten early.
-pub const MAX_KEYS: usize = 2_000_000;
 pub const MAX_KEY_LEN: usize = 128;
 
 type Key = (AppIdx, Box<str>);
@@ -29,15 +31,16 @@ enum Slot {
     Done(Rc<ApiResponse>, Instant),
 }
 
-#[derive(Default)]
 struct Slots {
     slots: AHashMap<Key, Slot>,
-    /// Keys in the order they were accepted, for eviction.
-    order: VecDeque<(Instant, Key)>,
+    /// Each app's keys in the order they were accepted, for eviction.
+    order: AHashMap<AppIdx, VecDeque<(Instant, Box<str>)>>,
+    /// Entries of `order`, per app.
+    usage: Usage,
+    cap: Cap,
 }
 
 /// The keys of recent idempotent publishes.
-#[derive(Default)]
 pub struct Idempotency {
     state: RefCell<Slots>,
 }
@@ -64,24 +67,70 @@ pub fn key<'a>(
 }
 
 impl Slots {
-    /// Forgets expired keys, and the oldest ones while over [`MAX_KEYS`].
-    fn evict(&mut self, now: Instant) {
-        while let Some((expires, _)) = self.order.front() {
-            if *expires > now && self.order.len() <= MAX_KEYS {
-                break;
-            }
-            let Some((expires, key)) = self.order.pop_front() else {
-                break;
-            };
-            // A key accepted again after its window has a newer entry further back.
-            if matches!(self.slots.get(&key), Some(Slot::Done(_, e)) if *e == expires) {
-                self.slots.remove(&key);
-            }
+    /// Forgets `app`'s expired keys, then the oldest keys of whichever app holds the most
+    /// while over the cap.
+    fn evict(&mut self, app: AppIdx, now: Instant) {
+        while self
+            .order
+            .get(&app)
+            .and_then(|q| q.front())
+            .is_some_and(|(e, _)| *e <= now)
+        {
+            self.forget_oldest(app);
+        }
+        while let Some(heaviest) = self.usage.over(self.cap) {
+            self.forget_oldest(heaviest);
+        }
+    }
+
+    /// Forgets every expired key of every app.
+    fn purge(&mut self, now: Instant) {
+        let apps: Vec<AppIdx> = self.order.keys().copied().collect();
+        for app in apps {
+            self.evict(app, now);
+        }
+    }
+
+    fn forget_oldest(&mut self, app: AppIdx) {
+        let Some(queue) = self.order.get_mut(&app) else {
+            return;
+        };
+        let Some((expires, key)) = queue.pop_front() else {
+            return;
+        };
+        if queue.is_empty() {
+            self.order.remove(&app);
+        }
+        self.usage.remove(app, 0);
+        let key = (app, key);
+        // A key accepted again after its window has a newer entry further back.
+        if matches!(self.slots.get(&key), Some(Slot::Done(_, e)) if *e == expires) {
+            self.slots.remove(&key);
         }
     }
 }
 
 impl Idempotency {
+    /// Remembers at most `max_keys` keys over all apps.
+    pub fn new(max_keys: usize) -> Idempotency {
+        Idempotency {
+            state: RefCell::new(Slots {
+                slots: AHashMap::new(),
+                order: AHashMap::new(),
+                usage: Usage::default(),
+                cap: Cap {
+                    entries: max_keys,
+                    bytes: usize::MAX,
+                },
+            }),
+        }
+    }
+
+    /// Forgets every expired key (a periodic sweep; each claim evicts its app's anyway).
+    pub fn purge(&self) {
+        self.state.borrow_mut().purge(Instant::now());
+    }
+
     /// Looks `key` up for `app`, waiting while an earlier request with it is in flight. An
     /// accepted answer is remembered for `ttl`.
     pub async fn claim(&self, app: AppIdx, key: &str, ttl: Duration) -> Claim<'_> {
@@ -90,7 +139,7 @@ impl Idempotency {
             let wait = {
                 let mut state = self.state.borrow_mut();
                 let now = Instant::now();
-                state.evict(now);
+                state.evict(app, now);
                 match state.slots.get(&key) {
                     Some(Slot::Done(answer, expires)) if *expires > now => {
                         return Claim::Repeat(answer.clone());
@@ -140,7 +189,13 @@ impl Guard<'_> {
         let previous = state
             .slots
             .insert(key.clone(), Slot::Done(Rc::new(answer.clone()), expires));
-        state.order.push_back((expires, key));
+        state
+            .order
+            .entry(key.0)
+            .or_default()
+            .push_back((expires, key.1));
+        state.usage.add(key.0, 0);
+        state.evict(key.0, Instant::now());
         if let Some(Slot::InFlight(done)) = previous {
             done.close();
         }

@@ -49,7 +49,6 @@ impl Refused {
     }
 }
 
-#[derive(Default)]
 pub struct Publisher {
     keys: Idempotency,
 }
@@ -64,6 +63,13 @@ fn answer(asked: bool, key: &str, info: Value) -> ApiResponse {
 }
 
 impl Publisher {
+    /// A publisher remembering at most `max_keys` idempotency keys (shared fairly by apps).
+    pub fn new(max_keys: usize) -> Publisher {
+        Publisher {
+            keys: Idempotency::new(max_keys),
+        }
+    }
+
     /// Claims an idempotency key, on this node and then with the others: `Ok(held)` to
     /// publish, `Err(Refused::Repeat)` for a key accepted before anywhere.
     async fn claim<'a>(
@@ -295,6 +301,7 @@ impl Publisher {
 
     /// Drops what has expired (a periodic sweep; reads skip expired entries anyway).
     pub fn purge(&self, core: &ApiCore) {
+        self.keys.purge();
         core.cluster.cache.purge();
         let keep = |app| Retention::of(core.apps.get(app));
         core.cluster.history.purge(&keep);

@@ -6,24 +6,22 @@
 //! sending), and fan-out never waits for it.
 //!
 //! Retention is bounded three ways: per channel by the app's `history_max_messages` and
-//! `history_ttl_s`, and for the whole server by [`MAX_EVENTS`] and [`MAX_BYTES`] (the oldest
-//! events anywhere go first). A channel whose events have all gone is forgotten, so its next
-//! publish starts a new stream (a new `stream_id`, serial 1).
+//! `history_ttl_s`, and for the whole node by `server.history_max_events` and
+//! `server.history_max_mb`, shared fairly ([`crate::fair_share`]): past either, the app holding
+//! the most loses its oldest event, so one app's flood never erases another's history. A
+//! channel whose events have all gone is forgotten, so its next publish starts a new stream (a
+//! new `stream_id`, serial 1).
 
 use super::{Ask, Direction, Edge, HistoryStore, Retained, Retention, Window};
 use crate::api::cluster::{StateFuture, ready};
 use crate::app::AppIdx;
 use crate::bus::Broadcast;
+use crate::fair_share::{Cap, Usage};
 use ahash::AHashMap;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-
-/// Most events retained over all channels.
-pub const MAX_EVENTS: usize = 1_000_000;
-/// Most payload bytes retained over all channels.
-pub const MAX_BYTES: usize = 256 << 20;
 
 /// One retained event.
 pub struct Stored {
@@ -55,21 +53,29 @@ impl Stream {
     }
 }
 
-#[derive(Default)]
 pub struct History {
     apps: AHashMap<AppIdx, AHashMap<Box<str>, Stream>>,
-    /// Every retained event in publish order (entries for events already gone are skipped).
-    order: VecDeque<(AppIdx, Rc<str>, u64)>,
-    bytes: usize,
+    /// Each app's retained events in publish order (entries for events already gone are
+    /// skipped).
+    order: AHashMap<AppIdx, VecDeque<(Rc<str>, u64)>>,
+    /// Retained events and their payload bytes, per app.
+    usage: Usage,
+    cap: Cap,
     streams_made: u64,
     seed: u64,
 }
 
 impl History {
-    pub fn new(seed: u64) -> History {
+    /// A history of at most `cap` events and payload bytes; `seed` makes stream ids differ
+    /// from run to run.
+    pub fn new(seed: u64, cap: Cap) -> History {
         History {
+            apps: AHashMap::new(),
+            order: AHashMap::new(),
+            usage: Usage::default(),
+            cap,
+            streams_made: 0,
             seed,
-            ..History::default()
         }
     }
 
@@ -106,7 +112,7 @@ impl History {
             .map_or(now_ms, |e| e.published_at_ms.max(now_ms));
         let size = event.payload.len();
         stream.bytes += size;
-        self.bytes += size;
+        self.usage.add(app, size);
         let channel = stream.name.clone();
         stream.events.push_back(Stored {
             serial,
@@ -115,10 +121,13 @@ impl History {
             name: name.into(),
             data_len,
         });
-        self.order.push_back((app, channel.clone(), serial));
+        let order = self.order.entry(app).or_default();
+        order.push_back((channel.clone(), serial));
         self.trim(app, &channel, now_ms, keep);
-        while self.order.len() > MAX_EVENTS || self.bytes > MAX_BYTES {
-            self.drop_oldest_anywhere();
+        while let Some(heaviest) = self.usage.over(self.cap) {
+            if !self.drop_oldest_of(heaviest) {
+                break;
+            }
         }
         serial
     }
@@ -151,33 +160,36 @@ impl History {
             let size = oldest.event.payload.len();
             stream.events.pop_front();
             stream.bytes -= size;
-            self.bytes -= size;
+            self.usage.remove(app, size);
         }
         if stream.events.is_empty() {
             channels.remove(channel);
         }
     }
 
-    /// Drops the oldest event of the whole server (or a stale entry for one already gone).
-    fn drop_oldest_anywhere(&mut self) {
-        let Some((app, channel, serial)) = self.order.pop_front() else {
-            return;
-        };
-        let Some(channels) = self.apps.get_mut(&app) else {
-            return;
-        };
-        let Some(stream) = channels.get_mut(&*channel) else {
-            return;
-        };
-        if stream.oldest().map(|e| e.serial) == Some(serial) {
+    /// Drops `app`'s oldest retained event (skipping entries for events already gone);
+    /// `false` if it has none.
+    fn drop_oldest_of(&mut self, app: AppIdx) -> bool {
+        while let Some((channel, serial)) = self.order.get_mut(&app).and_then(|q| q.pop_front()) {
+            let Some(channels) = self.apps.get_mut(&app) else {
+                continue;
+            };
+            let Some(stream) = channels.get_mut(&*channel) else {
+                continue;
+            };
+            if stream.oldest().map(|e| e.serial) != Some(serial) {
+                continue;
+            }
             if let Some(gone) = stream.events.pop_front() {
                 stream.bytes -= gone.event.payload.len();
-                self.bytes -= gone.event.payload.len();
+                self.usage.remove(app, gone.event.payload.len());
             }
             if stream.events.is_empty() {
                 channels.remove(&*channel);
             }
+            return true;
         }
+        false
     }
 
     /// Drops expired events everywhere (a periodic sweep; reads trim their channel anyway).
@@ -191,18 +203,21 @@ impl History {
             self.trim(app, &channel, now_ms, keep(app));
         }
         // Forget order entries for events that are gone, from the front.
-        while let Some((app, channel, serial)) = self.order.front() {
-            let alive = self
-                .apps
-                .get(app)
-                .and_then(|c| c.get(&**channel))
-                .and_then(|s| s.oldest())
-                .is_some_and(|e| e.serial <= *serial);
-            if alive {
-                break;
+        let apps = &self.apps;
+        self.order.retain(|app, queue| {
+            while let Some((channel, serial)) = queue.front() {
+                let alive = apps
+                    .get(app)
+                    .and_then(|c| c.get(&**channel))
+                    .and_then(|s| s.oldest())
+                    .is_some_and(|e| e.serial <= *serial);
+                if alive {
+                    break;
+                }
+                queue.pop_front();
             }
-            self.order.pop_front();
-        }
+            !queue.is_empty()
+        });
     }
 }
 
@@ -210,9 +225,9 @@ impl History {
 pub struct MemoryHistory(RefCell<History>);
 
 impl MemoryHistory {
-    /// `seed` makes stream ids differ from run to run.
-    pub fn new(seed: u64) -> MemoryHistory {
-        MemoryHistory(RefCell::new(History::new(seed)))
+    /// At most `cap` events and payload bytes; `seed` makes stream ids differ from run to run.
+    pub fn new(seed: u64, cap: Cap) -> MemoryHistory {
+        MemoryHistory(RefCell::new(History::new(seed, cap)))
     }
 }
 
@@ -298,6 +313,11 @@ mod tests {
         h.record(b, "e", 0, at, keep)
     }
 
+    const ROOMY: Cap = Cap {
+        entries: usize::MAX,
+        bytes: usize::MAX,
+    };
+
     const KEEP: Retention = Retention {
         max_messages: 3,
         ttl_ms: 1000,
@@ -305,13 +325,13 @@ mod tests {
 
     #[test]
     fn the_memory_backend_keeps_the_contract() {
-        let h = MemoryHistory::new(3);
+        let h = MemoryHistory::new(3, ROOMY);
         futures_lite::future::block_on(super::super::super::contract::history(&h));
     }
 
     #[test]
     fn serials_grow_per_channel_and_retention_trims_the_oldest() {
-        let mut h = History::new(7);
+        let mut h = History::new(7, ROOMY);
         for i in 1..=5 {
             assert_eq!(publish(&mut h, "a", i, KEEP), i);
         }
@@ -326,6 +346,34 @@ mod tests {
         assert_ne!(h.stream(AppIdx(0), "a", 2000, KEEP).unwrap().id, id);
         h.purge(10_000, &|_| KEEP);
         assert!(h.order.is_empty());
-        assert_eq!(h.bytes, 0);
+        assert_eq!(h.usage.bytes(), 0);
+    }
+
+    #[test]
+    fn over_the_cap_the_app_holding_the_most_loses_its_oldest() {
+        let cap = Cap {
+            entries: 10,
+            bytes: usize::MAX,
+        };
+        let mut h = History::new(1, cap);
+        let roomy = Retention {
+            max_messages: 100,
+            ttl_ms: 1000,
+        };
+        let record = |h: &mut History, app: u16, channel: &str| {
+            let b = Arc::new(Broadcast::event(AppIdx(app), channel, "e", "{}", None));
+            h.record(b, "e", 0, 1, roomy)
+        };
+        for _ in 0..3 {
+            record(&mut h, 0, "quiet");
+        }
+        for _ in 0..50 {
+            record(&mut h, 1, "flood");
+        }
+        let quiet = h.stream(AppIdx(0), "quiet", 1, roomy).unwrap();
+        assert_eq!(quiet.events.len(), 3, "the quiet app kept its history");
+        let flood = h.stream(AppIdx(1), "flood", 1, roomy).unwrap();
+        assert_eq!(flood.events.len(), 7);
+        assert_eq!(flood.oldest().map(|e| e.serial), Some(44));
     }
 }

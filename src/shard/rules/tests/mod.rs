@@ -42,7 +42,15 @@ impl World {
         tweak(&mut app);
         World {
             apps: Apps::new(&[app]),
-            state: ShardState::new(0, 1, 64 * 1024),
+            state: ShardState::new(
+                0,
+                1,
+                64 * 1024,
+                crate::fair_share::Cap {
+                    entries: 100,
+                    bytes: 1 << 20,
+                },
+            ),
             made: 0,
         }
     }
