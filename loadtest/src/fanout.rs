@@ -32,6 +32,12 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     let total_events = (args.rate * args.duration).round() as usize;
     let (stats, subscribers) = start_readers(conns, args.channels, total_events, epoch);
 
+    let hostile =
+        (args.scenario == Scenario::Hostile).then(|| crate::hostile::start(&args, target, &creds));
+    // Let them get going before the measured part starts.
+    if hostile.is_some() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     // Open-loop publishing: event k is due at start + k / rate, whatever happened before it.
     let cpu_before = args.server_pid.and_then(server_stats::cpu_seconds);
     let publish_start = Instant::now();
@@ -69,6 +75,7 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     let rss_end = args.server_pid.and_then(server_stats::rss_kib);
     let slow_count = slow.len();
     drop(slow);
+    let hostile = hostile.map(|h| h.stop().borrow().to_json());
 
     let measured = Measured {
         connect_errors: wave.errors,
@@ -88,7 +95,11 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
         },
         slow_count,
     };
-    report(&args, &stats.borrow(), &measured)
+    let mut report = report(&args, &stats.borrow(), &measured);
+    if let Some(h) = hostile {
+        report["hostile"] = h;
+    }
+    report
 }
 
 /// A reader task per connection, sharing the statistics; returns them and the subscribers per

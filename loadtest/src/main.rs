@@ -7,6 +7,7 @@
 mod api_publish;
 mod client;
 mod fanout;
+mod hostile;
 mod presence;
 mod publisher;
 mod server_stats;
@@ -33,6 +34,10 @@ enum Scenario {
     /// Fan-out where `slow_percent` of the subscribers (default 1%) never read: the healthy
     /// ones' latency and the server's RSS must stay bounded.
     Slow,
+    /// Fan-out while `--hostile` workers of each hostile kind run beside it (slow HTTP heads,
+    /// channel floods, sign-in replays, never-reading sockets, malformed frames, unsigned
+    /// 4 MiB bodies); compare with `--hostile 0` for the healthy clients' baseline.
+    Hostile,
     /// N clients connected, then all dropped and reconnected at once: connect latency.
     Storm,
     /// N members on one presence channel; one sends client events at `rate`.
@@ -99,6 +104,9 @@ pub(crate) struct Args {
     /// slow: percent of subscribers that never read.
     #[arg(long, default_value_t = 1.0)]
     slow_percent: f64,
+    /// hostile: workers of each hostile kind.
+    #[arg(long, default_value_t = 10)]
+    hostile: usize,
     /// publish: send an idempotency key (body and header) with every publish.
     #[arg(long)]
     idempotency_keys: bool,
@@ -244,7 +252,7 @@ async fn run(args: Args) -> serde_json::Value {
         Scenario::PresenceChurn => presence::churn(args, target, creds).await,
         Scenario::Publish => api_publish::run(args, target, creds).await,
         Scenario::Storm => storm::run(args, target).await,
-        Scenario::Fanout | Scenario::Channels | Scenario::Slow => {
+        Scenario::Fanout | Scenario::Channels | Scenario::Slow | Scenario::Hostile => {
             fanout::run(args, target, creds).await
         }
     }

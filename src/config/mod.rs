@@ -272,18 +272,28 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut tree = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    ConfigError::new(p.display().to_string(), format!("cannot read: {e}"))
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::new(p.display().to_string(), one_line(e.message())))?
-            }
+        let text = match path {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                ConfigError::new(p.display().to_string(), format!("cannot read: {e}"))
+            })?),
+            None => None,
+        };
+        let named = path.map(|p| (p.display().to_string(), text.as_deref().unwrap_or_default()));
+        Config::parse(named, env)
+    }
+
+    /// [`Config::load`] of a file's text (with the name errors give it), or of no file.
+    pub fn parse(
+        file: Option<(String, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match &file {
+            Some((name, text)) => text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::new(name.clone(), one_line(e.message())))?,
             None => toml::Table::new(),
         };
-        let from_file = path.is_some();
-        apply_env(&mut tree, env, from_file)?;
+        apply_env(&mut tree, env, file.is_some())?;
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
                 let key = e.path().to_string();

@@ -4,7 +4,7 @@
 //! shard (and one bus message per node) with the frame encoded once.
 
 pub mod idempotency;
-mod validate;
+pub mod validate;
 
 use super::ApiCore;
 use super::channel_info;

@@ -1,0 +1,18 @@
+//! The configuration loader: any file text either loads into a configuration that passed
+//! validation or is refused with one error naming a key.
+
+use ringcast::config::Config;
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        match Config::parse(Some(("fuzz.toml".into(), text)), Vec::new()) {
+            Ok(config) => {
+                let _ = (config.server.history_cap(), config.server.cache_cap());
+            }
+            Err(e) => assert!(!e.to_string().contains('\n'), "an error of one line: {e}"),
+        }
+    });
+}
