@@ -21,12 +21,29 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error about `key`; control characters from the file (a newline inside a quoted
+    /// value) are written as escapes, so the error stays one line.
     pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
-            key: key.into(),
-            reason: reason.into(),
+            key: printable(&key.into()),
+            reason: printable(&reason.into()),
         }
     }
+}
+
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for ConfigError {
@@ -320,6 +337,16 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn an_error_quoting_a_value_with_a_newline_stays_one_line() {
+        // Found by the `config` fuzz target.
+        let text = "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n\
+                    [[apps.webhooks]]\nurl = \"http://h/\"\nevent_types = [\"x\\ny\"]\n";
+        let e = Config::parse(Some(("f.toml".into(), text)), env(&[])).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(e.to_string().contains("x\\ny"), "{e}");
     }
 
     #[test]
