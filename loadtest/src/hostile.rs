@@ -110,20 +110,42 @@ pub fn start(args: &Args, target: SocketAddr, creds: &Rc<Credentials>) -> Hostil
         stop: Rc::new(Cell::new(false)),
         counts: Rc::new(RefCell::new(Counts::default())),
     };
+    let on = |kind: &str| args.hostile_kinds.is_empty() || args.hostile_kinds.iter().any(|k| k == kind);
     let mut tasks = Vec::new();
     for w in 0..args.hostile {
-        tasks.push(tokio::task::spawn_local(slow_head(ctx.clone())));
-        tasks.push(tokio::task::spawn_local(channel_flood(ctx.clone(), w)));
-        tasks.push(tokio::task::spawn_local(signin_replay(ctx.clone(), w)));
-        tasks.push(tokio::task::spawn_local(never_reading(ctx.clone(), w)));
-        tasks.push(tokio::task::spawn_local(malformed(ctx.clone(), w)));
-        tasks.push(tokio::task::spawn_local(unsigned_body(ctx.clone())));
+        let c = || ctx.clone();
+        if on("slow-heads") {
+            tasks.push(tokio::task::spawn_local(slow_head(c())));
+        }
+        if on("floods") {
+            tasks.push(tokio::task::spawn_local(channel_flood(c(), w)));
+        }
+        if on("signin-replays") {
+            tasks.push(tokio::task::spawn_local(signin_replay(c(), w)));
+        }
+        if on("never-reading") {
+            tasks.push(tokio::task::spawn_local(never_reading(c(), w)));
+        }
+        if on("malformed") {
+            tasks.push(tokio::task::spawn_local(malformed(c(), w)));
+        }
+        if on("unsigned-bodies") {
+            tasks.push(tokio::task::spawn_local(unsigned_body(c())));
+        }
     }
     Hostile {
         stop: ctx.stop,
         counts: ctx.counts,
         tasks,
     }
+}
+
+/// Only the hostile workers, for `--duration` seconds; reports what they did.
+pub async fn only(args: &Args, target: SocketAddr, creds: &Rc<Credentials>) -> serde_json::Value {
+    let hostile = start(args, target, creds);
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    let counts = hostile.stop();
+    json!({ "scenario": "hostile-only", "duration_s": args.duration, "hostile": counts.borrow().to_json() })
 }
 
 /// Reads and drops whatever the server sends; returns when it closes.

@@ -107,6 +107,14 @@ pub(crate) struct Args {
     /// hostile: workers of each hostile kind.
     #[arg(long, default_value_t = 10)]
     hostile: usize,
+    /// hostile: which kinds run (comma-separated: slow-heads, floods, signin-replays,
+    /// never-reading, malformed, unsigned-bodies); all by default.
+    #[arg(long, value_delimiter = ',')]
+    hostile_kinds: Vec<String>,
+    /// hostile: run only the hostile workers, for `--duration` seconds (no healthy clients):
+    /// beside a `fanout` run in another process, so the two do not share one event loop.
+    #[arg(long)]
+    hostile_only: bool,
     /// publish: send an idempotency key (body and header) with every publish.
     #[arg(long)]
     idempotency_keys: bool,
@@ -247,6 +255,9 @@ async fn run(args: Args) -> serde_json::Value {
         key: args.key.clone(),
         secret: args.secret.clone(),
     });
+    if args.hostile_only {
+        return hostile::only(&args, target, &creds).await;
+    }
     match args.scenario {
         Scenario::PresenceEvents => presence::events(args, target, creds).await,
         Scenario::PresenceChurn => presence::churn(args, target, creds).await,
