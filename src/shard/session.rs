@@ -27,6 +27,9 @@ use std::time::Duration;
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads and writes per turn before the task yields to the others on the shard.
 const TURN_BUDGET: usize = 16;
+/// Client messages handled per turn: one client's flood waits for the next turn instead of
+/// holding up every other connection's deliveries (a 64 KiB read may hold a thousand).
+const MESSAGE_BUDGET: usize = 64;
 
 /// Ends a connection whose close frame is out: half-close, then let the client close its
 /// side (bounded in time), so the close frame is not lost to a TCP reset.
@@ -57,8 +60,13 @@ struct Session<'a> {
     app: &'a Arc<App>,
     key: ConnKey,
     decoder: Decoder,
-    /// Bytes of an incomplete frame; empty (and unallocated) between frames.
+    /// Bytes not handled yet: an incomplete frame, or the messages left over when the turn's
+    /// budget ran out; empty (and unallocated) otherwise.
     partial: Vec<u8>,
+    /// Messages this turn may still handle.
+    budget: usize,
+    /// `partial` may hold complete messages, left for the next turn.
+    backlog: bool,
     close_timer: Option<Timer>,
     /// A close frame is queued; nothing more is read.
     closing: bool,
@@ -86,6 +94,7 @@ impl Session<'_> {
     }
 
     fn on_message(&mut self, incoming: Incoming<'_>) -> ControlFlow<()> {
+        self.budget = self.budget.saturating_sub(1);
         match incoming {
             Incoming::Text(bytes) => self.on_text(bytes),
             Incoming::Binary => {
@@ -100,6 +109,9 @@ impl Session<'_> {
             }
         }
         if self.closing {
+            ControlFlow::Break(())
+        } else if self.budget == 0 {
+            self.backlog = true;
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -142,6 +154,17 @@ impl Session<'_> {
         };
         self.decoder = decoder;
         used
+    }
+
+    /// Handles what the last turn left in `partial`, within this turn's budget.
+    fn decode_backlog(&mut self) {
+        self.backlog = false;
+        let mut buf = std::mem::take(&mut self.partial);
+        let used = self.decode(&mut buf);
+        buf.drain(..used);
+        if !buf.is_empty() && !self.closing {
+            self.partial = buf;
+        }
     }
 
     fn fail(&mut self, e: WsError) {
@@ -255,11 +278,15 @@ impl Session<'_> {
     fn poll_turn(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<End> {
         // The API core is behind: no more client messages until it catches up.
         let mut held_back = false;
+        self.budget = MESSAGE_BUDGET;
         for _ in 0..TURN_BUDGET {
             let mut progress = false;
             if !self.closing && self.shard.reports.is_full() {
                 held_back = true;
-            } else if !self.closing {
+            } else if !self.closing && self.budget > 0 && self.backlog {
+                self.decode_backlog();
+                progress = true;
+            } else if !self.closing && self.budget > 0 {
                 match self.poll_read(cx, stream) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Gone),
                     Poll::Ready(Ok(_)) => progress = true,
@@ -297,6 +324,9 @@ impl Session<'_> {
                     self.shard.reports.wait_for_room(self.key, cx.waker());
                 }
                 return Poll::Pending;
+            }
+            if self.budget == 0 && !self.closing {
+                break;
             }
         }
         // Out of budget: let the shard's other tasks run, then continue.
@@ -353,6 +383,8 @@ async fn run(
         close_timer: None,
         closing: false,
         close_code: None,
+        budget: MESSAGE_BUDGET,
+        backlog: false,
     };
     session.send_text(&frames::connection_established(
         socket_id,
