@@ -355,3 +355,24 @@ fn a_flood_while_the_api_core_is_behind_is_held_back_not_queued() {
     writer.join().unwrap().expect("the connection stayed open");
     ws.ping();
 }
+
+#[test]
+fn a_burst_of_a_thousand_messages_in_one_write_is_answered_in_full_and_in_order() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let mut ws = server.ws();
+    // More than one turn's budget: the rest waits in the connection for its next turns.
+    let burst: Vec<u8> = (0..1000)
+        .flat_map(|i| {
+            let channel = format!("burst-{i}");
+            let msg = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{channel}"}}}}"#);
+            masked_frame(0x1, msg.as_bytes())
+        })
+        .collect();
+    ws.raw().write_all(&burst).unwrap();
+    for i in 0..1000 {
+        let ev = ws.expect("pusher_internal:subscription_succeeded");
+        assert_eq!(ev["channel"], format!("burst-{i}"));
+    }
+    ws.ping();
+}

@@ -110,7 +110,8 @@ pub fn start(args: &Args, target: SocketAddr, creds: &Rc<Credentials>) -> Hostil
         stop: Rc::new(Cell::new(false)),
         counts: Rc::new(RefCell::new(Counts::default())),
     };
-    let on = |kind: &str| args.hostile_kinds.is_empty() || args.hostile_kinds.iter().any(|k| k == kind);
+    let on =
+        |kind: &str| args.hostile_kinds.is_empty() || args.hostile_kinds.iter().any(|k| k == kind);
     let mut tasks = Vec::new();
     for w in 0..args.hostile {
         let c = || ctx.clone();
