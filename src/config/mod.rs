@@ -411,32 +411,17 @@ mod tests {
 
     #[test]
     fn unknown_and_bad_keys_name_the_key() {
-        let dir = std::env::temp_dir().join(format!("ringcast-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("a.toml");
-        std::fs::write(&p, "[server]\nprot = 1\n").unwrap();
-        let e = Config::load(Some(&p), env(&[])).unwrap_err();
+        let load = |text: &str| Config::parse(Some(("a.toml".into(), text)), env(&[]));
+        let e = load("[server]\nprot = 1\n").unwrap_err();
         assert!(e.to_string().contains("prot"), "{e}");
-        std::fs::write(
-            &p,
-            "[server]\nport = \"x\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n",
-        )
-        .unwrap();
-        let e = Config::load(Some(&p), env(&[])).unwrap_err();
+        let e =
+            load("[server]\nport = \"x\"\n[[apps]]\nid='a'\nkey='b'\nsecret='c'\n").unwrap_err();
         assert_eq!(e.key, "server.port");
-        std::fs::write(
-            &p,
-            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_event_batch_size = 0\n",
-        )
-        .unwrap();
-        let e = Config::load(Some(&p), env(&[])).unwrap_err();
+        let e =
+            load("[[apps]]\nid='a'\nkey='b'\nsecret='c'\nmax_event_batch_size = 0\n").unwrap_err();
         assert_eq!(e.key, "apps[0].max_event_batch_size");
-        std::fs::write(
-            &p,
-            "[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps.webhooks]]\nurl='ftp://x'\n",
-        )
-        .unwrap();
-        let e = Config::load(Some(&p), env(&[])).unwrap_err();
+        let e = load("[[apps]]\nid='a'\nkey='b'\nsecret='c'\n[[apps.webhooks]]\nurl='ftp://x'\n")
+            .unwrap_err();
         assert_eq!(e.key, "apps[0].webhooks[0].url");
         assert!(!e.to_string().contains('\n'));
     }
