@@ -147,7 +147,7 @@ fn per_publish(c: &mut Criterion) {
         ttl_ms: 86_400_000,
     };
     let defaults = ringcast::config::ServerConfig::default();
-    let mut history = History::new(1, defaults.history_cap());
+    let mut history = History::new(1, ringcast::fair_share::Cap::history(&defaults));
     let payload: Box<[u8]> = br#"{"event":"e","channel":"c-1","data":"{\"n\":1}"}"#
         .to_vec()
         .into();
@@ -166,7 +166,7 @@ fn per_publish(c: &mut Criterion) {
             history.record(event, "e", 7, n, keep)
         })
     });
-    let mut cache = LastEvents::new(defaults.cache_cap());
+    let mut cache = LastEvents::new(ringcast::fair_share::Cap::cache(&defaults));
     let frame: std::rc::Rc<[u8]> = payload.to_vec().into();
     c.bench_function("cache channel store (1k channels)", |b| {
         b.iter(|| {

@@ -5,6 +5,7 @@
 //! share, and it is them.
 
 use crate::app::AppIdx;
+use crate::config::ServerConfig;
 use ahash::AHashMap;
 
 /// A cap on entries and on bytes (either may be `usize::MAX`).
@@ -12,6 +13,24 @@ use ahash::AHashMap;
 pub struct Cap {
     pub entries: usize,
     pub bytes: usize,
+}
+
+impl Cap {
+    /// The node's cap on retained history (without a cluster).
+    pub fn history(server: &ServerConfig) -> Cap {
+        Cap {
+            entries: server.history_max_events,
+            bytes: server.history_max_mb.saturating_mul(1 << 20),
+        }
+    }
+
+    /// Each owner's cap on cache channels' last events.
+    pub fn cache(server: &ServerConfig) -> Cap {
+        Cap {
+            entries: server.cache_max_channels,
+            bytes: server.cache_max_mb.saturating_mul(1 << 20),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

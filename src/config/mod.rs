@@ -95,24 +95,6 @@ pub struct ServerConfig {
     pub cache_max_mb: usize,
 }
 
-impl ServerConfig {
-    /// The node's cap on retained history (without a cluster).
-    pub fn history_cap(&self) -> crate::fair_share::Cap {
-        crate::fair_share::Cap {
-            entries: self.history_max_events,
-            bytes: self.history_max_mb.saturating_mul(1 << 20),
-        }
-    }
-
-    /// Each owner's cap on cache channels' last events.
-    pub fn cache_cap(&self) -> crate::fair_share::Cap {
-        crate::fair_share::Cap {
-            entries: self.cache_max_channels,
-            bytes: self.cache_max_mb.saturating_mul(1 << 20),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

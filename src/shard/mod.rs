@@ -368,7 +368,7 @@ pub async fn run(setup: ShardSetup) {
         executor.create_task_queue(Shares::default(), Latency::NotImportant, "sessions");
     let (reports, reports_rx) = reports::Reports::new(setup.id, setup.metrics.clone());
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
-    let cache_cap = setup.config.cache_cap();
+    let cache_cap = crate::fair_share::Cap::cache(&setup.config);
     let mut state = ShardState::new(setup.id, setup.apps.len(), outbound_limit, cache_cap);
     state.clustered = setup.clustered;
     let shard = Rc::new(Shard {

@@ -2,6 +2,7 @@
 //! validation or is refused with one error naming a key.
 
 use ringcast::config::Config;
+use ringcast::fair_share::Cap;
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
@@ -10,7 +11,7 @@ fn main() {
         };
         match Config::parse(Some(("fuzz.toml".into(), text)), Vec::new()) {
             Ok(config) => {
-                let _ = (config.server.history_cap(), config.server.cache_cap());
+                let _ = (Cap::history(&config.server), Cap::cache(&config.server));
             }
             Err(e) => assert!(!e.to_string().contains('\n'), "an error of one line: {e}"),
         }

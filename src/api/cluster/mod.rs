@@ -218,8 +218,13 @@ impl Cluster {
             transport: Box::new(Solo),
             nodes: Box::new(Alone),
             keys: Box::new(LocalKeysOnly),
-            history: Box::new(history::MemoryHistory::new(seed, config.history_cap())),
-            cache: Box::new(cache::MemoryCache::new(config.cache_cap())),
+            history: Box::new(history::MemoryHistory::new(
+                seed,
+                crate::fair_share::Cap::history(config),
+            )),
+            cache: Box::new(cache::MemoryCache::new(crate::fair_share::Cap::cache(
+                config,
+            ))),
             holds,
             connections: Box::new(Uncounted),
             throttle: Box::new(throttle::MemoryThrottle::default()),

@@ -3,7 +3,7 @@
 //! into `channel_occupied` / `channel_vacated`) fills only its own share and never crowds out
 //! `member_added` or `client_event`. Apps never share a queue: every endpoint has its own.
 
-use super::sender::Counters;
+use crate::metrics::WebhookCounters as Counters;
 use crate::webhook_kind::Kind;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
