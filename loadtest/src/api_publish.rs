@@ -68,6 +68,11 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
     let cpu = |before: Option<f64>, now: Option<f64>| {
         before.zip(now).map(|(b, n)| (n - b) / elapsed * 100.0)
     };
+    let server_now = args.server_pid.and_then(server_stats::cpu_seconds);
+    let per_publish = cpu_before
+        .zip(server_now)
+        .filter(|_| tally.ok > 0)
+        .map(|(b, n)| (n - b) * 1e6 / tally.ok as f64);
     json!({
         "scenario": "publish",
         "publishers": args.publishers,
@@ -80,7 +85,8 @@ pub async fn run(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> serd
             "p50": percentile_ms(&lat, 0.50),
             "p99": percentile_ms(&lat, 0.99),
         },
-        "server_cpu_percent": cpu(cpu_before, args.server_pid.and_then(server_stats::cpu_seconds)),
+        "server_cpu_percent": cpu(cpu_before, server_now),
+        "server_cpu_us_per_publish": per_publish,
         "api_core_cpu_percent": cpu(api_before, args.server_pid.and_then(|p| server_stats::thread_cpu_seconds(p, "api"))),
     })
 }

@@ -255,6 +255,12 @@ fn report(args: &Args, s: &Stats, m: &Measured) -> serde_json::Value {
         _ => None,
     };
     let ok = args.connections - m.connect_errors;
+    // Server CPU spent while publishing and draining, per event published and per delivery.
+    let cpu_seconds = match m.cpu {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let per = |n: u64| cpu_seconds.filter(|_| n > 0).map(|c| c * 1e6 / n as f64);
     json!({
         "target": args.target,
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
@@ -293,6 +299,8 @@ fn report(args: &Args, s: &Stats, m: &Measured) -> serde_json::Value {
             "rss_kib_subscribed": m.rss.subscribed,
             "rss_per_connection_kib": rss_per_conn,
             "cpu_percent_of_one_core": cpu_pct,
+            "cpu_us_per_publish": per(m.total_events as u64),
+            "cpu_us_per_delivery": per(s.delivered),
         },
     })
 }
