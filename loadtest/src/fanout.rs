@@ -136,7 +136,7 @@ fn slow_every(args: &Args) -> usize {
 }
 
 /// Waits (at most `seconds`) for the deliveries still under way.
-async fn drain(stats: &RefCell<Stats>, expected: u64, seconds: f64) {
+pub async fn drain(stats: &RefCell<Stats>, expected: u64, seconds: f64) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     while stats.borrow().delivered < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -7,6 +7,7 @@
 mod api_publish;
 mod client;
 mod fanout;
+mod floor;
 mod hostile;
 mod presence;
 mod publisher;
@@ -38,6 +39,9 @@ enum Scenario {
     /// channel floods, sign-in replays, never-reading sockets, malformed frames, unsigned
     /// 4 MiB bodies); compare with `--hostile 0` for the healthy clients' baseline.
     Hostile,
+    /// The physical reference: a plain sender thread on `--floor-cpu` writes the same frame to
+    /// `connections` loopback sockets at `rate` (no server): CPU per send with no server work.
+    Floor,
     /// N clients connected, then all dropped and reconnected at once: connect latency.
     Storm,
     /// N members on one presence channel; one sends client events at `rate`.
@@ -104,6 +108,9 @@ pub(crate) struct Args {
     /// slow: percent of subscribers that never read.
     #[arg(long, default_value_t = 1.0)]
     slow_percent: f64,
+    /// floor: the CPU the sender thread runs on (where the server would).
+    #[arg(long, default_value_t = 0)]
+    floor_cpu: usize,
     /// hostile: workers of each hostile kind.
     #[arg(long, default_value_t = 10)]
     hostile: usize,
@@ -263,6 +270,7 @@ async fn run(args: Args) -> serde_json::Value {
         Scenario::PresenceChurn => presence::churn(args, target, creds).await,
         Scenario::Publish => api_publish::run(args, target, creds).await,
         Scenario::Storm => storm::run(args, target).await,
+        Scenario::Floor => floor::run(args).await,
         Scenario::Fanout | Scenario::Channels | Scenario::Slow | Scenario::Hostile => {
             fanout::run(args, target, creds).await
         }

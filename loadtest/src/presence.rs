@@ -95,10 +95,7 @@ pub async fn events(args: Args, target: SocketAddr, creds: Rc<Credentials>) -> s
         }
     }
     let expected = (total * (joined - 1)) as u64;
-    let deadline = Instant::now() + Duration::from_secs_f64(args.drain);
-    while stats.borrow().delivered < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::fanout::drain(&stats, expected, args.drain).await;
     let s = stats.borrow();
     let h = s.latency_us.as_ref().expect("histogram");
     json!({
