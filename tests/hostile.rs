@@ -208,6 +208,7 @@ fn out_of_file_descriptors_clients_are_refused_and_the_log_stays_quiet() {
         .env("RINGCAST_SHARDS", "2")
         .env("RUST_LOG", "info");
     let server = Server::spawn_command(cmd);
+    let started = std::time::Instant::now();
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..130 {
@@ -241,7 +242,9 @@ fn out_of_file_descriptors_clients_are_refused_and_the_log_stays_quiet() {
     let warnings = std::iter::from_fn(|| server.log.try_recv().ok())
         .filter(|l| l.contains("accepts failed"))
         .count();
-    assert!((1..=3).contains(&warnings), "{warnings} warning lines");
+    // At most one line per shard every five seconds, however many accepts failed.
+    let most = 2 * (started.elapsed().as_secs() as usize / 5 + 1);
+    assert!((1..=most).contains(&warnings), "{warnings} warning lines");
 }
 
 #[test]
