@@ -76,7 +76,8 @@ impl Usage {
     }
 
     /// Entries `app` holds.
-    pub fn entries_of(&self, app: AppIdx) -> usize {
+    #[cfg(test)]
+    fn entries_of(&self, app: AppIdx) -> usize {
         self.per_app.get(&app).map_or(0, |h| h.entries)
     }
 

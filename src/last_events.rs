@@ -119,7 +119,8 @@ impl<V: Clone + Weigh> LastEvents<V> {
         });
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.apps.is_empty()
     }
 }

@@ -59,11 +59,8 @@ impl<K: Hash + Eq> PerKey<K> {
         self.counters.retain(|_, c| c.second == now);
     }
 
-    pub fn len(&self) -> usize {
-        self.counters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.counters.is_empty()
     }
 }

@@ -55,12 +55,8 @@ impl Reports {
         gauge.store(self.len() as i64, Ordering::Relaxed);
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether sessions must stop reading client messages for now.
