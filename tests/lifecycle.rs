@@ -2,7 +2,6 @@
 
 mod common;
 use common::*;
-use std::net::TcpStream;
 
 #[test]
 fn slow_consumer_is_closed_4100_and_others_keep_receiving() {
@@ -11,15 +10,7 @@ fn slow_consumer_is_closed_4100_and_others_keep_receiving() {
         ("RUST_LOG", "info,ringcast::shard::hub=debug"),
     ]);
     // A client with a tiny receive buffer that stops reading after subscribing.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&server.addr.into()).unwrap();
-    let mut slow = Ws::over(
-        TcpStream::from(socket),
-        server.addr,
-        "/app/app-key?protocol=7",
-    );
-    slow.expect("pusher:connection_established");
+    let mut slow = server.ws_with_receive_buffer(4096);
     slow.subscribe("firehose");
     let mut healthy = server.ws();
     healthy.subscribe("firehose");

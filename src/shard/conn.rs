@@ -7,16 +7,40 @@ use crate::app::AppIdx;
 use crate::clock::Tick;
 use crate::protocol::{ErrorCode, SocketId};
 use crate::rate::PerSecond;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::task::Waker;
+
+/// What queuing a frame did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queued {
+    /// Behind frames already waiting: whoever writes those writes this one.
+    Behind,
+    /// The first frame in an empty outbox: the shard's writer must write it
+    /// ([`Conn::needs_writer`]).
+    First,
+    /// Not queued: the connection is closing.
+    Refused,
+    /// Over the outbound limit: the queue is dropped and a 4100 close requested.
+    Overflow,
+}
 
 pub struct Conn {
     socket_id: SocketId,
     app: AppIdx,
     outbox: Outbox,
-    /// Wakes the connection's task when its outbox goes from empty to non-empty or a close
-    /// is requested.
+    /// Wakes the connection's task: a close is requested, or its outbox waits for a socket
+    /// that was full.
     waker: Option<Waker>,
+    /// The plain TCP socket, which the shard's writer may write to directly; `None` until
+    /// the session sets it (and in unit tests), when the connection's task does all writing.
+    socket: Option<RawFd>,
+    /// The connection's task is running now and flushes the outbox before it yields.
+    in_turn: bool,
+    /// On the shard's write list.
+    listed: bool,
+    /// Its close frame is queued: nothing may follow it.
+    sealed: bool,
     last_seen: Tick,
     /// When the server's `pusher:ping` went out, if unanswered.
     ping_sent: Option<Tick>,
@@ -45,6 +69,11 @@ impl Conn {
             app,
             outbox: Outbox::default(),
             waker: None,
+            socket: None,
+            // Created by its task, which flushes what is queued before it first yields.
+            in_turn: true,
+            listed: false,
+            sealed: false,
             last_seen: now,
             ping_sent: None,
             close: None,
@@ -171,25 +200,71 @@ impl Conn {
     }
 
     /// Queues a frame. Over the outbound limit the connection is marked for closing with
-    /// 4100 and its queue dropped: a slow consumer never holds more memory. Returns `true`
-    /// when this frame is what tipped it over.
-    pub(super) fn queue(&mut self, frame: Frame, limit: usize) -> bool {
-        if self.close.is_some() {
-            return false;
+    /// 4100 and its queue dropped: a slow consumer never holds more memory.
+    pub(super) fn queue(&mut self, frame: Frame, limit: usize) -> Queued {
+        if self.close.is_some() || self.sealed {
+            return Queued::Refused;
         }
         // The limit bounds the backlog: one frame always fits into an empty outbox, so an
         // event larger than the limit still reaches a client that keeps up.
         if !self.outbox.is_empty() && self.outbox.bytes() + frame.len() > limit {
             self.outbox.clear();
             self.request_close(ErrorCode::OverCapacity);
-            return true;
+            return Queued::Overflow;
         }
         let was_empty = self.outbox.is_empty();
         self.outbox.push(frame);
         if was_empty {
-            self.wake();
+            Queued::First
+        } else {
+            Queued::Behind
         }
-        false
+    }
+
+    /// Its outbox just got its first frame: `true` when the shard's writer is to write it
+    /// (once per listing). A connection whose task is running flushes at the end of its
+    /// turn; one without a plain socket has its task woken to write.
+    pub(super) fn needs_writer(&mut self) -> bool {
+        if self.in_turn || self.listed {
+            return false;
+        }
+        if self.socket.is_none() {
+            self.wake();
+            return false;
+        }
+        self.listed = true;
+        true
+    }
+
+    /// The shard's writer takes the connection off its list: the socket to write the outbox
+    /// to, unless there is nothing to write or the connection's task writes it itself.
+    pub(super) fn unlist(&mut self) -> Option<RawFd> {
+        self.listed = false;
+        if self.in_turn || self.outbox.is_empty() {
+            return None;
+        }
+        self.socket
+    }
+
+    /// The socket the shard's writer may write to while the connection is in the hub (the
+    /// session removes it from the hub before closing the socket).
+    pub fn set_socket(&mut self, fd: RawFd) {
+        self.socket = Some(fd);
+    }
+
+    /// Its task starts (`true`) or ends (`false`) a turn.
+    pub fn set_in_turn(&mut self, in_turn: bool) {
+        self.in_turn = in_turn;
+    }
+
+    /// The close frame is queued: later frames are refused.
+    pub fn seal(&mut self) {
+        self.sealed = true;
+    }
+
+    /// The socket was full or failed: its task takes over writing (and finds out which).
+    pub(super) fn hand_to_task(&self) {
+        self.wake();
     }
 
     /// Remembers the waker of the connection's task (once per task, not per poll).
@@ -213,32 +288,37 @@ impl Conn {
 
     /// The activity check of one connection (SPEC §2): close it when its sign-in deadline has
     /// passed or a ping went unanswered for `pong_timeout`; ping it after `activity_timeout`
-    /// of silence. Returns `true` when the ping overflowed its outbox (as [`Conn::queue`]).
+    /// of silence. Returns what queuing the ping did, if it was sent.
     ///
     /// Times are whole-second ticks, and a tick difference of `d` means between `d - 1` and
     /// `d + 1` real seconds: a limit is reached only at `limit + 1` ticks, so, swept once a
     /// second, it fires less than two seconds late and never early.
-    pub(super) fn check(&mut self, now: Tick, limits: &Liveness<'_>, signin: Option<Tick>) -> bool {
+    pub(super) fn check(
+        &mut self,
+        now: Tick,
+        limits: &Liveness<'_>,
+        signin: Option<Tick>,
+    ) -> Option<Queued> {
         if self.close.is_some() {
-            return false;
+            return None;
         }
         if let Some(deadline) = signin
             && !self.authenticated
             && now.saturating_sub(self.opened) > deadline
         {
             self.request_close(ErrorCode::Unauthorized);
-            return false;
+            return None;
         }
         match self.ping_sent {
             Some(sent) if now.saturating_sub(sent) > limits.pong_timeout => {
                 self.request_close(ErrorCode::PongTimeout);
-                false
+                None
             }
             None if now.saturating_sub(self.last_seen) > limits.activity_timeout => {
                 self.ping_sent = Some(now);
-                self.queue(limits.ping.clone(), limits.outbound_limit)
+                Some(self.queue(limits.ping.clone(), limits.outbound_limit))
             }
-            _ => false,
+            _ => None,
         }
     }
 

@@ -2,8 +2,9 @@
 //! channel index (channel → local subscribers). Single-threaded, no locks; the cross-core
 //! side only ever hands it one message per shard.
 
-use super::conn::{Conn, Liveness};
+use super::conn::{Conn, Liveness, Queued};
 use super::outbox::Frame;
+use super::write_list::WriteList;
 use crate::app::AppIdx;
 use crate::clock::Tick;
 use crate::protocol::{ChannelName, ErrorCode, SocketId};
@@ -37,6 +38,8 @@ pub struct Hub {
     /// Per app: channel name → local subscribers.
     channels: Vec<AHashMap<Rc<str>, Vec<ConnKey>>>,
     outbound_limit: usize,
+    /// Connections whose outbox got a frame while their task was idle, for the shard's writer.
+    pub writes: WriteList,
 }
 
 impl Hub {
@@ -45,6 +48,7 @@ impl Hub {
             conns: Slab::new(),
             channels: (0..apps).map(|_| AHashMap::new()).collect(),
             outbound_limit,
+            writes: WriteList::default(),
         }
     }
 
@@ -168,7 +172,7 @@ impl Hub {
     /// Queues a frame for one connection, within the outbound limit.
     pub fn send(&mut self, key: ConnKey, frame: Frame) {
         if let Some(conn) = self.conns.get_mut(key) {
-            queue(conn, frame, self.outbound_limit);
+            queue(conn, key, frame, self.outbound_limit, &mut self.writes);
         }
     }
 
@@ -190,7 +194,13 @@ impl Hub {
             if Some(conn.socket_id()) == except {
                 continue;
             }
-            queue(conn, frame.clone(), self.outbound_limit);
+            queue(
+                conn,
+                key,
+                frame.clone(),
+                self.outbound_limit,
+                &mut self.writes,
+            );
             delivered += 1;
         }
         delivered
@@ -228,22 +238,31 @@ impl Hub {
             ping,
             outbound_limit: self.outbound_limit,
         };
-        for (_, conn) in self.conns.iter_mut() {
+        for (key, conn) in self.conns.iter_mut() {
             let deadline = signin_deadline
                 .get(conn.app().0 as usize)
                 .copied()
                 .flatten();
-            if conn.check(now, &limits, deadline) {
-                slow_consumer(conn, self.outbound_limit);
+            if let Some(queued) = conn.check(now, &limits, deadline) {
+                queued_for(conn, key, queued, self.outbound_limit, &mut self.writes);
             }
         }
     }
 }
 
-/// Queues a frame for `conn`; a connection it tips over the limit is a slow consumer.
-fn queue(conn: &mut Conn, frame: Frame, limit: usize) {
-    if conn.queue(frame, limit) {
-        slow_consumer(conn, limit);
+/// Queues a frame for `conn`.
+fn queue(conn: &mut Conn, key: ConnKey, frame: Frame, limit: usize, writes: &mut WriteList) {
+    let queued = conn.queue(frame, limit);
+    queued_for(conn, key, queued, limit, writes);
+}
+
+/// What follows a queued frame: a first frame puts the connection on the write list; one
+/// that tips it over the limit makes it a slow consumer.
+fn queued_for(conn: &mut Conn, key: ConnKey, queued: Queued, limit: usize, writes: &mut WriteList) {
+    match queued {
+        Queued::First if conn.needs_writer() => writes.push(key),
+        Queued::Overflow => slow_consumer(conn, limit),
+        Queued::First | Queued::Behind | Queued::Refused => {}
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`session`]: an upgraded WebSocket connection's I/O;
 //! - [`rules`]: the client protocol as plain functions over [`state::ShardState`];
 //! - [`hub`] and [`conn`]: the connections and the local channel index; [`outbox`]: a
-//!   connection's queue of shared frames; [`joins`]: a connection's joins that wait for the
+//!   connection's queue of shared frames; [`write_list`] and [`writer`]: broadcasts written
+//!   straight to idle sockets; [`joins`]: a connection's joins that wait for the
 //!   API core (presence, and every subscription in a cluster);
 //! - [`reports`]: what the shard tells the API core, in order, with backpressure on clients;
 //! - [`tasks`]: the shard's control tasks (commands from the API core, accepting, the sweeper).
@@ -21,6 +22,8 @@ pub mod rules;
 pub mod session;
 pub mod state;
 mod tasks;
+pub mod write_list;
+mod writer;
 
 use crate::app::{AppIdx, Apps};
 use crate::bus::{

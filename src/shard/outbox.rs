@@ -32,7 +32,7 @@ impl Outbox {
     }
 
     /// Copies up to `max` unsent bytes into `dst`, so several pending frames leave in one write.
-    pub fn fill(&self, dst: &mut Vec<u8>, max: usize) {
+    fn fill(&self, dst: &mut Vec<u8>, max: usize) {
         let mut offset = self.offset;
         for frame in &self.frames {
             let room = max.saturating_sub(dst.len());
@@ -45,12 +45,21 @@ impl Outbox {
         }
     }
 
-    /// The front frame's unsent bytes, when it is the only one (written without a copy).
-    pub fn single(&self) -> Option<(Frame, usize)> {
-        match self.frames.len() {
-            1 => Some((self.frames[0].clone(), self.offset)),
-            _ => None,
+    /// Calls `write` with the next bytes to write: the front frame's rest when it is alone
+    /// (no copy), else up to `max` bytes of several frames gathered in `scratch`, so pending
+    /// frames leave in one write.
+    pub fn with_next_bytes<R>(
+        &self,
+        scratch: &mut Vec<u8>,
+        max: usize,
+        write: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        if self.frames.len() == 1 {
+            return write(&self.frames[0][self.offset..]);
         }
+        scratch.clear();
+        self.fill(scratch, max);
+        write(scratch)
     }
 
     /// Marks `n` bytes as written.
@@ -112,8 +121,9 @@ mod tests {
         buf.clear();
         o.fill(&mut buf, 100);
         assert_eq!(buf, b"efg");
-        let (f, off) = o.single().unwrap();
-        assert_eq!(&f[off..], b"efg");
+        // A lone frame is handed over as it is, whatever the scratch holds.
+        let mut scratch = b"junk".to_vec();
+        o.with_next_bytes(&mut scratch, 100, |bytes| assert_eq!(bytes, b"efg"));
         o.consume(3);
         assert!(o.is_empty() && o.bytes() == 0);
         // Clearing keeps a partly written frame whole.

@@ -17,6 +17,7 @@ use glommio::timer::Timer;
 use std::future::Future;
 use std::net::Shutdown;
 use std::ops::ControlFlow;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -85,6 +86,7 @@ impl Session<'_> {
         self.close_code = Some(code);
         if let Some(conn) = self.shard.state.borrow_mut().hub.conn_mut(self.key) {
             conn.push_unbounded(bytes.into());
+            conn.seal();
         }
         self.closing = true;
     }
@@ -224,35 +226,26 @@ impl Session<'_> {
         let shard = self.shard;
         let mut wrote = false;
         loop {
-            let mut wbuf = shard.write_scratch.borrow_mut();
-            wbuf.clear();
-            let single = {
-                let state = shard.state.borrow();
-                let Some(outbox) = state.hub.conn(self.key).map(|c| c.outbox()) else {
-                    return Poll::Ready(Ok(wrote));
-                };
-                if outbox.is_empty() {
-                    return Poll::Ready(Ok(wrote));
-                }
-                let single = outbox.single();
-                if single.is_none() {
-                    outbox.fill(&mut wbuf, super::WRITE_CHUNK_BYTES);
-                }
-                single
+            let mut state = shard.state.borrow_mut();
+            let Some(conn) = state.hub.conn_mut(self.key) else {
+                return Poll::Ready(Ok(wrote));
             };
-            let bytes: &[u8] = match &single {
-                Some((frame, offset)) => &frame[*offset..],
-                None => &wbuf,
-            };
-            match Pin::new(&mut *stream).poll_write(cx, bytes) {
+            if conn.outbox().is_empty() {
+                return Poll::Ready(Ok(wrote));
+            }
+            let mut scratch = shard.write_scratch.borrow_mut();
+            let result =
+                conn.outbox()
+                    .with_next_bytes(&mut scratch, super::WRITE_CHUNK_BYTES, |bytes| {
+                        Pin::new(&mut *stream).poll_write(cx, bytes)
+                    });
+            match result {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }
                 Poll::Ready(Ok(n)) => {
                     ShardMetrics::add(&shard.stats().bytes_out, n as u64);
-                    if let Some(conn) = shard.state.borrow_mut().hub.conn_mut(self.key) {
-                        conn.written(n);
-                    }
+                    conn.written(n);
                     wrote = true;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -272,6 +265,21 @@ impl Session<'_> {
             .and_then(|c| c.close_requested());
         if let Some(code) = requested {
             self.close_for(code, code.close_reason());
+        }
+    }
+
+    /// A turn of the connection's task, marked as such on the connection: frames queued
+    /// meanwhile are flushed by the turn itself, not listed for the shard's writer.
+    fn poll_marked_turn(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<End> {
+        self.set_in_turn(true);
+        let end = self.poll_turn(cx, stream);
+        self.set_in_turn(false);
+        end
+    }
+
+    fn set_in_turn(&self, in_turn: bool) {
+        if let Some(conn) = self.shard.state.borrow_mut().hub.conn_mut(self.key) {
+            conn.set_in_turn(in_turn);
         }
     }
 
@@ -371,7 +379,11 @@ async fn run(
     let key = {
         let mut state = shard.state.borrow_mut();
         let now = state.now;
-        state.hub.add(socket_id, app.idx, now)
+        let key = state.hub.add(socket_id, app.idx, now);
+        if let Some(conn) = state.hub.conn_mut(key) {
+            conn.set_socket(stream.as_raw_fd());
+        }
+        key
     };
     shard.stats().connected();
     let mut session = Session {
@@ -398,7 +410,7 @@ async fn run(
             session.partial = buf;
         }
     }
-    let end = futures_lite::future::poll_fn(|cx| session.poll_turn(cx, stream)).await;
+    let end = futures_lite::future::poll_fn(|cx| session.poll_marked_turn(cx, stream)).await;
     let gone = shard.state.borrow_mut().hub.remove(key);
     if let Some(conn) = gone {
         shard.carry_out(key, rules::on_disconnect(&conn));

@@ -1,5 +1,6 @@
 //! A shard's control tasks, in its control task queue: the API core's commands, accepting
-//! connections, forwarding ordered reports, and the once-a-second sweeper.
+//! connections, forwarding ordered reports, writing broadcasts to idle sockets, and the
+//! once-a-second sweeper.
 
 use super::{Shard, http_phase, reports};
 use crate::bus::{ApiCommand, ShardCommand, ShardReceiver};
@@ -28,6 +29,7 @@ pub async fn start(
     let accept =
         spawn(Box::pin(accept_loop(shard.clone(), listener)) as Pin<Box<dyn Future<Output = ()>>>);
     spawn(Box::pin(sweep_loop(shard.clone()))).detach();
+    spawn(Box::pin(super::writer::run(shard.clone()))).detach();
     let forwarder = spawn(Box::pin(reports::forward(shard.clone(), reports)));
     spawn(Box::pin(command_loop(shard, from_api, accept, forwarder))).await;
 }

@@ -206,6 +206,22 @@ impl Server {
         clients
     }
 
+    /// A client whose socket's receive buffer is only `bytes`: once it stops reading, the
+    /// server's writes to it back up after a few kilobytes.
+    pub fn ws_with_receive_buffer(&self, bytes: usize) -> Ws {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(&self.addr.into()).unwrap();
+        let mut ws = Ws::over(
+            TcpStream::from(socket),
+            self.addr,
+            "/app/app-key?protocol=7",
+        );
+        ws.established();
+        ws
+    }
+
     pub fn ws_path(&self, path: &str) -> Ws {
         Ws::connect(self.addr, path)
     }
@@ -291,12 +307,17 @@ impl Ws {
     /// connections the server refuses: see [`Ws::connect_raw`]).
     pub fn connect(addr: SocketAddr, path: &str) -> Ws {
         let mut ws = Self::connect_raw(addr, path);
-        let ev = ws.event();
+        ws.established();
+        ws
+    }
+
+    /// Reads `pusher:connection_established` and keeps the socket id.
+    fn established(&mut self) {
+        let ev = self.event();
         assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
         let data: Value =
             serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
-        ws.socket_id = data["socket_id"].as_str().unwrap().to_string();
-        ws
+        self.socket_id = data["socket_id"].as_str().unwrap().to_string();
     }
 
     pub fn connect_raw(addr: SocketAddr, path: &str) -> Ws {
