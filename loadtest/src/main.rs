@@ -119,7 +119,9 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',')]
     hostile_kinds: Vec<String>,
     /// hostile: run only the hostile workers, for `--duration` seconds (no healthy clients):
-    /// beside a `fanout` run in another process, so the two do not share one event loop.
+    /// beside a `fanout` run in another process, so the two do not share one event loop. The
+    /// process runs at SCHED_IDLE priority, so where it shares a core with the measuring one
+    /// it does not delay that one's reads.
     #[arg(long)]
     hostile_only: bool,
     /// publish: send an idempotency key (body and header) with every publish.
