@@ -245,7 +245,8 @@ impl<T: Send + Sized> ConnectedSender<T> {
         }
         match self.state.buffer.try_push(item) {
             None => {
-                self.notifier.notify(false);
+                // ringcast patch: one wake-up per run of task queues (see `notify_after_run`).
+                sys::notify_after_run(&self.notifier);
                 Ok(())
             }
             Some(item) => {
@@ -420,7 +421,14 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                self.notifier.notify(false);
+                // ringcast patch: wake the producer's executor only when this pop made room in
+                // a full queue, the one case where a producer may wait for it (a producer that
+                // finds the queue full re-checks it before it sleeps). 0.9.0 woke a sleeping
+                // producer on every pop: a second wake-up per message exchanged between two
+                // executors that mostly sleep.
+                if self.state.buffer.size() + 1 >= self.state.buffer.capacity() {
+                    self.notifier.notify(false);
+                }
                 Poll::Ready(res)
             }
         }

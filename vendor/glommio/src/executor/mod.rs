@@ -1484,6 +1484,8 @@ impl LocalExecutor {
 
                 // run user code
                 let run = this.run_task_queues();
+                // ringcast patch: the wake-ups of peers this run sent messages to.
+                crate::sys::flush_deferred_notifies();
 
                 // account for runtime and poll/sleep if possible
                 let cur_time = Instant::now();
@@ -1497,6 +1499,8 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
+                        // ringcast patch: the main future's messages, before sleeping.
+                        crate::sys::flush_deferred_notifies();
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker

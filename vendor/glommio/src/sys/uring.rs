@@ -1222,6 +1222,8 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// ringcast patch: when the current run of task queues is to be preempted.
+    preempt_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1355,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            preempt_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1820,16 +1823,33 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
+        //
+        // ringcast patch: only a sleep's wake-up timer is left to cancel here: preemption is a
+        // deadline (`preempt_deadline`), not a timer (see below).
         drop(self.latency_preemption_timeout_src.take());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        //
+        // ringcast patch: only when the previous one has fired. It counts completions and
+        // never times out, so keeping it armed changes nothing but the cancel and re-arm
+        // 0.9.0 submitted on every call.
+        let old_throughput_timer = self.throughput_preemption_timeout_src.take();
+        if old_throughput_timer
+            .as_ref()
+            .is_some_and(|src| src.result().is_none())
+        {
+            self.throughput_preemption_timeout_src
+                .set(old_throughput_timer);
+        } else {
+            drop(old_throughput_timer);
+            self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1879,9 +1899,13 @@ impl Reactor {
             }
         }
 
+        // ringcast patch: the next run of task queues is preempted at a deadline that
+        // `need_preempt` compares with the clock, instead of by a timer in the latency ring.
+        // 0.9.0 cancelled and armed that timer every time the executor polled I/O: ring
+        // submissions and a timer reprogramming (a VM exit under a hypervisor) for every run,
+        // however short. Completions in the latency ring still preempt as before.
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            self.preempt_deadline.set(Some(Instant::now() + preempt));
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -1893,6 +1917,13 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// ringcast patch: the current run of task queues has used up its time.
+    pub(crate) fn preempt_deadline_passed(&self) -> bool {
+        self.preempt_deadline
+            .get()
+            .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
