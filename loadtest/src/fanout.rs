@@ -173,29 +173,50 @@ fn spawn_publishers(
     for j in 0..args.publishers.max(1) {
         let creds = creds.clone();
         let errors = errors.clone();
-        let (channels, rate, step, pad) = (
+        let (channels, rate, step, pad, batch) = (
             args.channels,
             args.rate,
             args.publishers.max(1),
             pad.clone(),
+            args.batch,
         );
         pubs.push(tokio::task::spawn_local(async move {
             let Ok(mut p) = Publisher::connect(target).await else {
                 *errors.borrow_mut() += 1;
                 return;
             };
-            let path = format!("/apps/{}/events", creds.app_id);
-            for k in (j..total_events).step_by(step) {
-                let due = publish_start + Duration::from_secs_f64(k as f64 / rate);
+            let batch = batch.max(1);
+            let path = if batch > 1 {
+                format!("/apps/{}/batch_events", creds.app_id)
+            } else {
+                format!("/apps/{}/events", creds.app_id)
+            };
+            // Batch b holds events b·batch .. (b+1)·batch; publisher j sends every step-th one.
+            let batches = total_events.div_ceil(batch);
+            for b in (j..batches).step_by(step) {
+                let first = b * batch;
+                let due = publish_start + Duration::from_secs_f64(first as f64 / rate);
                 pace_until(due).await;
                 let intended = due.duration_since(epoch).as_nanos() as u64;
-                let data = event_data(k as u64, intended, &pad);
-                let body =
-                    json!({"name": "lg", "channel": format!("lg-{}", k % channels), "data": data})
-                        .to_string();
-                match p.post(&creds, &path, body.as_bytes()).await {
-                    Ok(200) => {}
-                    _ => *errors.borrow_mut() += 1,
+                let event = |k: usize| {
+                    json!({
+                        "name": "lg",
+                        "channel": format!("lg-{}", k % channels),
+                        "data": event_data(k as u64, intended, &pad),
+                    })
+                };
+                let events = first..(first + batch).min(total_events);
+                let body = if batch > 1 {
+                    json!({ "batch": events.map(event).collect::<Vec<_>>() })
+                } else {
+                    event(first)
+                };
+                let ok = matches!(
+                    p.post(&creds, &path, body.to_string().as_bytes()).await,
+                    Ok(200)
+                );
+                if !ok {
+                    *errors.borrow_mut() += 1;
                 }
             }
         }));

@@ -89,6 +89,10 @@ pub(crate) struct Args {
     /// Parallel keep-alive publishing connections.
     #[arg(long, default_value_t = 4)]
     publishers: usize,
+    /// Fan-out scenarios: events per request, sent with `/batch_events` when over 1 (Pusher
+    /// allows 10). A batch leaves when its first event is due; all its events count from then.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Connection attempts in flight at once.
     #[arg(long, default_value_t = 100)]
     connect_concurrency: usize,
