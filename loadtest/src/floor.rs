@@ -169,7 +169,7 @@ fn server_text(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Pins the calling thread to `cpu`.
-fn pin_to(cpu: usize) {
+pub(crate) fn pin_to(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -179,7 +179,7 @@ fn pin_to(cpu: usize) {
 }
 
 /// CPU seconds the calling thread has used.
-fn thread_cpu_seconds() -> f64 {
+pub(crate) fn thread_cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -11,6 +11,7 @@ mod floor;
 mod hostile;
 mod presence;
 mod publisher;
+mod request_floor;
 mod server_stats;
 mod storm;
 mod wave;
@@ -42,6 +43,10 @@ enum Scenario {
     /// The physical reference: a plain sender thread on `--floor-cpu` writes the same frame to
     /// `connections` loopback sockets at `rate` (no server): CPU per send with no server work.
     Floor,
+    /// The reference for a publish: threads on `--floor-cpu` answer HTTP requests with a fixed
+    /// 200 and nothing else (no server); publishes at `rate`: CPU per request with no server
+    /// work.
+    RequestFloor,
     /// N clients connected, then all dropped and reconnected at once: connect latency.
     Storm,
     /// N members on one presence channel; one sends client events at `rate`.
@@ -112,7 +117,8 @@ pub(crate) struct Args {
     /// slow: percent of subscribers that never read.
     #[arg(long, default_value_t = 1.0)]
     slow_percent: f64,
-    /// floor: the CPU the sender thread runs on (where the server would).
+    /// floor, request-floor: the CPU the sending or answering threads run on (where the
+    /// server would).
     #[arg(long, default_value_t = 0)]
     floor_cpu: usize,
     /// hostile: workers of each hostile kind.
@@ -277,6 +283,7 @@ async fn run(args: Args) -> serde_json::Value {
         Scenario::Publish => api_publish::run(args, target, creds).await,
         Scenario::Storm => storm::run(args, target).await,
         Scenario::Floor => floor::run(args).await,
+        Scenario::RequestFloor => request_floor::run(args, creds).await,
         Scenario::Fanout | Scenario::Channels | Scenario::Slow | Scenario::Hostile => {
             fanout::run(args, target, creds).await
         }
