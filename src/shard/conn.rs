@@ -11,6 +11,9 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::task::Waker;
 
+/// A connection's place in the shard's hub.
+pub type ConnKey = usize;
+
 /// What queuing a frame did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Queued {

@@ -12,8 +12,7 @@ use ahash::AHashMap;
 use slab::Slab;
 use std::rc::Rc;
 
-/// A connection's place in the hub.
-pub type ConnKey = usize;
+pub use super::conn::ConnKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscribeError {

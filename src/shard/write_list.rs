@@ -3,7 +3,7 @@
 //! `send` per connection, so a broadcast reaches an idle socket without waking its task, and
 //! frames queued meanwhile for the same socket leave in the same write.
 
-use super::hub::ConnKey;
+use super::conn::ConnKey;
 use std::task::Waker;
 
 #[derive(Default)]
