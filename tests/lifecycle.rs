@@ -263,3 +263,16 @@ fn one_shard_serves_websockets_and_the_api() {
         c.expect("e");
     }
 }
+
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    // mimalloc asks for huge pages on its arenas; each would hold 2 MiB resident for a few
+    // connections' bytes. The process turns them off for itself at start.
+    let server = Server::start(&[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
