@@ -11,18 +11,25 @@ fn big_data() -> String {
     "x".repeat(90 * 1024)
 }
 
-#[test]
-fn a_subscriber_that_reads_late_gets_every_event_in_order() {
+/// A server, a subscriber of "firehose" with a 4 KiB receive buffer that has not read yet, and
+/// `count` 90 KiB events named `{prefix}{i}` published to it: its socket is full and the rest
+/// waits in its outbox.
+fn backed_up_subscriber(prefix: &str, count: usize) -> (Server, Ws, Api, String) {
     let server = Server::start(&[("RINGCAST_OUTBOUND_BUFFER_KB", "65536")]);
-    let mut late = server.ws_with_receive_buffer(4096);
-    late.subscribe("firehose");
+    let mut client = server.ws_with_receive_buffer(4096);
+    client.subscribe("firehose");
     let mut api = server.api();
     let data = big_data();
-    // ~27 MB while it does not read: its socket fills after a few kilobytes, the rest waits
-    // in its outbox.
-    for i in 0..300 {
-        api.trigger("firehose", &format!("e{i}"), &data);
+    for i in 0..count {
+        api.trigger("firehose", &format!("{prefix}{i}"), &data);
     }
+    (server, client, api, data)
+}
+
+#[test]
+fn a_subscriber_that_reads_late_gets_every_event_in_order() {
+    // ~27 MB while it does not read.
+    let (_server, mut late, mut api, data) = backed_up_subscriber("e", 300);
     for i in 0..300 {
         let ev = late.expect(&format!("e{i}"));
         assert_eq!(ev["data"].as_str().map(str::len), Some(data.len()));
@@ -55,16 +62,8 @@ fn server_frames(mut bytes: &[u8]) -> Vec<(u8, usize)> {
 
 #[test]
 fn nothing_follows_a_close_frame() {
-    let server = Server::start(&[("RINGCAST_OUTBOUND_BUFFER_KB", "65536")]);
-    let mut client = server.ws_with_receive_buffer(4096);
-    client.subscribe("firehose");
-    let mut api = server.api();
-    let data = big_data();
-    // Its socket is full and events wait in its outbox when it asks to close: the close frame
-    // queues behind them.
-    for i in 0..100 {
-        api.trigger("firehose", &format!("before{i}"), &data);
-    }
+    // Events wait in its outbox when it asks to close: the close frame queues behind them.
+    let (_server, client, mut api, _) = backed_up_subscriber("before", 100);
     let mut raw = client.raw();
     std::io::Write::write_all(&mut raw, &masked_frame(0x8, &1000u16.to_be_bytes())).unwrap();
     // Published after the close was sent: none of them may follow the close frame (most are

@@ -161,6 +161,12 @@ impl Session<'_> {
     /// Handles what the last turn left in `partial`, within this turn's budget.
     fn decode_backlog(&mut self) {
         self.backlog = false;
+        self.decode_partial();
+    }
+
+    /// Decodes what `partial` holds and keeps the rest (an incomplete frame, or what the
+    /// budget left), unless the connection is closing.
+    fn decode_partial(&mut self) {
         let mut buf = std::mem::take(&mut self.partial);
         let used = self.decode(&mut buf);
         buf.drain(..used);
@@ -207,12 +213,7 @@ impl Session<'_> {
         } else {
             self.partial.extend_from_slice(&scratch[..n]);
             drop(scratch);
-            let mut buf = std::mem::take(&mut self.partial);
-            let used = self.decode(&mut buf);
-            buf.drain(..used);
-            if !buf.is_empty() && !self.closing {
-                self.partial = buf;
-            }
+            self.decode_partial();
         }
         Poll::Ready(Ok(n))
     }
@@ -403,12 +404,8 @@ async fn run(
         shard.config.activity_timeout,
     ));
     if !leftover.is_empty() {
-        let mut buf = leftover;
-        let used = session.decode(&mut buf);
-        buf.drain(..used);
-        if !buf.is_empty() {
-            session.partial = buf;
-        }
+        session.partial = leftover;
+        session.decode_partial();
     }
     let end = futures_lite::future::poll_fn(|cx| session.poll_marked_turn(cx, stream)).await;
     let gone = shard.state.borrow_mut().hub.remove(key);

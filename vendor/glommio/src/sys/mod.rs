@@ -302,16 +302,11 @@ pub(crate) fn notify_after_run(notifier: &Arc<SleepNotifier>) {
 /// ringcast patch: sends the notifications deferred by [`notify_after_run`]; the executor
 /// calls it after each run of its task queues and before it parks.
 pub(crate) fn flush_deferred_notifies() {
+    // `notify` writes an eventfd and never defers, so the list can stay borrowed (and keeps
+    // its allocation for the next run).
     DEFERRED_NOTIFIES.with(|pending| {
-        let notifiers = std::mem::take(&mut *pending.borrow_mut());
-        for n in &notifiers {
+        for n in pending.borrow_mut().drain(..) {
             n.notify(false);
-        }
-        // Keep the allocation for the next run.
-        let mut pending = pending.borrow_mut();
-        if pending.is_empty() {
-            *pending = notifiers;
-            pending.clear();
         }
     });
 }
