@@ -121,6 +121,11 @@ pub(crate) struct Args {
     /// server would).
     #[arg(long, default_value_t = 0)]
     floor_cpu: usize,
+    /// request-floor: each request goes to a second thread on `--floor-cpu` and back before
+    /// it is answered, as a publish goes from the shard to the API core and back: the floor
+    /// of that design rather than of a plain server.
+    #[arg(long)]
+    floor_hop: bool,
     /// hostile: workers of each hostile kind.
     #[arg(long, default_value_t = 10)]
     hostile: usize,

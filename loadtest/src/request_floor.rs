@@ -3,7 +3,10 @@
 //! blocking reads, answer every request with a fixed `200 {}` and do nothing else, while
 //! `--publishers` connections send signed publishes at `--rate` (open loop), as to a server.
 //! Their CPU time per request is what a request costs on this machine with no server work:
-//! waking a sleeping CPU, one receive and one send.
+//! waking a sleeping CPU, one receive and one send. With `--floor-hop` every request also
+//! goes to one shared "core" thread on the same CPU and back (blocking channels) before it is
+//! answered: two thread wake-ups more, as a publish pays going from the shard to the API core
+//! and back.
 
 use crate::floor::{pin_to, thread_cpu_seconds};
 use crate::publisher::{Credentials, Publisher};
@@ -27,18 +30,29 @@ pub async fn run(args: Args, creds: Rc<Credentials>) -> serde_json::Value {
     // Each answering thread reports its CPU seconds when its connection closes.
     let (cpu_tx, cpu_rx) = mpsc::channel::<f64>();
     let cpu = args.floor_cpu;
+    let core = args.floor_hop.then(|| core_thread(cpu, cpu_tx.clone()));
     std::thread::spawn(move || {
         for stream in listener.incoming().take(publishers).flatten() {
             let cpu_tx = cpu_tx.clone();
+            let core = core.clone();
             std::thread::spawn(move || {
                 pin_to(cpu);
                 let before = thread_cpu_seconds();
                 let mut stream = stream;
                 let _ = stream.set_nodelay(true);
                 let mut buf = vec![0u8; 64 * 1024];
+                let (back_tx, back_rx) = mpsc::sync_channel::<usize>(1);
                 // One read holds one request here: the publishers wait for each answer.
                 while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(ANSWER).is_err() {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Some(core) = &core {
+                        if core.send((n, back_tx.clone())).is_err() || back_rx.recv().is_err() {
+                            break;
+                        }
+                    }
+                    if stream.write_all(ANSWER).is_err() {
                         break;
                     }
                 }
@@ -87,7 +101,8 @@ pub async fn run(args: Args, creds: Rc<Credentials>) -> serde_json::Value {
         let _ = t.await;
     }
     // The publishers are dropped: each answering thread sees its connection close and reports.
-    let cpu_seconds: f64 = (0..publishers)
+    let reports = publishers + usize::from(args.floor_hop);
+    let cpu_seconds: f64 = (0..reports)
         .filter_map(|_| cpu_rx.recv_timeout(Duration::from_secs(10)).ok())
         .sum();
     let requests = latency.borrow().len();
@@ -95,6 +110,7 @@ pub async fn run(args: Args, creds: Rc<Credentials>) -> serde_json::Value {
     json!({
         "scenario": "request-floor",
         "floor_cpu": args.floor_cpu,
+        "floor_hop": args.floor_hop,
         "requests": requests,
         "errors": *errors.borrow(),
         "answering_cpu_seconds": cpu_seconds,
@@ -105,4 +121,22 @@ pub async fn run(args: Args, creds: Rc<Credentials>) -> serde_json::Value {
             "max": h.max() as f64 / 1000.0,
         },
     })
+}
+
+/// A request's way back from the core thread: its size, and where to answer.
+type Hop = (usize, mpsc::SyncSender<usize>);
+
+/// The stand-in for the API core: one thread on `cpu` that answers each hop at once and
+/// reports its CPU seconds when every answering thread has gone.
+fn core_thread(cpu: usize, cpu_tx: mpsc::Sender<f64>) -> mpsc::SyncSender<Hop> {
+    let (tx, rx) = mpsc::sync_channel::<Hop>(1024);
+    std::thread::spawn(move || {
+        pin_to(cpu);
+        let before = thread_cpu_seconds();
+        while let Ok((n, back)) = rx.recv() {
+            let _ = back.send(n);
+        }
+        let _ = cpu_tx.send(thread_cpu_seconds() - before);
+    });
+    tx
 }
