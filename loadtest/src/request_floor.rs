@@ -47,10 +47,10 @@ pub async fn run(args: Args, creds: Rc<Credentials>) -> serde_json::Value {
                     if n == 0 {
                         break;
                     }
-                    if let Some(core) = &core {
-                        if core.send((n, back_tx.clone())).is_err() || back_rx.recv().is_err() {
-                            break;
-                        }
+                    if let Some(core) = &core
+                        && (core.send((n, back_tx.clone())).is_err() || back_rx.recv().is_err())
+                    {
+                        break;
                     }
                     if stream.write_all(ANSWER).is_err() {
                         break;
