@@ -20,5 +20,6 @@ pub mod protocol;
 pub mod rate;
 pub mod server;
 pub mod shard;
+pub mod tls;
 pub mod webhook_kind;
 pub mod ws;

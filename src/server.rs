@@ -4,10 +4,11 @@ use crate::api::cluster::RedisNode;
 use crate::api::{self, ApiSetup};
 use crate::app::Apps;
 use crate::bus::ShardQueue;
-use crate::config::{ClusterConfig, Config};
+use crate::config::{ClusterConfig, Config, TlsConfig};
 use crate::metrics::Metrics;
 use crate::placement;
 use crate::shard::{self, ShardSetup};
+use crate::tls::{self, Certificates};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -142,14 +143,31 @@ pub fn run(config: Config) -> Result<(), StartError> {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| StartError(format!("signal handler: {e}")))?;
     }
-    let (addr, listeners) = bind_shards(ip, config.server.port, plan.shard_cpus.len())?;
+    let tls = start_tls(config.server.tls.as_ref())?;
+    let shards = plan.shard_cpus.len();
+    let (addr, public) = bind_shards(ip, config.server.port, shards)?;
+    let mut listeners: Vec<Vec<shard::Listener>> = public
+        .into_iter()
+        .map(|socket| {
+            let tls = tls.as_ref().map(|t| t.acceptor.clone());
+            vec![shard::Listener { socket, tls }]
+        })
+        .collect();
+    let plain_port = config.server.tls.as_ref().map_or(0, |t| t.plain_port);
+    if tls.is_some() && plain_port != 0 {
+        let (plain_addr, plain) = bind_shards(ip, plain_port, shards)?;
+        for (own, socket) in listeners.iter_mut().zip(plain) {
+            own.push(shard::Listener { socket, tls: None });
+        }
+        log::info!("plain (no TLS) listener on {plain_addr} beside the TLS one");
+    }
     let metrics_listener = bind_metrics(ip, config.server.metrics_port)?;
     let metrics = Metrics::new(plan.shard_cpus.len());
 
     let mut to_shards = Vec::new();
     let mut from_shards = Vec::new();
     let mut shard_handles = Vec::new();
-    for (id, (cpu, listener)) in plan.shard_cpus.iter().zip(listeners).enumerate() {
+    for (id, (cpu, listeners)) in plan.shard_cpus.iter().zip(listeners).enumerate() {
         let queue = ShardQueue::new(id, &metrics);
         to_shards.push(queue.to_shard);
         from_shards.push(queue.from_shard);
@@ -157,7 +175,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             id,
             apps: apps.clone(),
             config: config.server.clone(),
-            listener,
+            listeners,
             from_api: queue.from_api,
             to_api: queue.to_api,
             metrics: metrics.clone(),
@@ -196,13 +214,47 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 plan.api_cpu
             ))
         })?;
-    log_started(addr, &plan, &apps);
+    log_started(addr, tls.is_some(), &plan, &apps);
     let _ = api.join();
     for h in shard_handles {
         let _ = h.join();
     }
     log::info!("ringcast stopped");
     Ok(())
+}
+
+/// TLS as the shards use it, and the certificates SIGHUP reloads.
+struct Tls {
+    acceptor: futures_rustls::TlsAcceptor,
+}
+
+/// Loads `[server.tls]`'s certificate (a bad file fails the start with one line naming it)
+/// and reloads it on every SIGHUP from then on.
+fn start_tls(config: Option<&TlsConfig>) -> Result<Option<Tls>, StartError> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    let certs = Certificates::load(config.cert_file.as_ref(), config.key_file.as_ref())
+        .map_err(|e| StartError(format!("server.tls: {e}")))?;
+    let certs = Arc::new(certs);
+    let server_config =
+        tls::server_config(certs.clone()).map_err(|e| StartError(format!("server.tls: {e}")))?;
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| StartError(format!("signal handler: {e}")))?;
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match certs.reload() {
+                    Ok(()) => log::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => log::error!("SIGHUP: TLS certificate kept: {e}"),
+                }
+            }
+        })
+        .map_err(|e| StartError(format!("reload thread: {e}")))?;
+    Ok(Some(Tls {
+        acceptor: futures_rustls::TlsAcceptor::from(server_config),
+    }))
 }
 
 /// A shard's share of a per-second limit `max` (0: none) split over `shards`, rounded up so
@@ -251,9 +303,14 @@ fn random_u64() -> u64 {
     x ^ (x >> 31)
 }
 
-fn log_started(addr: SocketAddr, plan: &placement::Plan, apps: &Apps) {
+fn log_started(addr: SocketAddr, tls: bool, plan: &placement::Plan, apps: &Apps) {
+    let scheme = if tls {
+        "TLS: wss:// and https://"
+    } else {
+        "ws:// and http://"
+    };
     log::info!(
-        "ringcast listening on {addr} ({} shards on cpus {:?}, API core on cpu {})",
+        "ringcast listening on {addr} ({scheme}; {} shards on cpus {:?}, API core on cpu {})",
         plan.shard_cpus.len(),
         plan.shard_cpus,
         plan.api_cpu

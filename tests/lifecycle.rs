@@ -250,7 +250,7 @@ fn single_cpu_affinity_places_one_shard_and_the_api_core_on_it() {
 fn one_shard_serves_websockets_and_the_api() {
     let server = Server::start(&[("RINGCAST_SHARDS", "1")]);
     assert!(
-        server.start_line.contains("(1 shards"),
+        server.start_line.contains("; 1 shards on"),
         "{}",
         server.start_line
     );

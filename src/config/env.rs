@@ -1,28 +1,31 @@
-//! Environment overrides: `RINGCAST_{SERVER KEY}`, `RINGCAST_CLUSTER_{CLUSTER KEY}` and, for
-//! the first (or only) app, `RINGCAST_APP_{APP KEY}`, typed like the key's default and merged
+//! Environment overrides: `RINGCAST_{SERVER KEY}`, `RINGCAST_TLS_{TLS KEY}` (`[server.tls]`),
+//! `RINGCAST_CLUSTER_{CLUSTER KEY}` and, for the first (or only) app, `RINGCAST_APP_{APP KEY}`, typed like the key's default and merged
 //! into the TOML tree before it is deserialized.
 
-use super::{AppConfig, ClusterConfig, ConfigError, ServerConfig};
+use super::{AppConfig, ClusterConfig, ConfigError, ServerConfig, TlsConfig};
 
 /// Where a variable's key lands in the tree.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
     Server,
+    Tls,
     Cluster,
     App,
 }
 
 impl Section {
     /// The variable prefix after `RINGCAST_`, most specific first.
-    const ALL: [(Section, &'static str); 3] = [
+    const ALL: [(Section, &'static str); 4] = [
         (Section::App, "APP_"),
         (Section::Cluster, "CLUSTER_"),
+        (Section::Tls, "TLS_"),
         (Section::Server, ""),
     ];
 
     fn defaults(self) -> toml::Table {
         let table = match self {
             Section::Server => toml::Table::try_from(ServerConfig::default()),
+            Section::Tls => toml::Table::try_from(TlsConfig::default()),
             Section::Cluster => toml::Table::try_from(ClusterConfig::default()),
             Section::App => toml::Table::try_from(AppConfig::default()),
         };
@@ -34,6 +37,7 @@ impl Section {
     fn path(self, key: &str) -> String {
         match self {
             Section::Server => format!("server.{key}"),
+            Section::Tls => format!("server.tls.{key}"),
             Section::Cluster => format!("cluster.{key}"),
             Section::App => format!("apps[0].{key}"),
         }
@@ -44,7 +48,12 @@ impl Section {
 /// what is read.
 pub fn env_vars() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for section in [Section::Server, Section::Cluster, Section::App] {
+    for section in [
+        Section::Server,
+        Section::Tls,
+        Section::Cluster,
+        Section::App,
+    ] {
         let prefix = Section::ALL
             .iter()
             .find(|(s, _)| *s == section)
@@ -97,13 +106,11 @@ pub(super) fn apply_env(
                 app_overrides.insert(key, value);
                 continue;
             }
-            Section::Server => "server",
-            Section::Cluster => "cluster",
+            Section::Server => &["server"][..],
+            Section::Tls => &["server", "tls"][..],
+            Section::Cluster => &["cluster"][..],
         };
-        let entry = tree
-            .entry(table)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = entry {
+        if let Some(t) = table_at(tree, table) {
             t.insert(key, value);
         }
     }
@@ -126,6 +133,19 @@ pub(super) fn apply_env(
         }
     }
     Ok(())
+}
+
+/// The table at `path` in the tree, created if missing; `None` if a value of another type is
+/// in the way (deserializing then reports it).
+fn table_at<'t>(tree: &'t mut toml::Table, path: &[&str]) -> Option<&'t mut toml::Table> {
+    let mut table = tree;
+    for name in path {
+        let entry = table
+            .entry(*name)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut()?;
+    }
+    Some(table)
 }
 
 fn typed_like(default: &toml::Value, raw: &str) -> Option<toml::Value> {

@@ -93,6 +93,22 @@ pub struct ServerConfig {
     /// past either, the app holding the most forgets one.
     pub cache_max_channels: usize,
     pub cache_max_mb: usize,
+    /// `[server.tls]`: when present, the public port speaks TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: TLS on the public port (`wss://`, and `https://` for the HTTP API).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// A plain (non-TLS) listener beside the TLS one, e.g. for a local load balancer;
+    /// 0 = none.
+    pub plain_port: u16,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +132,7 @@ impl Default for ServerConfig {
             history_max_mb: 256,
             cache_max_channels: 100_000,
             cache_max_mb: 64,
+            tls: None,
         }
     }
 }

@@ -100,6 +100,20 @@ impl ServerConfig {
                 format!("`{}` is not an IP address", self.host),
             ));
         }
+        if let Some(tls) = &self.tls {
+            for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+                if file.is_empty() {
+                    let reason = "required with [server.tls] (a PEM file)";
+                    return Err(ConfigError::new(format!("server.tls.{key}"), reason));
+                }
+            }
+            if tls.plain_port != 0 && tls.plain_port == self.port {
+                return Err(ConfigError::new(
+                    "server.tls.plain_port",
+                    "must differ from server.port",
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -4,12 +4,14 @@
 
 use super::Shard;
 use super::session::{self, Place};
+use super::stream::{self, Stream};
 use crate::app::App;
 use crate::http::{self, ApiError, ApiRequest, ApiResponse, RequestHead, signed};
 use crate::protocol::ErrorCode;
 use crate::protocol::errors::closing_bytes;
 use crate::ws::handshake;
 use futures_lite::AsyncWriteExt;
+use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -57,12 +59,21 @@ impl Drop for HttpSlot<'_> {
     }
 }
 
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+/// Serves an accepted connection: the TLS handshake first when its listener has `tls`.
+pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, tls: Option<TlsAcceptor>) {
     let Some(slot) = HttpSlot::take(&shard) else {
+        let mut stream = Stream::Plain(tcp);
         let busy = ApiError::Unavailable("too many HTTP connections; try again".into());
         let _ = stream.set_write_timeout(Some(HTTP_WRITE_TIMEOUT));
         let _ = respond(&shard, &mut stream, &busy.response(), false, JSON).await;
         return;
+    };
+    let mut stream = match tls {
+        None => Stream::Plain(tcp),
+        Some(acceptor) => match stream::accept_tls(tcp, &acceptor).await {
+            Some(stream) => stream,
+            None => return,
+        },
     };
     let next = serve_http(&shard, &mut stream).await;
     drop(slot);
@@ -92,23 +103,24 @@ const JSON: &str = "application/json";
 
 async fn respond(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     r: &ApiResponse,
     keep_alive: bool,
     content_type: &str,
 ) -> std::io::Result<()> {
     shard.stats().http_answered(r.status);
     let bytes = http::response(r.status, content_type, r.body.as_bytes(), keep_alive);
-    stream.write_all(&bytes).await
+    stream.write_all(&bytes).await?;
+    stream.flush().await
 }
 
 /// Answers `error` and ends the connection.
-async fn refuse(shard: &Shard, stream: &mut TcpStream, error: ApiError) -> std::io::Result<Next> {
+async fn refuse(shard: &Shard, stream: &mut Stream, error: ApiError) -> std::io::Result<Next> {
     respond(shard, stream, &error.response(), false, JSON).await?;
     Ok(Next::Done)
 }
 
-async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Result<Next> {
+async fn serve_http(shard: &Rc<Shard>, stream: &mut Stream) -> std::io::Result<Next> {
     stream.set_read_timeout(Some(HTTP_IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_WRITE_TIMEOUT))?;
     let mut buf: Vec<u8> = Vec::new();
@@ -157,7 +169,7 @@ async fn serve_http(shard: &Rc<Shard>, stream: &mut TcpStream) -> std::io::Resul
 /// Reads the request's body into memory; `Ok(Ok(None))` when the client went away.
 async fn read_body(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     head: &RequestHead,
 ) -> std::io::Result<Result<Option<Vec<u8>>, ApiError>> {
@@ -218,7 +230,7 @@ fn protocol_version(query: &str) -> Option<u32> {
 }
 
 /// Whether the client's address may make one more WebSocket connection this second.
-fn may_connect(shard: &Shard, stream: &TcpStream) -> bool {
+fn may_connect(shard: &Shard, stream: &Stream) -> bool {
     if shard.connects_share == 0 {
         return true;
     }
@@ -267,7 +279,7 @@ async fn admit_anywhere(
 
 async fn upgrade(
     shard: &Rc<Shard>,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     head: RequestHead,
     key: String,
     leftover: Vec<u8>,
@@ -280,6 +292,7 @@ async fn upgrade(
     stream
         .write_all(&handshake::switching_protocols(&accept))
         .await?;
+    stream.flush().await?;
     stream.set_read_timeout(None)?;
     stream.set_write_timeout(None)?;
     match admit_anywhere(shard, &key, &head).await {

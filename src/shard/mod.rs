@@ -3,7 +3,7 @@
 //! the queues in [`crate::bus`].
 //!
 //! - [`http_phase`]: a TCP connection's HTTP requests (`/up`, upgrades, API hand-off);
-//! - [`session`]: an upgraded WebSocket connection's I/O;
+//! - [`session`]: an upgraded WebSocket connection's I/O; [`stream`]: its bytes, plain or TLS;
 //! - [`rules`]: the client protocol as plain functions over [`state::ShardState`];
 //! - [`hub`] and [`conn`]: the connections and the local channel index; [`outbox`]: a
 //!   connection's queue of shared frames; [`write_list`] and [`writer`]: broadcasts written
@@ -21,6 +21,7 @@ pub mod reports;
 pub mod rules;
 pub mod session;
 pub mod state;
+pub mod stream;
 mod tasks;
 pub mod write_list;
 mod writer;
@@ -58,7 +59,8 @@ pub struct ShardSetup {
     pub id: ShardId,
     pub apps: Arc<Apps>,
     pub config: ServerConfig,
-    pub listener: std::net::TcpListener,
+    /// The public port, and `server.tls.plain_port` beside it when set.
+    pub listeners: Vec<Listener>,
     pub from_api: UnconnectedReceiver,
     pub to_api: SharedSender<ApiCommand>,
     pub metrics: Arc<Metrics>,
@@ -333,6 +335,12 @@ impl Shard {
     }
 }
 
+/// A listening socket of the shard, and the TLS its connections start with, if any.
+pub struct Listener {
+    pub socket: std::net::TcpListener,
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+}
+
 /// Creates the shard's listening socket on `addr` with SO_REUSEPORT, so every shard accepts
 /// on the same port and the kernel spreads connections among them.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -396,5 +404,5 @@ pub async fn run(setup: ShardSetup) {
         ping_frame: ws::frame::text(frames::PING.as_bytes()).into(),
         config: setup.config,
     });
-    tasks::start(shard, setup.listener, from_api, reports_rx, control).await;
+    tasks::start(shard, setup.listeners, from_api, reports_rx, control).await;
 }

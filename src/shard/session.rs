@@ -6,18 +6,16 @@
 use super::Shard;
 use super::hub::ConnKey;
 use super::rules;
+use super::stream::Stream;
 use crate::app::App;
 use crate::metrics::ShardMetrics;
 use crate::protocol::errors::closing_bytes;
 use crate::protocol::{ClientMessage, ErrorCode, SocketId, frames};
 use crate::ws::{self, Decoder, Incoming, WsError};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
-use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use std::future::Future;
-use std::net::Shutdown;
 use std::ops::ControlFlow;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,8 +32,8 @@ const MESSAGE_BUDGET: usize = 64;
 
 /// Ends a connection whose close frame is out: half-close, then let the client close its
 /// side (bounded in time), so the close frame is not lost to a TCP reset.
-pub async fn finish(stream: &mut TcpStream) -> std::io::Result<()> {
-    stream.shutdown(Shutdown::Write).await?;
+pub async fn finish(stream: &mut Stream) -> std::io::Result<()> {
+    stream.shutdown_write().await?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut sink = vec![0u8; 1024];
     for _ in 0..64 {
@@ -185,7 +183,7 @@ impl Session<'_> {
     fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
     ) -> Poll<std::io::Result<usize>> {
         let shard = self.shard.clone();
         let mut scratch = shard.read_scratch.borrow_mut();
@@ -222,7 +220,7 @@ impl Session<'_> {
     fn poll_flush(
         &mut self,
         cx: &mut Context<'_>,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
     ) -> Poll<std::io::Result<bool>> {
         let shard = self.shard;
         let mut wrote = false;
@@ -232,7 +230,9 @@ impl Session<'_> {
                 return Poll::Ready(Ok(wrote));
             };
             if conn.outbox().is_empty() {
-                return Poll::Ready(Ok(wrote));
+                drop(state);
+                // A TLS connection may still hold records for the socket.
+                return Pin::new(&mut *stream).poll_flush(cx).map_ok(|()| wrote);
             }
             let mut scratch = shard.write_scratch.borrow_mut();
             let result =
@@ -271,7 +271,7 @@ impl Session<'_> {
 
     /// A turn of the connection's task, marked as such on the connection: frames queued
     /// meanwhile are flushed by the turn itself, not listed for the shard's writer.
-    fn poll_marked_turn(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<End> {
+    fn poll_marked_turn(&mut self, cx: &mut Context<'_>, stream: &mut Stream) -> Poll<End> {
         self.set_in_turn(true);
         let end = self.poll_turn(cx, stream);
         self.set_in_turn(false);
@@ -284,7 +284,7 @@ impl Session<'_> {
         }
     }
 
-    fn poll_turn(&mut self, cx: &mut Context<'_>, stream: &mut TcpStream) -> Poll<End> {
+    fn poll_turn(&mut self, cx: &mut Context<'_>, stream: &mut Stream) -> Poll<End> {
         // The API core is behind: no more client messages until it catches up.
         let mut held_back = false;
         self.budget = MESSAGE_BUDGET;
@@ -347,7 +347,7 @@ impl Session<'_> {
 /// The session task: serves an upgraded connection until it closes, then gives back its
 /// place in the app's connection quota. `leftover` holds bytes the client sent right after its
 /// handshake.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, place: Place, leftover: Vec<u8>) {
+pub async fn serve(shard: Rc<Shard>, mut stream: Stream, place: Place, leftover: Vec<u8>) {
     if let Err(e) = run(&shard, &mut stream, &place.app, leftover).await {
         log::debug!("shard {}: session ended: {e}", shard.id);
     }
@@ -372,7 +372,7 @@ impl Place {
 
 async fn run(
     shard: &Rc<Shard>,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     app: &Arc<App>,
     leftover: Vec<u8>,
 ) -> std::io::Result<()> {
@@ -381,8 +381,8 @@ async fn run(
         let mut state = shard.state.borrow_mut();
         let now = state.now;
         let key = state.hub.add(socket_id, app.idx, now);
-        if let Some(conn) = state.hub.conn_mut(key) {
-            conn.set_socket(stream.as_raw_fd());
+        if let (Some(conn), Some(fd)) = (state.hub.conn_mut(key), stream.plain_fd()) {
+            conn.set_socket(fd);
         }
         key
     };

@@ -5,6 +5,7 @@
 use super::{Shard, http_phase, reports};
 use crate::bus::{ApiCommand, ShardCommand, ShardReceiver};
 use crate::clock::Tick;
+use futures_rustls::TlsAcceptor;
 use glommio::TaskQueueHandle;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpListener;
@@ -17,17 +18,22 @@ use std::time::Duration;
 /// Starts the tasks and runs the command loop until shutdown.
 pub async fn start(
     shard: Rc<Shard>,
-    listener: std::net::TcpListener,
+    listeners: Vec<super::Listener>,
     from_api: ShardReceiver,
     reports: LocalReceiver<ApiCommand>,
     control: TaskQueueHandle,
 ) {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    // SAFETY: the fd comes from a listening std socket whose ownership we hand over.
-    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let spawn = |f| glommio::spawn_local_into(f, control).expect("the control queue exists");
-    let accept =
-        spawn(Box::pin(accept_loop(shard.clone(), listener)) as Pin<Box<dyn Future<Output = ()>>>);
+    let accept = listeners
+        .into_iter()
+        .map(|l| {
+            // SAFETY: the fd comes from a listening std socket whose ownership we hand over.
+            let socket = unsafe { TcpListener::from_raw_fd(l.socket.into_raw_fd()) };
+            spawn(Box::pin(accept_loop(shard.clone(), socket, l.tls))
+                as Pin<Box<dyn Future<Output = ()>>>)
+        })
+        .collect();
     spawn(Box::pin(sweep_loop(shard.clone()))).detach();
     spawn(Box::pin(super::writer::run(shard.clone()))).detach();
     let forwarder = spawn(Box::pin(reports::forward(shard.clone(), reports)));
@@ -38,7 +44,7 @@ pub async fn start(
 async fn command_loop(
     shard: Rc<Shard>,
     from_api: ShardReceiver,
-    accept: glommio::Task<()>,
+    accept: Vec<glommio::Task<()>>,
     forwarder: glommio::Task<()>,
 ) {
     while let Some(cmd) = from_api.recv().await {
@@ -47,7 +53,9 @@ async fn command_loop(
             done_by,
         } = cmd
         {
-            accept.cancel().await;
+            for task in accept {
+                task.cancel().await;
+            }
             shard.shut_down(clients_by).await;
             // "Stopped" goes last, after the departures of the clients just closed, so the
             // API core has heard every one of them when it sees it.
@@ -70,7 +78,7 @@ async fn command_loop(
 /// How often failed accepts are logged at most (with their count).
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     // One descriptor held back for when the others run out: it is given up to accept and at
     // once close a waiting connection, so its client hears a refusal instead of hanging in the
     // backlog.
@@ -92,7 +100,8 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(http_phase::serve(shard.clone(), stream)).detach();
+                glommio::spawn_local(http_phase::serve(shard.clone(), stream, tls.clone()))
+                    .detach();
             }
             Err(e) => {
                 failed += 1;
