@@ -3,9 +3,10 @@
 //! sockets rather than on a general-purpose client library.
 
 use crate::publisher::{Credentials, sign_channel};
+use crate::stream::Stream;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 
 /// A server frame: opcode and payload range within the buffer.
 pub struct ServerFrame {
@@ -58,7 +59,7 @@ pub fn client_text(payload: &[u8]) -> Vec<u8> {
 /// Reads frames until one whose text contains `needle` and returns its payload; one that
 /// contains `refusal` (if given) fails the wait. Bytes past it stay in `buf`.
 pub async fn read_until(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     needle: &str,
     refusal: Option<&str>,
@@ -121,15 +122,14 @@ pub async fn connect(
     target: SocketAddr,
     source: IpAddr,
     key: &str,
-) -> std::io::Result<(TcpStream, Vec<u8>, String)> {
+) -> std::io::Result<(Stream, Vec<u8>, String)> {
     let socket = if target.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.bind(SocketAddr::new(source, 0))?;
-    let mut stream = socket.connect(target).await?;
-    stream.set_nodelay(true)?;
+    let mut stream = Stream::over(socket.connect(target).await?).await?;
     let req = format!(
         "GET /app/{key}?protocol=7&client=ringcast-loadgen&version=0.1&flash=false HTTP/1.1\r\nHost: {target}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
@@ -158,7 +158,7 @@ pub async fn connect(
 
 /// Subscribes to a public channel and waits for the confirmation.
 pub async fn subscribe(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     channel: &str,
 ) -> std::io::Result<()> {
@@ -172,7 +172,7 @@ pub async fn subscribe(
 /// Subscribes to a presence channel as `user_id` (signing `channel_data` with the app secret)
 /// and waits for the confirmation; a refusal fails.
 pub async fn subscribe_presence(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     creds: &Credentials,
     socket_id: &str,
@@ -194,7 +194,7 @@ pub async fn subscribe_presence(
 }
 
 /// Leaves a channel (no reply is due).
-pub async fn unsubscribe(stream: &mut TcpStream, channel: &str) -> std::io::Result<()> {
+pub async fn unsubscribe(stream: &mut Stream, channel: &str) -> std::io::Result<()> {
     let msg = format!(r#"{{"event":"pusher:unsubscribe","data":{{"channel":"{channel}"}}}}"#);
     stream.write_all(&client_text(msg.as_bytes())).await
 }

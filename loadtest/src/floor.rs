@@ -104,7 +104,12 @@ pub async fn run(args: Args) -> serde_json::Value {
             continue;
         };
         connected += 1;
-        tokio::task::spawn_local(reader(stream, Vec::new(), stats.clone(), epoch));
+        tokio::task::spawn_local(reader(
+            crate::stream::Stream::Plain(stream),
+            Vec::new(),
+            stats.clone(),
+            epoch,
+        ));
     }
     let start = Instant::now() + Duration::from_millis(500);
     let _ = start_tx.send((start, connected));

@@ -88,7 +88,7 @@ impl Ctx {
 
     /// A WebSocket connection from a source address of its own, or `None` (counted as a
     /// reconnect either way, after a pause).
-    async fn connect(&self, worker: usize) -> Option<(TcpStream, Vec<u8>, String)> {
+    async fn connect(&self, worker: usize) -> Option<(crate::stream::Stream, Vec<u8>, String)> {
         self.count(|c| c.reconnects += 1);
         let source = source_for(worker + 100, self.sources);
         match client::connect(self.target, source, &self.creds.key).await {
@@ -156,7 +156,7 @@ pub async fn only(args: &Args, target: SocketAddr, creds: &Rc<Credentials>) -> s
 }
 
 /// Reads and drops whatever the server sends; returns when it closes.
-async fn discard(mut rd: tokio::net::tcp::OwnedReadHalf) {
+async fn discard(mut rd: impl tokio::io::AsyncRead + Unpin) {
     let mut buf = vec![0u8; 16 * 1024];
     while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
 }
@@ -197,7 +197,7 @@ async fn channel_flood(ctx: Ctx, worker: usize) {
         let Some((stream, _, _)) = ctx.connect(worker).await else {
             continue;
         };
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = tokio::io::split(stream);
         let reader = tokio::task::spawn_local(discard(rd));
         // 100 pairs every 100 ms: 2,000 messages/s.
         'open: while !ctx.stop.get() {
@@ -229,7 +229,7 @@ async fn signin_replay(ctx: Ctx, worker: usize) {
         let auth = sign_channel(&ctx.creds, &socket_id, ":user:", &user_data);
         let msg = json!({"event":"pusher:signin","data":{"auth":auth,"user_data":user_data}});
         let frame = client_text(msg.to_string().as_bytes());
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = tokio::io::split(stream);
         let reader = tokio::task::spawn_local(discard(rd));
         // 100 replays every 100 ms.
         let burst: Vec<u8> = frame
@@ -278,7 +278,7 @@ async fn malformed(ctx: Ctx, worker: usize) {
         let Some((stream, _, _)) = ctx.connect(worker).await else {
             continue;
         };
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = tokio::io::split(stream);
         let reader = tokio::task::spawn_local(discard(rd));
         let bad: Vec<u8> = [
             &br#"{"event":"pusher:subscribe","data":{"chan"#[..],

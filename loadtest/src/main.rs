@@ -14,6 +14,7 @@ mod publisher;
 mod request_floor;
 mod server_stats;
 mod storm;
+mod stream;
 mod wave;
 
 use clap::Parser;
@@ -121,6 +122,12 @@ pub(crate) struct Args {
     /// server would).
     #[arg(long, default_value_t = 0)]
     floor_cpu: usize,
+    /// Speak TLS (`wss://`, `https://`) to a server whose certificate this PEM CA signed.
+    #[arg(long)]
+    tls_ca: Option<String>,
+    /// The name the server's certificate is checked for, with `--tls-ca`.
+    #[arg(long, default_value = "localhost")]
+    tls_name: String,
     /// request-floor: each request goes to a second thread on `--floor-cpu` and back before
     /// it is answered, as a publish goes from the shard to the API core and back: the floor
     /// of that design rather than of a plain server.
@@ -163,12 +170,32 @@ pub(crate) fn event_data(seq: u64, intended_ns: u64, pad: &str) -> String {
 }
 
 pub(crate) async fn reader(
-    stream: tokio::net::TcpStream,
+    stream: stream::Stream,
+    buf: Vec<u8>,
+    stats: Rc<RefCell<Stats>>,
+    epoch: Instant,
+) {
+    match stream {
+        // Owned halves of a plain socket: no lock between them.
+        stream::Stream::Plain(tcp) => {
+            let (rd, wr) = tcp.into_split();
+            read_events(rd, wr, buf, stats, epoch).await
+        }
+        tls => {
+            let (rd, wr) = tokio::io::split(tls);
+            read_events(rd, wr, buf, stats, epoch).await
+        }
+    }
+}
+
+/// Reads a subscriber's frames until it closes, counting deliveries and answering pings.
+async fn read_events(
+    mut rd: impl tokio::io::AsyncRead + Unpin,
+    mut wr: impl tokio::io::AsyncWrite + Unpin,
     mut buf: Vec<u8>,
     stats: Rc<RefCell<Stats>>,
     epoch: Instant,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
     // Events from parallel publishers may arrive in any order; a bit per event tells a
     // duplicate from a late one.
     let events = stats.borrow().received.len();
@@ -297,6 +324,10 @@ async fn run(args: Args) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
+    if let Err(e) = stream::use_tls(args.tls_ca.as_deref(), &args.tls_name) {
+        eprintln!("ringcast-loadgen: --tls-ca: {e}");
+        std::process::exit(2);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,6 +6,7 @@
 use crate::client;
 use crate::publisher::Credentials;
 use crate::server_stats;
+use crate::stream::Stream;
 use crate::{Args, Stats, pace_until, percentile_ms, reader, source_for};
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -14,7 +15,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Connects and joins, `connect_concurrency` at a time; returns the members that made it.
 async fn join_all(
@@ -22,7 +22,7 @@ async fn join_all(
     target: SocketAddr,
     creds: &Rc<Credentials>,
     channel: &str,
-) -> Vec<(TcpStream, Vec<u8>)> {
+) -> Vec<(Stream, Vec<u8>)> {
     let sem = Rc::new(tokio::sync::Semaphore::new(args.connect_concurrency));
     let mut tasks = Vec::new();
     for i in 0..args.connections {
@@ -128,7 +128,7 @@ impl Churn {
 /// One connection: joins and leaves `channel` as fast as confirmed until the deadline.
 async fn churn_one(
     shared: Rc<Churn>,
-    connected: std::io::Result<(tokio::net::TcpStream, Vec<u8>, String)>,
+    connected: std::io::Result<(Stream, Vec<u8>, String)>,
     creds: Rc<Credentials>,
     channel: String,
     user: String,

@@ -1,5 +1,6 @@
 //! Signed Pusher HTTP API publishing over one keep-alive connection.
 
+use crate::stream::Stream;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ pub struct Credentials {
 }
 
 pub struct Publisher {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     target: SocketAddr,
 }
@@ -52,8 +53,7 @@ pub fn signed_path(c: &Credentials, method: &str, path: &str, body: &[u8]) -> St
 
 impl Publisher {
     pub async fn connect(target: SocketAddr) -> std::io::Result<Publisher> {
-        let stream = TcpStream::connect(target).await?;
-        stream.set_nodelay(true)?;
+        let stream = Stream::over(TcpStream::connect(target).await?).await?;
         Ok(Publisher {
             stream,
             buf: Vec::with_capacity(4096),

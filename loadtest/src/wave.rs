@@ -2,17 +2,17 @@
 //! each subscribed to `{prefix}-{i % channels}`, with the time from TCP connect to
 //! `subscription_succeeded` recorded per client.
 
+use crate::stream::Stream;
 use crate::{Args, client, source_for};
 use hdrhistogram::Histogram;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 /// A subscribed client: its socket, bytes read past the confirmation, its channel index.
-pub type Subscribed = (TcpStream, Vec<u8>, usize);
+pub type Subscribed = (Stream, Vec<u8>, usize);
 
 pub struct Wave {
     pub conns: Vec<Subscribed>,
