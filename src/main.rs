@@ -1,9 +1,10 @@
 //! The `ringcast` binary: command line → [`Config`] → [`server::run`].
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ringcast::config::{self, Config};
+use ringcast::logging::{self, LogFormat};
 use ringcast::server;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -19,6 +20,19 @@ struct Cli {
     /// TOML configuration file (see README). Without one, a dev server with the built-in app.
     #[arg(long, env = "RINGCAST_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Checks a configuration file (with the RINGCAST_* environment applied, and the TLS
+    /// certificate loaded if set) and prints the effective settings with secrets masked.
+    /// Exit code 0 when the server would start with it, 1 otherwise.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
 }
 
 fn env_help() -> String {
@@ -34,7 +48,9 @@ fn env_help() -> String {
 fn main() {
     no_transparent_huge_pages();
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        std::process::exit(check_config(file));
+    }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -42,10 +58,32 @@ fn main() {
             std::process::exit(2);
         }
     };
+    logging::init(LogFormat::parse(&config.server.log_format).unwrap_or(LogFormat::Text));
     if let Err(e) = server::run(config) {
         eprintln!("ringcast: {e}");
         std::process::exit(1);
     }
+}
+
+/// `ringcast check-config FILE`: the exit code.
+fn check_config(file: &Path) -> i32 {
+    let config = match Config::load(Some(file), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringcast: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = server::check_tls(config.server.tls.as_ref()) {
+        eprintln!("ringcast: {e}");
+        return 1;
+    }
+    println!(
+        "# {}: OK; the effective settings, secrets masked:",
+        file.display()
+    );
+    print!("{}", config.to_masked_toml());
+    0
 }
 
 /// Turns transparent huge pages off for this process, before the heap grows. mimalloc asks for

@@ -228,6 +228,15 @@ struct Tls {
     acceptor: futures_rustls::TlsAcceptor,
 }
 
+/// Whether `[server.tls]`'s files load, as at start (for `check-config`).
+pub fn check_tls(config: Option<&TlsConfig>) -> Result<(), StartError> {
+    if let Some(config) = config {
+        Certificates::load(config.cert_file.as_ref(), config.key_file.as_ref())
+            .map_err(|e| StartError(format!("server.tls: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Loads `[server.tls]`'s certificate (a bad file fails the start with one line naming it)
 /// and reloads it on every SIGHUP from then on.
 fn start_tls(config: Option<&TlsConfig>) -> Result<Option<Tls>, StartError> {
@@ -287,7 +296,7 @@ fn join_cluster(
     log::info!(
         "cluster: node {node_id} joins cluster {} on {}",
         config.prefix,
-        config.redis_url
+        crate::logging::redacted_url(&config.redis_url)
     );
     Ok(Some(node))
 }

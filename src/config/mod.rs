@@ -4,6 +4,7 @@
 //! from either place produces the same one-line error naming the key (`server.port: …`).
 
 mod env;
+mod show;
 mod validate;
 
 pub use env::env_vars;
@@ -93,6 +94,8 @@ pub struct ServerConfig {
     /// past either, the app holding the most forgets one.
     pub cache_max_channels: usize,
     pub cache_max_mb: usize,
+    /// `text` (the default) or `json`: one JSON object per log line.
+    pub log_format: String,
     /// `[server.tls]`: when present, the public port speaks TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
             history_max_mb: 256,
             cache_max_channels: 100_000,
             cache_max_mb: 64,
+            log_format: "text".into(),
             tls: None,
         }
     }

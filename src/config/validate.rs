@@ -100,6 +100,12 @@ impl ServerConfig {
                 format!("`{}` is not an IP address", self.host),
             ));
         }
+        if crate::logging::LogFormat::parse(&self.log_format).is_none() {
+            return Err(ConfigError::new(
+                "server.log_format",
+                format!("`{}` is not one of text, json", self.log_format),
+            ));
+        }
         if let Some(tls) = &self.tls {
             for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
                 if file.is_empty() {

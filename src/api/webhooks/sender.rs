@@ -6,6 +6,7 @@
 
 use super::queue::{QueueRx, Queued};
 use crate::auth;
+use crate::logging::redacted_url;
 pub use crate::metrics::WebhookCounters as Counters;
 use crate::webhook_kind::Kind;
 use crossbeam_channel::RecvTimeoutError;
@@ -151,12 +152,18 @@ impl Sender {
             }
             Outcome::Refused(status) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                log::warn!("webhook {} refused a batch with {status}", self.target.url);
+                log::warn!(
+                    "webhook {} refused a batch with {status}",
+                    redacted_url(&self.target.url)
+                );
                 true
             }
             Outcome::Retry(why) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                log::debug!("webhook {} failed ({why}); will retry", self.target.url);
+                log::debug!(
+                    "webhook {} failed ({why}); will retry",
+                    redacted_url(&self.target.url)
+                );
                 false
             }
         }
@@ -168,7 +175,7 @@ impl Sender {
             self.counters.given_up.fetch_add(1, Ordering::Relaxed);
             log::warn!(
                 "webhook {}: giving up a batch after {:?} of retries",
-                self.target.url,
+                redacted_url(&self.target.url),
                 GIVE_UP_AFTER
             );
             return;
@@ -178,7 +185,7 @@ impl Sender {
             self.counters.given_up.fetch_add(1, Ordering::Relaxed);
             log::warn!(
                 "webhook {}: too many failed batches; dropped the oldest",
-                self.target.url
+                redacted_url(&self.target.url)
             );
         }
         self.retrying.push(Retrying {
