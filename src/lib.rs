@@ -14,6 +14,7 @@ pub mod config;
 pub mod fair_share;
 pub mod http;
 pub mod last_events;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod placement;

@@ -5,6 +5,7 @@ use crate::api::{self, ApiSetup};
 use crate::app::Apps;
 use crate::bus::ShardQueue;
 use crate::config::{ClusterConfig, Config, TlsConfig};
+use crate::limits::{Planned, SystemLimits};
 use crate::metrics::Metrics;
 use crate::placement;
 use crate::shard::{self, ShardSetup};
@@ -15,8 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-/// glommio refuses to start below this locked-memory limit.
-const MIN_MEMLOCK_BYTES: u64 = 512 * 1024;
 /// Registered I/O memory per executor; ringcast does no DMA file I/O, so the minimum.
 pub const IO_MEMORY_BYTES: usize = 64 * 1024;
 /// How often a busy executor stops running tasks to look at I/O and at messages from other
@@ -39,49 +38,6 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn check_memlock() -> Result<(), StartError> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
-        return Ok(());
-    }
-    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < MIN_MEMLOCK_BYTES {
-        return Err(StartError(format!(
-            "locked-memory limit is {} KiB; io_uring (glommio) needs at least {} KiB: raise it with `ulimit -l 8192` or LimitMEMLOCK= in systemd",
-            lim.rlim_cur / 1024,
-            MIN_MEMLOCK_BYTES / 1024
-        )));
-    }
-    Ok(())
-}
-
-/// Raises the open-files soft limit to the hard one: every connection is a descriptor, and the
-/// soft limit (often 1024) is only a default. Logs what the server runs with.
-fn raise_open_files() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct we pass; setrlimit reads it.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim = raised;
-        }
-    }
-    log::info!("open files: at most {} (the hard limit)", lim.rlim_cur);
 }
 
 /// Checks that nothing else listens on `addr` and resolves port 0 to a free port. SO_REUSEPORT
@@ -129,14 +85,21 @@ fn bind_metrics(
 
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub fn run(config: Config) -> Result<(), StartError> {
-    check_memlock()?;
-    raise_open_files();
+    let limits = SystemLimits::read_and_raise();
+    if let Some(fatal) = limits.fatal() {
+        return Err(StartError(fatal));
+    }
     let ip: std::net::IpAddr = config
         .server
         .host
         .parse()
         .map_err(|_| StartError(format!("invalid host {}", config.server.host)))?;
     let plan = placement::plan(&placement::allowed_cpus(), config.server.shards);
+    log::info!("open files: at most {} (the hard limit)", limits.open_files);
+    let planned = Planned::of(&config, plan.shard_cpus.len(), IO_MEMORY_BYTES);
+    for warning in limits.warnings(&planned) {
+        log::warn!("{warning}");
+    }
     let apps = Apps::new(&config.apps);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

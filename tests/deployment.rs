@@ -130,3 +130,52 @@ fn the_redis_password_is_masked_in_the_log() {
     );
     assert!(!joins.contains("redis-pw"), "{joins}");
 }
+
+/// The binary with its open-files limit (soft and hard) set to `n` before it starts.
+fn with_open_files(n: u64) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = binary();
+    cmd.env("RINGCAST_HOST", "127.0.0.1")
+        .env("RINGCAST_PORT", "0")
+        .env("RUST_LOG", "info");
+    // SAFETY: pre_exec runs in the child between fork and exec; setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+#[test]
+fn a_small_open_files_limit_is_reported_with_its_fix() {
+    let server = Server::spawn_command(with_open_files(2048));
+    let line = server.wait_log("open files: the limit is 2048");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("LimitNOFILE=1048576"), "{line}");
+    // It still serves.
+    Ws::connect(server.addr, &format!("/app/{APP_KEY}?protocol=7"));
+
+    // With a per-shard cap the limit covers, nothing is said.
+    let mut cmd = with_open_files(4096);
+    cmd.env("RINGCAST_MAX_CONNECTIONS_PER_SHARD", "1000")
+        .env("RINGCAST_SHARDS", "2");
+    let server = Server::spawn_command(cmd);
+    Ws::connect(server.addr, &format!("/app/{APP_KEY}?protocol=7"));
+    let early = server.logged_before_start();
+    assert!(
+        early.iter().any(|l| l.contains("open files: at most 4096")),
+        "{early:?}"
+    );
+    assert!(
+        !early.iter().any(|l| l.contains("open files: the limit")),
+        "{early:?}"
+    );
+}

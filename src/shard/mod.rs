@@ -349,7 +349,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_reuse_port(true)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(4096)?;
+    socket.listen(crate::limits::LISTEN_BACKLOG as i32)?;
     Ok(socket.into())
 }
 

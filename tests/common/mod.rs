@@ -154,6 +154,11 @@ impl Server {
         }
     }
 
+    /// What the server logged before its "listening on" line (start-time warnings).
+    pub fn logged_before_start(&self) -> &[String] {
+        &self.early
+    }
+
     /// Waits for a server log line containing `needle` (one logged before the server reported
     /// its address counts too).
     pub fn wait_log(&self, needle: &str) -> String {
