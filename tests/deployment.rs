@@ -179,3 +179,59 @@ fn a_small_open_files_limit_is_reported_with_its_fix() {
         "{early:?}"
     );
 }
+
+#[test]
+fn every_script_answers_help_without_running() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scripts: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("scripts"))
+        .unwrap()
+        .chain(std::fs::read_dir(root.join("scripts/lib")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e == "py"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 7, "{scripts:?}");
+    for script in scripts {
+        let mut cmd = if script.extension().is_some_and(|e| e == "py") {
+            let mut c = std::process::Command::new("python3");
+            c.arg(&script);
+            c
+        } else {
+            std::process::Command::new(&script)
+        };
+        // A script that ignored --help would start a benchmark or the test suite: bounded
+        // by a deadline, it fails here instead.
+        let mut child = cmd
+            .arg("--help")
+            .current_dir(root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT * 3;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{} --help did not return", script.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            status.success(),
+            "{} --help: {status}\n{stdout}{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.lines().count() >= 2,
+            "{}: {stdout}",
+            script.display()
+        );
+    }
+}

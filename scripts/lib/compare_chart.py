@@ -4,7 +4,12 @@ the highest rate against subscriber count, and memory per connection."""
 import json
 import sys
 
-import matplotlib
+if any(a in ("-h", "--help") for a in sys.argv[1:]):
+    print(__doc__.strip())
+    print("\nUsage: python3 scripts/lib/compare_chart.py OUT.png < SUMMARY.json (needs matplotlib)")
+    sys.exit(0)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
