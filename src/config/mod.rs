@@ -4,6 +4,8 @@
 //! from either place produces the same one-line error naming the key (`server.port: …`).
 
 mod env;
+#[cfg(test)]
+mod reference;
 mod show;
 mod validate;
 
