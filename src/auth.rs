@@ -126,7 +126,7 @@ pub fn request_string_to_sign(method: &str, path: &str, params: &[(String, Strin
     format!("{method}\n{path}\n{}", query.join("&"))
 }
 
-/// Verifies a signed HTTP API request (SPEC §4.1). `params` are the decoded query parameters;
+/// Verifies a signed HTTP API request (docs/http-api.md). `params` are the decoded query parameters;
 /// the caller has already matched `auth_key` to this app's key.
 pub fn verify_request(
     secret: &str,
@@ -191,7 +191,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
-    // Vectors from SPEC §4.1 (Pusher's documentation).
+    // Vectors from Pusher's documentation of request signing.
     const KEY: &str = "278d425bdf160c739803";
     const SECRET: &str = "7ad3773142a6692b25b8";
 

@@ -1,4 +1,4 @@
-//! The last event of each cache channel (SPEC §3), keyed by app and channel, with an expiry.
+//! The last event of each cache channel (docs/protocol.md), keyed by app and channel, with an expiry.
 //!
 //! Two owners keep one: every shard (every publish reaches every shard anyway, so a new
 //! subscriber gets the cached frame right after `subscription_succeeded`, in order with what

@@ -1,4 +1,4 @@
-//! The seven webhook event types (SPEC §5) and sets of them. A leaf module: apps record which
+//! The seven webhook event types (docs/webhooks.md) and sets of them. A leaf module: apps record which
 //! kinds their endpoints want, shards ask before reporting a `cache_miss`, and the API core's
 //! webhook dispatcher filters by them.
 

@@ -1,4 +1,4 @@
-//! Cache channels (SPEC §3): the last published event is replayed right after
+//! Cache channels (docs/protocol.md): the last published event is replayed right after
 //! `subscription_succeeded` on every shard, or `pusher:cache_miss` is sent; the private and
 //! presence variants keep their authorization; client events are not cached; entries expire.
 

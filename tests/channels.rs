@@ -1,4 +1,4 @@
-//! Channel features beyond public channels (SPEC §3): user sign-in, `#server-to-user-*`
+//! Channel features beyond public channels (docs/protocol.md): user sign-in, `#server-to-user-*`
 //! channels, and client events with each of their refusals, with connections on every shard.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Channel history (SPEC §4.3): the exact answer, cursors that visit every retained event once
+//! Channel history (docs/http-api.md): the exact answer, cursors that visit every retained event once
 //! in either direction while publishing continues, bounds, retention, and the 400/404 rules.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Idempotent publishing (SPEC §4.2): a repeated key returns the first answer and delivers
+//! Idempotent publishing (docs/http-api.md): a repeated key returns the first answer and delivers
 //! nothing again, concurrent repeats deliver once, batch items carry their own keys, failures
 //! do not use up a key, and keys expire after `idempotency_ttl_s`.
 

@@ -1,4 +1,4 @@
-//! `/metrics` (SPEC §6): scraped over HTTP from `metrics_port` while real clients connect,
+//! `/metrics` (docs/deployment.md): scraped over HTTP from `metrics_port` while real clients connect,
 //! publish, fail and leave; and a metrics port in use fails the start.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Presence channels across shards (SPEC §3): the member list on subscribe, `member_added` on a
+//! Presence channels across shards (docs/protocol.md): the member list on subscribe, `member_added` on a
 //! user's first connection anywhere, `member_removed` on its last, numeric ids as strings,
 //! limits, refusals, and `user_id` on client events.
 

@@ -1,4 +1,4 @@
-//! The WebSocket protocol (SPEC §2) against the real binary: handshake outcomes, heartbeat,
+//! The WebSocket protocol (docs/protocol.md) against the real binary: handshake outcomes, heartbeat,
 //! subscriptions, and every bad input, after each of which the connection (or the server)
 //! keeps serving.
 

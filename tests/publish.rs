@@ -1,4 +1,4 @@
-//! Publishing over the signed HTTP API (SPEC §4, §4.1): delivery, exclusion, fan-out over all
+//! Publishing over the signed HTTP API (docs/http-api.md): delivery, exclusion, fan-out over all
 //! shards, and every refusal with its status, after which the server still serves.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Channel queries (SPEC §4) with subscribers on every shard: `GET /channels`,
+//! Channel queries (docs/http-api.md) with subscribers on every shard: `GET /channels`,
 //! `/channels/{channel}`, `/channels/{channel}/users`, `info` on publish, and the 400 rules.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Webhooks (SPEC §5) against a real local receiver that verifies every signature: occupancy
+//! Webhooks (docs/webhooks.md) against a real local receiver that verifies every signature: occupancy
 //! and membership judged across shards, holds that cancel, client events, cache misses,
 //! subscription counts, filters, extra headers, retries after a 500, a dead and a slow endpoint
 //! that do not affect delivery, and the flush at shutdown.

@@ -1,4 +1,4 @@
-//! `GET /metrics` on `metrics_port` (SPEC §6), served by the API executor: scrapes are rare
+//! `GET /metrics` on `metrics_port` (docs/deployment.md), served by the API executor: scrapes are rare
 //! and read only atomics, so they never touch a shard.
 
 use crate::http::{self, ApiError};

@@ -1,5 +1,5 @@
 //! Subscription changes reported by the shards: the cluster-wide counts, `channel_occupied` /
-//! `channel_vacated` webhooks, and `pusher_internal:subscription_count` (SPEC §3): when an app
+//! `channel_vacated` webhooks, and `pusher_internal:subscription_count` (docs/protocol.md): when an app
 //! enables it, a non-presence channel's subscribers hear its new subscription count after
 //! each change; above 100 subscribers at most every 5 s per channel over the whole cluster
 //! ([`crate::api::cluster::throttle`]), the latest count always sent in the end.

@@ -1,4 +1,4 @@
-//! Configuration: the TOML file of SPEC §1, overridden by `RINGCAST_*` environment variables.
+//! Configuration: the TOML file of docs/configuration.md, overridden by `RINGCAST_*` environment variables.
 //!
 //! Both sources are merged into one TOML tree *before* it is deserialized, so that a bad value
 //! from either place produces the same one-line error naming the key (`server.port: …`).
@@ -74,7 +74,7 @@ pub struct ServerConfig {
     pub shutdown_grace_s: u64,
     pub metrics_port: u16,
     /// Milliseconds `channel_vacated` and `member_removed` webhooks are held, and dropped if
-    /// the channel or member comes back meanwhile (ringcast's addition; SPEC §5 says ~3 s).
+    /// the channel or member comes back meanwhile (ringcast's addition; Pusher holds ~3 s).
     pub webhook_hold_ms: u64,
     /// Connections in their HTTP phase (API requests, upgrades not yet done) at once, over
     /// all shards (each takes an equal share); beyond it a new one gets 503 and is closed.
@@ -217,7 +217,7 @@ impl Default for AppConfig {
 }
 
 impl AppConfig {
-    /// The app `ringcast` serves when nothing is configured: SPEC §1's dev app.
+    /// The app `ringcast` serves when nothing is configured: the dev app of docs/configuration.md.
     pub fn dev() -> Self {
         AppConfig {
             id: "app-id".into(),

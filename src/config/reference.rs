@@ -57,7 +57,10 @@ fn from_doc() -> BTreeMap<String, (String, String)> {
     let mut out = BTreeMap::new();
     for line in DOC.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
-        let key = cells[0].trim_start_matches("| ").trim_matches('`').to_string();
+        let key = cells[0]
+            .trim_start_matches("| ")
+            .trim_matches('`')
+            .to_string();
         let default = cells[1].trim_matches('`').to_string();
         out.insert(key, (default, cells[2].to_string()));
     }
@@ -90,6 +93,65 @@ fn the_configuration_reference_lists_every_key_with_its_default_and_variable() {
         assert_eq!(doc_var, var, "environment variable of `{key}`");
     }
     for key in doc.keys() {
-        assert!(code.contains_key(key), "docs/configuration.md lists `{key}`, the code has no such key");
+        assert!(
+            code.contains_key(key),
+            "docs/configuration.md lists `{key}`, the code has no such key"
+        );
     }
+}
+
+/// `debian/ringcast.toml`, the packaged configuration: every key of `[server]`, `[cluster]` and
+/// `[[apps]]` is there commented out (`#key = value`) with the code's default, and it loads
+/// both as shipped and with every setting uncommented.
+#[test]
+fn the_packaged_configuration_shows_every_default() {
+    const PACKAGED: &str = include_str!("../../debian/ringcast.toml");
+    let shipped = PACKAGED
+        .replace("@APP_KEY@", "k")
+        .replace("@APP_SECRET@", "s");
+    let uncommented: String = shipped
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let load = |text: &str| super::Config::parse(Some(("ringcast.toml".into(), text)), Vec::new());
+    load(&shipped).expect("the shipped file loads");
+    let all = load(&uncommented).expect("the file with every setting uncommented loads");
+    let as_toml = |v: toml::Value| toml::to_string(&v).unwrap();
+    assert_eq!(
+        as_toml(toml::Value::try_from(&all.server).unwrap()),
+        as_toml(toml::Value::try_from(ServerConfig::default()).unwrap())
+    );
+    assert_eq!(
+        as_toml(toml::Value::try_from(&all.cluster).unwrap()),
+        as_toml(toml::Value::try_from(ClusterConfig::default()).unwrap())
+    );
+    let mut app = all.apps[0].clone();
+    (app.id, app.key, app.secret) = Default::default();
+    assert_eq!(
+        as_toml(toml::Value::try_from(&app).unwrap()),
+        as_toml(toml::Value::try_from(AppConfig::default()).unwrap())
+    );
+    let listed = |table: toml::Value, skip: &[&str]| {
+        if let toml::Value::Table(t) = table {
+            for key in t.keys().filter(|k| !skip.contains(&k.as_str())) {
+                assert!(
+                    PACKAGED.contains(&format!("\n#{key} = ")),
+                    "debian/ringcast.toml does not show `{key}`"
+                );
+            }
+        }
+    };
+    listed(toml::Value::try_from(ServerConfig::default()).unwrap(), &[]);
+    listed(
+        toml::Value::try_from(ClusterConfig::default()).unwrap(),
+        &[],
+    );
+    listed(
+        toml::Value::try_from(AppConfig::default()).unwrap(),
+        &["id", "key", "secret", "webhooks"],
+    );
 }

@@ -70,7 +70,7 @@ impl ApiError {
         }
     }
 
-    /// `{"error":"…","code":"…"}` with the status (SPEC §4).
+    /// `{"error":"…","code":"…"}` with the status (docs/http-api.md).
     pub fn response(&self) -> ApiResponse {
         let (code, message) = self.code_and_message();
         ApiResponse::error(self.status(), code, message)

@@ -142,7 +142,7 @@ impl ApiResponse {
         }
     }
 
-    /// `{"error":"…","code":"…"}` (SPEC §4).
+    /// `{"error":"…","code":"…"}` (docs/http-api.md).
     pub fn error(status: u16, code: &str, message: &str) -> Self {
         let body = serde_json::json!({ "error": message, "code": code }).to_string();
         ApiResponse { status, body }

@@ -33,7 +33,7 @@ pub fn decode(s: &str) -> String {
         .into_owned()
 }
 
-/// The app a request is for and the rest of its path. Order (SPEC §4.1): unknown app id →
+/// The app a request is for and the rest of its path. Order (docs/http-api.md): unknown app id →
 /// 404; unknown or foreign key → 401 (the signature is checked next).
 pub fn find_app<'a, 'p>(
     apps: &'a Apps,

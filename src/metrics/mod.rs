@@ -1,4 +1,4 @@
-//! Counters for watching a running server (SPEC §6), rendered as Prometheus text on
+//! Counters for watching a running server (docs/deployment.md), rendered as Prometheus text on
 //! `metrics_port`.
 //!
 //! Each shard writes only its own [`ShardMetrics`] (relaxed atomics on cache lines of their

@@ -1,4 +1,4 @@
-//! Channel names and kinds (SPEC §2, §3). The kind is decided by prefix, at the start of the
+//! Channel names and kinds (docs/protocol.md). The kind is decided by prefix, at the start of the
 //! name only, once, when a name enters the server.
 
 use std::fmt;

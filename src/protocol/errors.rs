@@ -1,4 +1,4 @@
-//! Every way the server refuses a client, in one table (SPEC §2): each [`ErrorCode`] says
+//! Every way the server refuses a client, in one table (docs/protocol.md): each [`ErrorCode`] says
 //! whether the connection is closed after it, whether a `pusher:error` event precedes the
 //! close, and the reason text a server-initiated close carries; [`closing_bytes`] is the one
 //! function that turns a code into what goes on the wire. Channel refusals

@@ -1,4 +1,4 @@
-//! The JSON text of every event the server sends (SPEC §2 encoding rule: `data` is a JSON
+//! The JSON text of every event the server sends (docs/protocol.md: `data` is a JSON
 //! *string* everywhere except in `pusher:error` and `pusher:signin_success`, where it is an
 //! object). These return the WebSocket payload only; `ws::frame` adds the frame header.
 

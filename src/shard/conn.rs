@@ -289,7 +289,7 @@ impl Conn {
         self.ping_sent = None;
     }
 
-    /// The activity check of one connection (SPEC §2): close it when its sign-in deadline has
+    /// The activity check of one connection (docs/protocol.md): close it when its sign-in deadline has
     /// passed or a ping went unanswered for `pong_timeout`; ping it after `activity_timeout`
     /// of silence. Returns what queuing the ping did, if it was sent.
     ///

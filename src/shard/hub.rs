@@ -221,7 +221,7 @@ impl Hub {
         }
     }
 
-    /// The activity check (SPEC §2) over every connection. `signin_deadline[app]` is the
+    /// The activity check (docs/protocol.md) over every connection. `signin_deadline[app]` is the
     /// app's required sign-in time, if it requires one.
     pub fn sweep(
         &mut self,

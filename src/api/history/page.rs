@@ -1,4 +1,4 @@
-//! `GET /channels/{channel}/history` (SPEC §4.3): one page of a channel's retained events, in
+//! `GET /channels/{channel}/history` (docs/http-api.md): one page of a channel's retained events, in
 //! either direction, within optional serial and time bounds, with a cursor to the next page.
 //!
 //! A cursor names the stream, the direction and the serial the next page starts at, so

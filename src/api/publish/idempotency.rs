@@ -1,4 +1,4 @@
-//! Idempotent publishing (SPEC §4.2): within an app's `idempotency_ttl_s`, a publish whose key
+//! Idempotent publishing (docs/http-api.md): within an app's `idempotency_ttl_s`, a publish whose key
 //! was already accepted returns the first answer and delivers nothing again; a repeat that
 //! arrives while the first is still being delivered waits for it.
 //!
@@ -53,7 +53,7 @@ pub enum Claim<'a> {
     Repeat(Rc<ApiResponse>),
 }
 
-/// The key a publish carries: the body's wins over the header's (SPEC §4.2).
+/// The key a publish carries: the body's wins over the header's (docs/http-api.md).
 pub fn key<'a>(
     body: Option<&'a str>,
     header: Option<&'a str>,

@@ -1,5 +1,5 @@
 //! What `POST /events` and `POST /batch_events` send, and the checks an event passes before
-//! anything is published (SPEC §4): name, channels, `socket_id`, `data` size.
+//! anything is published (docs/http-api.md): name, channels, `socket_id`, `data` size.
 
 use crate::api::channel_info::Info;
 use crate::app::App;

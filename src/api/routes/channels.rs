@@ -1,4 +1,4 @@
-//! Channel queries (SPEC §4): `GET /channels`, `GET /channels/{channel}`,
+//! Channel queries (docs/http-api.md): `GET /channels`, `GET /channels/{channel}`,
 //! `GET /channels/{channel}/users`.
 
 use crate::api::ApiCore;

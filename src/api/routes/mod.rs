@@ -1,4 +1,4 @@
-//! Routing and request authentication for the HTTP API (SPEC §4, §4.1): find the app, check
+//! Routing and request authentication for the HTTP API (docs/http-api.md): find the app, check
 //! the signature, then hand the request to its handler. Every error answer is an
 //! [`ApiError`], mapped to its status in one table (`http::error`).
 

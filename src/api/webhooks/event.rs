@@ -1,5 +1,5 @@
 //! What a webhook reports: one [`Event`] per occurrence, rendered as the JSON object a webhook
-//! body's `events` array carries (SPEC §5).
+//! body's `events` array carries (docs/webhooks.md).
 
 use crate::bus::ClientEventReport;
 use crate::protocol::SocketId;

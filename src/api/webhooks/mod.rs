@@ -1,4 +1,4 @@
-//! Webhooks (SPEC §5): the API core decides *what* happened (it sees the whole cluster's
+//! Webhooks (docs/webhooks.md): the API core decides *what* happened (it sees the whole cluster's
 //! occupancy and membership), this module filters it per endpoint, holds `channel_vacated` and
 //! `member_removed` for a moment in case the channel or user comes right back, and hands the
 //! rest to each endpoint's sender thread ([`sender`]) over a bounded [`queue`], where each

@@ -1,4 +1,4 @@
-//! Client events (SPEC §3): every rule a `client-*` event must pass on the sender's shard
+//! Client events (docs/protocol.md): every rule a `client-*` event must pass on the sender's shard
 //! before the API core relays it to every shard (the sender excluded, `data` byte-for-byte).
 
 use super::Turn;

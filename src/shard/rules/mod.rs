@@ -2,7 +2,7 @@
 //! ([`ShardState`]), the app and a parsed client message, and return what to do
 //! ([`Effects`]: frames for the connection, reports for the API core, a client event to relay,
 //! a close). The session task (`shard::session`) reads sockets and carries effects out; the
-//! unit tests here drive every rule of SPEC §2–§3 without a socket or an executor.
+//! unit tests here drive every rule of docs/protocol.md without a socket or an executor.
 //!
 //! One file per client message: [`subscribe`] (and unsubscribe), [`presence_join`] (the presence
 //! join state machine), [`signin`], [`client_event`]; [`on_disconnect`] says what a departure

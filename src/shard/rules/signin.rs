@@ -1,4 +1,4 @@
-//! `pusher:signin` (SPEC §3, user authentication): a signed `user_data` with a non-empty
+//! `pusher:signin` (docs/protocol.md, user authentication): a signed `user_data` with a non-empty
 //! string `id` signs the connection in (and may carry a watchlist); a bad signature or user
 //! closes the connection with 4009. Signing in again as the same user changes nothing; as
 //! another user, the first one's connection leaves.

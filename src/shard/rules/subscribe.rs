@@ -1,4 +1,4 @@
-//! `pusher:subscribe` and `pusher:unsubscribe` (SPEC §2–§3): who may subscribe to which kind
+//! `pusher:subscribe` and `pusher:unsubscribe` (docs/protocol.md): who may subscribe to which kind
 //! of channel, and leaving again.
 
 use super::Turn;

@@ -1,4 +1,4 @@
-//! Client events: every rule of SPEC §3.
+//! Client events: every rule of docs/protocol.md.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! The rules of SPEC §2–§3 as a shard applies them, driven without sockets: a connection in a
+//! The rules of docs/protocol.md as a shard applies them, driven without sockets: a connection in a
 //! real hub, real signatures, and the effects each message asks for.
 
 mod client_events;
