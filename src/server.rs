@@ -112,7 +112,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let mut listeners: Vec<Vec<shard::Listener>> = public
         .into_iter()
         .map(|socket| {
-            let tls = tls.as_ref().map(|t| t.acceptor.clone());
+            let tls = tls.as_ref().map(|t| t.config.clone());
             vec![shard::Listener { socket, tls }]
         })
         .collect();
@@ -188,7 +188,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
 /// TLS as the shards use it, and the certificates SIGHUP reloads.
 struct Tls {
-    acceptor: futures_rustls::TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
 }
 
 /// Whether `[server.tls]`'s files load, as at start (for `check-config`).
@@ -225,7 +225,7 @@ fn start_tls(config: Option<&TlsConfig>) -> Result<Option<Tls>, StartError> {
         })
         .map_err(|e| StartError(format!("reload thread: {e}")))?;
     Ok(Some(Tls {
-        acceptor: futures_rustls::TlsAcceptor::from(server_config),
+        config: server_config,
     }))
 }
 

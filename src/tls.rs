@@ -13,11 +13,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// Bytes of plaintext and of TLS records rustls may hold per connection beyond the outbox.
-/// The outbox already bounds what waits for a socket (`outbound_buffer_kb`); rustls' own
-/// default (64 KiB) would add to it per slow connection.
-pub const BUFFER_LIMIT_BYTES: usize = 16 * 1024;
-
 /// The first byte of every TLS connection: a handshake record.
 pub const HANDSHAKE_RECORD: u8 = 0x16;
 

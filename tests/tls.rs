@@ -149,11 +149,31 @@ struct Wss {
     socket_id: String,
 }
 
+/// A TCP connection whose receive buffer is 4 KiB (the kernel's minimum rounds it up a little).
+fn small_receive_buffer(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let tcp: TcpStream = socket.into();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp
+}
+
 impl Wss {
     fn connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> Wss {
-        let url = format!("wss://localhost:{}/app/{APP_KEY}?protocol=7", addr.port());
-        let (ws, _) = tungstenite::client::client(url.as_str(), connect_tls(addr, config))
-            .expect("WebSocket handshake over TLS");
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        Self::connect_with(tcp, config)
+    }
+
+    fn connect_with(tcp: TcpStream, config: &Arc<ClientConfig>) -> Wss {
+        let port = tcp.peer_addr().unwrap().port();
+        let url = format!("wss://localhost:{port}/app/{APP_KEY}?protocol=7");
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = StreamOwned::new(ClientConnection::new(config.clone(), name).unwrap(), tcp);
+        let (ws, _) =
+            tungstenite::client::client(url.as_str(), tls).expect("WebSocket handshake over TLS");
         let mut wss = Wss {
             ws,
             socket_id: String::new(),
@@ -372,4 +392,61 @@ fn sighup_reloads_the_certificate_and_keeps_connections() {
 
 fn libc_sighup() -> i32 {
     1
+}
+
+#[test]
+fn large_messages_cross_tls_records_both_ways_and_a_late_reader_gets_everything_in_order() {
+    let ca = TestCa::new();
+    let dir = temp_dir();
+    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
+    let server = Server::with_config(&tls_toml(&cert, &key, ""));
+    let config = ca.client_config();
+
+    // Inbound: a 60 KB message spans four TLS records (16 KiB each at most).
+    let mut ws = Wss::connect(server.addr, &config);
+    let long = "x".repeat(60_000);
+    let msg = serde_json::json!({"event": "pusher:subscribe", "data": {"channel": long}});
+    ws.ws.send(Message::text(msg.to_string())).unwrap();
+    let ev = ws.event();
+    assert_eq!(ev["event"], "pusher:error", "{ev}");
+    assert_eq!(ev["data"]["code"], 4300, "{ev}");
+
+    // Outbound: 20 events of 20 KB (within the 512 KiB outbox) published to a subscriber with
+    // a 4 KiB receive buffer that does not read, so the server's socket fills and encrypted
+    // records wait for room; then it reads them all, in order.
+    let mut ws = Wss::connect_with(small_receive_buffer(server.addr), &config);
+    ws.subscribe("bulk");
+    let padding = "p".repeat(20_000);
+    for i in 0..20 {
+        let body =
+            serde_json::json!({"name": "e", "channel": "bulk", "data": format!("{i}:{padding}")})
+                .to_string();
+        let path = format!("/apps/{APP_ID}/events");
+        let target = signed_target(
+            APP_KEY,
+            APP_SECRET,
+            "POST",
+            &path,
+            body.as_bytes(),
+            &[],
+            unix_now(),
+        );
+        let (status, _) = request(
+            connect_tls(server.addr, &config),
+            "POST",
+            &target,
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200);
+    }
+    for i in 0..20 {
+        let ev = ws.event();
+        let data = ev["data"].as_str().unwrap();
+        assert!(
+            data.starts_with(&format!("{i}:")),
+            "event {i}: {}",
+            &data[..20]
+        );
+        assert_eq!(data.len(), format!("{i}:").len() + 20_000);
+    }
 }

@@ -11,7 +11,6 @@ use crate::protocol::ErrorCode;
 use crate::protocol::errors::closing_bytes;
 use crate::ws::handshake;
 use futures_lite::AsyncWriteExt;
-use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -60,7 +59,11 @@ impl Drop for HttpSlot<'_> {
 }
 
 /// Serves an accepted connection: the TLS handshake first when its listener has `tls`.
-pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, tls: Option<TlsAcceptor>) {
+pub async fn serve(
+    shard: Rc<Shard>,
+    tcp: TcpStream,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
     let Some(slot) = HttpSlot::take(&shard) else {
         let mut stream = Stream::Plain(tcp);
         let busy = ApiError::Unavailable("too many HTTP connections; try again".into());
@@ -70,7 +73,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, tls: Option<TlsAcceptor>) {
     };
     let mut stream = match tls {
         None => Stream::Plain(tcp),
-        Some(acceptor) => match stream::accept_tls(tcp, &acceptor).await {
+        Some(config) => match stream::accept_tls(tcp, &config).await {
             Some(stream) => stream,
             None => return,
         },

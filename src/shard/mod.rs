@@ -3,7 +3,8 @@
 //! the queues in [`crate::bus`].
 //!
 //! - [`http_phase`]: a TCP connection's HTTP requests (`/up`, upgrades, API hand-off);
-//! - [`session`]: an upgraded WebSocket connection's I/O; [`stream`]: its bytes, plain or TLS;
+//! - [`session`]: an upgraded WebSocket connection's I/O; [`stream`]: its bytes, plain or TLS
+//!   ([`tls_stream`]);
 //! - [`rules`]: the client protocol as plain functions over [`state::ShardState`];
 //! - [`hub`] and [`conn`]: the connections and the local channel index; [`outbox`]: a
 //!   connection's queue of shared frames; [`write_list`] and [`writer`]: broadcasts written
@@ -23,6 +24,7 @@ pub mod session;
 pub mod state;
 pub mod stream;
 mod tasks;
+pub mod tls_stream;
 pub mod write_list;
 mod writer;
 
@@ -338,7 +340,7 @@ impl Shard {
 /// A listening socket of the shard, and the TLS its connections start with, if any.
 pub struct Listener {
     pub socket: std::net::TcpListener,
-    pub tls: Option<futures_rustls::TlsAcceptor>,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Creates the shard's listening socket on `addr` with SO_REUSEPORT, so every shard accepts

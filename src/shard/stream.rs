@@ -3,28 +3,28 @@
 //! the WebSocket session; only a plain socket may also be written by the shard's writer
 //! directly ([`Stream::plain_fd`]), since a TLS record must be encrypted by its connection.
 
+use super::tls_stream::TlsStream;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use futures_rustls::TlsAcceptor;
-use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub enum Stream {
     Plain(TcpStream),
     /// Boxed: the TLS state is large next to a plain socket, and only TLS connections pay it.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
     fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref().0,
+            Stream::Tls(s) => s.tcp(),
         }
     }
 
@@ -55,9 +55,8 @@ impl Stream {
         match self {
             Stream::Plain(s) => Ok(s.shutdown(Shutdown::Write).await?),
             Stream::Tls(s) => {
-                s.get_mut().1.send_close_notify();
-                s.flush().await?;
-                Ok(s.get_ref().0.shutdown(Shutdown::Write).await?)
+                futures_lite::future::poll_fn(|cx| s.poll_close_notify(cx)).await?;
+                Ok(s.tcp().shutdown(Shutdown::Write).await?)
             }
         }
     }
@@ -69,7 +68,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Makes a TLS connection of an accepted socket. A client that speaks plain HTTP to the TLS
 /// port (its first byte is not a handshake record) gets a plain 400 saying so, and the
 /// connection ends (`None`); so does one whose handshake fails or takes too long.
-pub async fn accept_tls(tcp: TcpStream, acceptor: &TlsAcceptor) -> Option<Stream> {
+pub async fn accept_tls(tcp: TcpStream, config: &Arc<rustls::ServerConfig>) -> Option<Stream> {
     let handshake = async {
         let mut first = [0u8; 1];
         if tcp.peek(&mut first).await? == 0 {
@@ -81,10 +80,7 @@ pub async fn accept_tls(tcp: TcpStream, acceptor: &TlsAcceptor) -> Option<Stream
             let _ = tcp.shutdown(Shutdown::Write).await;
             return Ok(None);
         }
-        let mut tls = acceptor.accept(tcp).await?;
-        tls.get_mut()
-            .1
-            .set_buffer_limit(Some(crate::tls::BUFFER_LIMIT_BYTES));
+        let tls = TlsStream::accept(tcp, config.clone()).await?;
         Ok(Some(Stream::Tls(Box::new(tls))))
     };
     match glommio::timer::timeout(HANDSHAKE_TIMEOUT, handshake).await {

@@ -5,7 +5,6 @@
 use super::{Shard, http_phase, reports};
 use crate::bus::{ApiCommand, ShardCommand, ShardReceiver};
 use crate::clock::Tick;
-use futures_rustls::TlsAcceptor;
 use glommio::TaskQueueHandle;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpListener;
@@ -78,7 +77,11 @@ async fn command_loop(
 /// How often failed accepts are logged at most (with their count).
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
     // One descriptor held back for when the others run out: it is given up to accept and at
     // once close a waiting connection, so its client hears a refusal instead of hanging in the
     // backlog.
