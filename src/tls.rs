@@ -58,6 +58,10 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
+/// ring: builds with a C compiler alone (aws-lc-rs also needs CMake). rustls 0.23.48 and later
+/// mark it deprecated for lacking post-quantum key exchange; it still offers X25519 and the
+/// NIST curves, which every Pusher client supports.
+#[allow(deprecated)]
 fn provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
