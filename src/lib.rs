@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod placement;
 pub mod protocol;
 pub mod rate;
+pub mod reload;
 pub mod server;
 pub mod shard;
 pub mod tls;

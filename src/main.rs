@@ -33,6 +33,13 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Asks the running server to re-read its configuration (SIGHUP): what can change live is
+    /// applied, the rest is named in its log. Exit code 0 when the signal was sent.
+    Reload {
+        /// The server's `server.pid_file`.
+        #[arg(long, env = "RINGCAST_PID_FILE")]
+        pid_file: PathBuf,
+    },
 }
 
 fn env_help() -> String {
@@ -48,8 +55,10 @@ fn env_help() -> String {
 fn main() {
     no_transparent_huge_pages();
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig { file }) = &cli.command {
-        std::process::exit(check_config(file));
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => std::process::exit(check_config(file)),
+        Some(Command::Reload { pid_file }) => std::process::exit(reload(pid_file)),
+        None => {}
     }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
@@ -59,7 +68,7 @@ fn main() {
         }
     };
     logging::init(LogFormat::parse(&config.server.log_format).unwrap_or(LogFormat::Text));
-    if let Err(e) = server::run(config) {
+    if let Err(e) = server::run(config, cli.config.clone()) {
         eprintln!("ringcast: {e}");
         std::process::exit(1);
     }
@@ -83,6 +92,33 @@ fn check_config(file: &Path) -> i32 {
         file.display()
     );
     print!("{}", config.to_masked_toml());
+    0
+}
+
+/// `ringcast reload --pid-file FILE`: the exit code.
+fn reload(pid_file: &Path) -> i32 {
+    let pid = match std::fs::read_to_string(pid_file) {
+        Ok(text) => match text.trim().parse::<libc::pid_t>() {
+            Ok(pid) if pid > 0 => pid,
+            _ => {
+                eprintln!("ringcast: {}: not a process id", pid_file.display());
+                return 1;
+            }
+        },
+        Err(e) => {
+            eprintln!("ringcast: {}: {e}", pid_file.display());
+            return 1;
+        }
+    };
+    // SAFETY: kill with a positive pid and a signal number touches no memory of ours.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        eprintln!(
+            "ringcast: cannot signal process {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        return 1;
+    }
+    println!("asked ringcast (process {pid}) to reload; its log says what changed");
     0
 }
 

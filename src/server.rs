@@ -8,10 +8,12 @@ use crate::config::{ClusterConfig, Config, TlsConfig};
 use crate::limits::{Planned, SystemLimits};
 use crate::metrics::Metrics;
 use crate::placement;
+use crate::reload::Reloader;
 use crate::shard::{self, ShardSetup};
 use crate::tls::{self, Certificates};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -83,8 +85,9 @@ fn bind_metrics(
     Ok(Some(l))
 }
 
-/// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
-pub fn run(config: Config) -> Result<(), StartError> {
+/// Runs the server until SIGTERM/SIGINT and a graceful shutdown; `path` is the configuration
+/// file SIGHUP re-reads.
+pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
     let limits = SystemLimits::read_and_raise();
     if let Some(fatal) = limits.fatal() {
         return Err(StartError(fatal));
@@ -107,6 +110,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("signal handler: {e}")))?;
     }
     let tls = start_tls(config.server.tls.as_ref())?;
+    let certs = tls.as_ref().map(|t| t.certs.clone());
+    reload_on_sighup(Reloader::new(path, config.clone(), certs))?;
     let shards = plan.shard_cpus.len();
     let (addr, public) = bind_shards(ip, config.server.port, shards)?;
     let mut listeners: Vec<Vec<shard::Listener>> = public
@@ -177,18 +182,43 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 plan.api_cpu
             ))
         })?;
+    let pid_file = PidFile::write(&config.server.pid_file)?;
     log_started(addr, tls.is_some(), &plan, &apps);
     let _ = api.join();
     for h in shard_handles {
         let _ = h.join();
     }
+    drop(pid_file);
     log::info!("ringcast stopped");
     Ok(())
+}
+
+/// `server.pid_file`: written once the server listens, removed when it stops.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn write(path: &str) -> Result<PidFile, StartError> {
+        if path.is_empty() {
+            return Ok(PidFile(None));
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| StartError(format!("server.pid_file: {path}: {e}")))?;
+        Ok(PidFile(Some(PathBuf::from(path))))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// TLS as the shards use it, and the certificates SIGHUP reloads.
 struct Tls {
     config: Arc<rustls::ServerConfig>,
+    certs: Arc<Certificates>,
 }
 
 /// Whether `[server.tls]`'s files load, as at start (for `check-config`).
@@ -200,8 +230,7 @@ pub fn check_tls(config: Option<&TlsConfig>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Loads `[server.tls]`'s certificate (a bad file fails the start with one line naming it)
-/// and reloads it on every SIGHUP from then on.
+/// Loads `[server.tls]`'s certificate; a bad file fails the start with one line naming it.
 fn start_tls(config: Option<&TlsConfig>) -> Result<Option<Tls>, StartError> {
     let Some(config) = config else {
         return Ok(None);
@@ -211,22 +240,25 @@ fn start_tls(config: Option<&TlsConfig>) -> Result<Option<Tls>, StartError> {
     let certs = Arc::new(certs);
     let server_config =
         tls::server_config(certs.clone()).map_err(|e| StartError(format!("server.tls: {e}")))?;
+    Ok(Some(Tls {
+        config: server_config,
+        certs,
+    }))
+}
+
+/// Re-reads the configuration on every SIGHUP (see [`crate::reload`]).
+fn reload_on_sighup(mut reloader: Reloader) -> Result<(), StartError> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
         .map_err(|e| StartError(format!("signal handler: {e}")))?;
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
             for _ in signals.forever() {
-                match certs.reload() {
-                    Ok(()) => log::info!("SIGHUP: TLS certificate reloaded"),
-                    Err(e) => log::error!("SIGHUP: TLS certificate kept: {e}"),
-                }
+                reloader.reload();
             }
         })
         .map_err(|e| StartError(format!("reload thread: {e}")))?;
-    Ok(Some(Tls {
-        config: server_config,
-    }))
+    Ok(())
 }
 
 /// A shard's share of a per-second limit `max` (0: none) split over `shards`, rounded up so

@@ -10,7 +10,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 /// The first byte of every TLS connection: a handshake record.
@@ -22,11 +22,9 @@ pub fn plain_http_refusal() -> Vec<u8> {
     crate::http::response(400, "application/json", body, false)
 }
 
-/// The certificate new handshakes present, and the files it came from.
+/// The certificate new handshakes present.
 #[derive(Debug)]
 pub struct Certificates {
-    cert_file: PathBuf,
-    key_file: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
 }
 
@@ -34,16 +32,14 @@ impl Certificates {
     /// Loads the chain and key; the error is one line naming the file at fault.
     pub fn load(cert_file: &Path, key_file: &Path) -> Result<Certificates, String> {
         Ok(Certificates {
-            cert_file: cert_file.to_path_buf(),
-            key_file: key_file.to_path_buf(),
             current: RwLock::new(Arc::new(certified_key(cert_file, key_file)?)),
         })
     }
 
-    /// Reads the files again and, if they load, presents the new certificate from the next
+    /// Reads the files (again) and, if they load, presents the new certificate from the next
     /// handshake on.
-    pub fn reload(&self) -> Result<(), String> {
-        let fresh = Arc::new(certified_key(&self.cert_file, &self.key_file)?);
+    pub fn reload_from(&self, cert_file: &Path, key_file: &Path) -> Result<(), String> {
+        let fresh = Arc::new(certified_key(cert_file, key_file)?);
         // A poisoned lock only means a panic elsewhere while swapping; the value is whole.
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         *current = fresh;

@@ -98,6 +98,9 @@ pub struct ServerConfig {
     pub cache_max_mb: usize,
     /// `text` (the default) or `json`: one JSON object per log line.
     pub log_format: String,
+    /// A file the server writes its process id to at start (and removes at exit), for
+    /// `ringcast reload --pid-file`; empty = none.
+    pub pid_file: String,
     /// `[server.tls]`: when present, the public port speaks TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -138,6 +141,7 @@ impl Default for ServerConfig {
             cache_max_channels: 100_000,
             cache_max_mb: 64,
             log_format: "text".into(),
+            pid_file: String::new(),
             tls: None,
         }
     }
