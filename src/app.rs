@@ -1,11 +1,14 @@
 //! Apps: credentials, limits and feature switches, and the lookups by key (WebSocket path)
-//! and by id (HTTP API path). Built once at start and shared read-only by every core.
+//! and by id (HTTP API path). Built at start; a reload publishes new settings through
+//! [`LiveApps`], and each core keeps its own copy ([`AppsView`]), picked up at its next look,
+//! so that no reference count or lock is shared between cores on the message path.
 
 use crate::config::AppConfig;
 use crate::webhook_kind::Kinds;
 use ahash::AHashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::{Cell, Ref, RefCell};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Index of an app in [`Apps`]; small and `Copy`, so per-connection and per-message state
 /// carries this rather than strings.
@@ -17,8 +20,8 @@ pub struct App {
     pub idx: AppIdx,
     pub config: AppConfig,
     /// Open WebSocket connections across all shards, for `max_connections` (4004). Touched on
-    /// connect and disconnect only, never per message.
-    connections: AtomicUsize,
+    /// connect and disconnect only, never per message; shared by every copy of the app.
+    connections: Arc<AtomicUsize>,
     /// Every webhook event kind some endpoint of the app wants.
     pub webhook_kinds: Kinds,
 }
@@ -67,24 +70,34 @@ pub struct Apps {
     by_id: AHashMap<String, AppIdx>,
 }
 
+impl App {
+    fn new(idx: AppIdx, config: AppConfig, connections: Arc<AtomicUsize>) -> App {
+        let webhook_kinds = config
+            .webhooks
+            .iter()
+            .map(|w| Kinds::from_names(w.event_types.iter().map(String::as_str)))
+            .fold(Kinds::default(), Kinds::union);
+        App {
+            idx,
+            config,
+            connections,
+            webhook_kinds,
+        }
+    }
+}
+
 impl Apps {
     pub fn new(configs: &[AppConfig]) -> Arc<Apps> {
-        let list: Vec<Arc<App>> = configs
+        let list = configs
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                Arc::new(App {
-                    idx: AppIdx(i as u16),
-                    config: c.clone(),
-                    connections: AtomicUsize::new(0),
-                    webhook_kinds: c
-                        .webhooks
-                        .iter()
-                        .map(|w| Kinds::from_names(w.event_types.iter().map(String::as_str)))
-                        .fold(Kinds::default(), Kinds::union),
-                })
-            })
+            .map(|(i, c)| App::new(AppIdx(i as u16), c.clone(), Arc::default()))
             .collect();
+        Self::of(list)
+    }
+
+    fn of(list: Vec<App>) -> Arc<Apps> {
+        let list: Vec<Arc<App>> = list.into_iter().map(Arc::new).collect();
         let by_key = list.iter().map(|a| (a.config.key.clone(), a.idx)).collect();
         let by_id = list.iter().map(|a| (a.config.id.clone(), a.idx)).collect();
         Arc::new(Apps {
@@ -92,6 +105,63 @@ impl Apps {
             by_key,
             by_id,
         })
+    }
+
+    /// A copy for one core: its own allocations (so its reference counts are its own), the
+    /// same connection counters.
+    pub fn local_copy(&self) -> Arc<Apps> {
+        Self::of(
+            self.list
+                .iter()
+                .map(|a| App::new(a.idx, a.config.clone(), a.connections.clone()))
+                .collect(),
+        )
+    }
+
+    /// The apps with the settings of `configs` applied to the apps they name by id: limits
+    /// and switches. What a reload cannot change live (an app added or removed, a key, a
+    /// secret, webhooks) is kept as it was and named in the second value. `None` when no
+    /// setting changed.
+    pub fn with_settings(&self, configs: &[AppConfig]) -> (Option<Arc<Apps>>, Vec<String>) {
+        let mut not_applied = Vec::new();
+        let mut changed = false;
+        let mut list = Vec::with_capacity(self.list.len());
+        for app in &self.list {
+            let Some(new) = configs.iter().find(|c| c.id == app.config.id) else {
+                not_applied.push(format!("apps[{}] (removed)", app.config.id));
+                list.push(App::new(
+                    app.idx,
+                    app.config.clone(),
+                    app.connections.clone(),
+                ));
+                continue;
+            };
+            let mut config = new.clone();
+            for (what, old, kept) in [
+                ("key", &app.config.key, &mut config.key),
+                ("secret", &app.config.secret, &mut config.secret),
+            ] {
+                if kept != old {
+                    not_applied.push(format!("apps[{}].{what}", app.config.id));
+                    kept.clone_from(old);
+                }
+            }
+            if toml::Value::try_from(&config.webhooks).ok()
+                != toml::Value::try_from(&app.config.webhooks).ok()
+            {
+                not_applied.push(format!("apps[{}].webhooks", app.config.id));
+                config.webhooks.clone_from(&app.config.webhooks);
+            }
+            changed |=
+                toml::Value::try_from(&config).ok() != toml::Value::try_from(&app.config).ok();
+            list.push(App::new(app.idx, config, app.connections.clone()));
+        }
+        for new in configs {
+            if !self.list.iter().any(|a| a.config.id == new.id) {
+                not_applied.push(format!("apps[{}] (added)", new.id));
+            }
+        }
+        (changed.then(|| Self::of(list)), not_applied)
     }
 
     pub fn get(&self, idx: AppIdx) -> &Arc<App> {
@@ -116,5 +186,144 @@ impl Apps {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+}
+
+/// The apps as the last reload left them, shared by every core. Written only by a reload; each
+/// core compares [`LiveApps::epoch`] with the one it copied and takes a copy when it moved.
+#[derive(Debug)]
+pub struct LiveApps {
+    epoch: AtomicU64,
+    apps: Mutex<Arc<Apps>>,
+}
+
+impl LiveApps {
+    pub fn new(apps: Arc<Apps>) -> Arc<LiveApps> {
+        Arc::new(LiveApps {
+            epoch: AtomicU64::new(0),
+            apps: Mutex::new(apps),
+        })
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn load(&self) -> Arc<Apps> {
+        // A poisoned lock only means a panic elsewhere while swapping; the value is whole.
+        self.apps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `apps` the current apps for every core.
+    pub fn publish(&self, apps: Arc<Apps>) {
+        *self.apps.lock().unwrap_or_else(|e| e.into_inner()) = apps;
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// One core's copy of the apps, brought up to date with [`LiveApps`] when it is looked at.
+#[derive(Debug)]
+pub struct AppsView {
+    live: Arc<LiveApps>,
+    epoch: Cell<u64>,
+    local: RefCell<Arc<Apps>>,
+}
+
+impl AppsView {
+    pub fn new(live: Arc<LiveApps>) -> AppsView {
+        let epoch = live.epoch();
+        let local = live.load().local_copy();
+        AppsView {
+            live,
+            epoch: Cell::new(epoch),
+            local: RefCell::new(local),
+        }
+    }
+
+    /// The current apps (not to be held across an await).
+    pub fn now(&self) -> Ref<'_, Arc<Apps>> {
+        self.refresh();
+        self.local.borrow()
+    }
+
+    /// Takes the reloaded apps if there are new ones; `true` when it did.
+    pub fn refresh(&self) -> bool {
+        let epoch = self.live.epoch();
+        if epoch == self.epoch.get() {
+            return false;
+        }
+        // Looked at again while a caller still holds the current copy (a reload landed in
+        // between): that caller keeps it, and the next look takes the new one.
+        let Ok(mut local) = self.local.try_borrow_mut() else {
+            return false;
+        };
+        *local = self.live.load().local_copy();
+        self.epoch.set(epoch);
+        true
+    }
+
+    /// How many reloads this copy reflects: a holder of one app compares it with its own.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str, key: &str) -> AppConfig {
+        AppConfig {
+            id: id.into(),
+            key: key.into(),
+            secret: "s".into(),
+            ..AppConfig::default()
+        }
+    }
+
+    #[test]
+    fn settings_apply_and_the_rest_is_named() {
+        let apps = Apps::new(&[app("a", "ka"), app("b", "kb")]);
+        assert!(apps.get(AppIdx(0)).try_acquire_connection());
+        let mut a = app("a", "ka");
+        a.enable_client_messages = true;
+        let mut b = app("b", "other-key");
+        b.max_connections = 3;
+        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")]);
+        let new = new.expect("settings changed");
+        assert!(new.get(AppIdx(0)).config.enable_client_messages);
+        assert_eq!(new.get(AppIdx(1)).config.max_connections, 3);
+        assert_eq!(new.get(AppIdx(1)).key(), "kb", "the key stays");
+        assert_eq!(not_applied, ["apps[b].key", "apps[c] (added)"]);
+        assert!(new.by_key("kb").is_some() && new.by_key("other-key").is_none());
+        // The connection counter is the same one.
+        new.get(AppIdx(0)).release_connection();
+        assert!(apps.get(AppIdx(0)).try_acquire_connection());
+        assert_eq!(
+            apps.with_settings(&[app("a", "ka"), app("b", "kb")])
+                .0
+                .map(|_| ()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_view_picks_up_what_is_published() {
+        let live = LiveApps::new(Apps::new(&[app("a", "ka")]));
+        let view = AppsView::new(live.clone());
+        assert!(!view.refresh());
+        let mut a = app("a", "ka");
+        a.max_connections = 7;
+        live.publish(live.load().with_settings(&[a]).0.unwrap());
+        assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
+        assert_eq!(view.epoch(), 1);
+        // A reload while a copy is held: the holder keeps it; the next look takes the new one.
+        let held = view.now();
+        let mut a = app("a", "ka");
+        a.max_connections = 8;
+        live.publish(live.load().with_settings(&[a]).0.unwrap());
+        assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
+        drop(held);
+        assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 8);
     }
 }

@@ -4,13 +4,16 @@
 //! stays. Of a file that loads, what can change live is applied and what needs a restart is
 //! named in one log line and left as it was.
 //!
-//! Applied live today: the TLS certificate and key (the same or new paths). Everything else is
-//! reported, not applied: the server's listeners, executors and caps are sized at start, and
-//! apps, limits and webhooks are read by every core and are not yet swapped at run time.
+//! Applied live: the TLS certificate and key (the same or new paths), and each existing app's
+//! settings (limits and switches, `enabled` too: a disabled app's connections are closed with
+//! 4003), which every core takes at its next look at the apps ([`crate::app::LiveApps`]).
+//! Reported, not applied: the server's and the cluster's settings (listeners, executors and
+//! caps are sized at start), apps added or removed, and an app's key, secret or webhooks.
 //!
 //! [`plan`] is the rule, a plain function over the old and new configuration; [`Reloader`]
 //! carries it out.
 
+use crate::app::LiveApps;
 use crate::config::{Config, TlsConfig};
 use crate::tls::Certificates;
 use std::path::PathBuf;
@@ -21,8 +24,8 @@ use std::sync::Arc;
 pub struct Plan {
     /// The TLS files to load, when TLS is on and stays on.
     pub tls_files: Option<(String, String)>,
-    /// Settings that changed but are not applied until a restart, by key (`server.port`,
-    /// `apps[app-1]`, …).
+    /// Server and cluster settings that changed but are not applied until a restart, by key
+    /// (`server.port`, …). Apps are compared by `Apps::with_settings`.
     pub not_applied: Vec<String>,
 }
 
@@ -61,20 +64,6 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         }
     };
 
-    for app in &new.apps {
-        match old.apps.iter().find(|o| o.id == app.id) {
-            None => not_applied.push(format!("apps[{}] (added)", app.id)),
-            Some(o) if toml::Value::try_from(o).ok() != toml::Value::try_from(app).ok() => {
-                not_applied.push(format!("apps[{}]", app.id));
-            }
-            Some(_) => {}
-        }
-    }
-    for app in &old.apps {
-        if !new.apps.iter().any(|n| n.id == app.id) {
-            not_applied.push(format!("apps[{}] (removed)", app.id));
-        }
-    }
     Plan {
         tls_files,
         not_applied,
@@ -95,14 +84,21 @@ pub struct Reloader {
     path: Option<PathBuf>,
     running: Config,
     certs: Option<Arc<Certificates>>,
+    apps: Arc<LiveApps>,
 }
 
 impl Reloader {
-    pub fn new(path: Option<PathBuf>, running: Config, certs: Option<Arc<Certificates>>) -> Self {
+    pub fn new(
+        path: Option<PathBuf>,
+        running: Config,
+        certs: Option<Arc<Certificates>>,
+        apps: Arc<LiveApps>,
+    ) -> Self {
         Reloader {
             path,
             running,
             certs,
+            apps,
         }
     }
 
@@ -114,12 +110,19 @@ impl Reloader {
                 return log::error!("reload refused, the running configuration stays: {e}");
             }
         };
-        let plan = plan(&self.running, &new);
+        let mut plan = plan(&self.running, &new);
         if let (Some(certs), Some((cert, key))) = (&self.certs, &plan.tls_files) {
             match certs.reload_from(cert.as_ref(), key.as_ref()) {
                 Ok(()) => log::info!("reload: TLS certificate reloaded"),
                 Err(e) => log::error!("reload: TLS certificate kept: {e}"),
             }
+        }
+        let (apps, not_applied) = self.apps.load().with_settings(&new.apps);
+        plan.not_applied.extend(not_applied);
+        if let Some(apps) = apps {
+            let ids: Vec<&str> = apps.iter().map(|a| a.id()).collect();
+            self.apps.publish(apps.clone());
+            log::info!("reload: app settings applied ({})", ids.join(", "));
         }
         if plan.not_applied.is_empty() {
             log::info!("reload: configuration re-read; nothing else changed");
@@ -129,7 +132,8 @@ impl Reloader {
                 plan.not_applied.join(", ")
             );
         }
-        // What was not applied is still what runs: the next reload compares against that.
+        // What was not applied is still what runs: the next reload compares against that
+        // (the apps, against `LiveApps`).
         let mut running = self.running.clone();
         if let (Some(tls), Some(new_tls)) = (&mut running.server.tls, &new.server.tls) {
             *tls = TlsConfig {
@@ -158,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn server_cluster_and_app_changes_are_named() {
+    fn server_and_cluster_changes_are_named() {
         let old = config(APP);
         let new = config(&format!(
             "[server]\nport = 7000\nactivity_timeout = 60\n[cluster]\nprefix = \"p\"\n{APP}\
@@ -167,17 +171,7 @@ mod tests {
         let p = plan(&old, &new);
         assert_eq!(
             p.not_applied,
-            [
-                "server.activity_timeout",
-                "server.port",
-                "cluster.prefix",
-                "apps[a]",
-                "apps[b] (added)"
-            ]
-        );
-        assert_eq!(
-            plan(&new, &old).not_applied.last().unwrap(),
-            "apps[b] (removed)"
+            ["server.activity_timeout", "server.port", "cluster.prefix"]
         );
     }
 

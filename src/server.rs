@@ -2,7 +2,7 @@
 
 use crate::api::cluster::RedisNode;
 use crate::api::{self, ApiSetup};
-use crate::app::Apps;
+use crate::app::{Apps, LiveApps};
 use crate::bus::ShardQueue;
 use crate::config::{ClusterConfig, Config, TlsConfig};
 use crate::limits::{Planned, SystemLimits};
@@ -104,6 +104,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
         log::warn!("{warning}");
     }
     let apps = Apps::new(&config.apps);
+    let live_apps = LiveApps::new(apps.clone());
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())
@@ -111,7 +112,12 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
     }
     let tls = start_tls(config.server.tls.as_ref())?;
     let certs = tls.as_ref().map(|t| t.certs.clone());
-    reload_on_sighup(Reloader::new(path, config.clone(), certs))?;
+    reload_on_sighup(Reloader::new(
+        path,
+        config.clone(),
+        certs,
+        live_apps.clone(),
+    ))?;
     let shards = plan.shard_cpus.len();
     let (addr, public) = bind_shards(ip, config.server.port, shards)?;
     let mut listeners: Vec<Vec<shard::Listener>> = public
@@ -141,7 +147,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
         from_shards.push(queue.from_shard);
         let setup = ShardSetup {
             id,
-            apps: apps.clone(),
+            apps: live_apps.clone(),
             config: config.server.clone(),
             listeners,
             from_api: queue.from_api,
@@ -162,7 +168,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
     let hold = Duration::from_millis(config.server.webhook_hold_ms);
     let cluster = join_cluster(&config.cluster, hold, &metrics)?;
     let api_setup = ApiSetup {
-        apps: apps.clone(),
+        apps: live_apps.clone(),
         config: config.server.clone(),
         cluster,
         to_shards,

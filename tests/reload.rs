@@ -1,7 +1,8 @@
 //! Reloading the configuration while clients stay connected: `ringcast reload --pid-file`
 //! sends SIGHUP; a bad file is refused as a whole and the running configuration keeps
-//! serving; changes that need a restart are named in one line and left as they were. (The TLS
-//! certificate's live reload is in `tests/tls.rs`.)
+//! serving; an app's settings apply live to its connected clients (their socket ids
+//! unchanged), and disabling it closes them with 4003; changes that need a restart are named in
+//! one line and left as they were. (The TLS certificate's live reload is in `tests/tls.rs`.)
 
 mod common;
 
@@ -103,16 +104,86 @@ fn changes_that_need_a_restart_are_named_and_kept() {
     reload(&r);
     let line = r.server.wait_log("not applied until a restart");
     assert!(line.contains("server.activity_timeout"), "{line}");
-    assert!(line.contains("apps[app-id]"), "{line}");
+    assert!(
+        !line.contains("apps[app-id]"),
+        "app settings apply live: {line}"
+    );
 
     r.server.api().trigger("news", "after", "{}");
     assert_eq!(sub.expect("after")["channel"], "news");
     assert_eq!(sub.socket_id, socket_id);
 
-    // The same file again: nothing new to report.
+    // The same file as at start: the app's settings go back, nothing else to report.
     std::fs::write(&r.config, toml(&r.pid_file, "activity_timeout = 120", "")).unwrap();
     reload(&r);
     r.server.wait_log("nothing else changed");
+    // A new key is not applied (clients connect with the old one until a restart).
+    std::fs::write(
+        &r.config,
+        toml(&r.pid_file, "activity_timeout = 120", "").replace(APP_KEY, "new-key"),
+    )
+    .unwrap();
+    reload(&r);
+    let line = r.server.wait_log("not applied until a restart");
+    assert!(line.contains("apps[app-id].key"), "{line}");
+    r.server.ws();
+}
+
+/// Reloads `app` settings and waits until the (single) shard uses them.
+fn reload_app(r: &Running, app: &str) {
+    std::fs::write(&r.config, toml(&r.pid_file, "shards = 1", app)).unwrap();
+    reload(r);
+    r.server.wait_log("app settings applied");
+    r.server.wait_log("shard 0: reloaded app settings in use");
+}
+
+#[test]
+fn app_switches_and_limits_apply_to_connected_clients() {
+    let r = start("shards = 1");
+    let mut a = r.server.ws();
+    let mut b = r.server.ws();
+    // The dev app (`dev_app_toml`) keeps the defaults: no client events.
+    a.subscribe_private("private-room");
+    b.subscribe_private("private-room");
+    let whisper = serde_json::json!({"event":"client-typing","channel":"private-room","data":{}});
+    a.send_json(whisper.clone());
+    a.expect_error(4301);
+
+    reload_app(&r, "enable_client_messages = true\nmax_connections = 3");
+    let before = a.socket_id.clone();
+    a.send_json(whisper);
+    assert_eq!(b.expect("client-typing")["channel"], "private-room");
+    assert_eq!(a.socket_id, before);
+
+    // Three connections are allowed now: a and b, and one more.
+    let _c = r.server.ws();
+    let mut d = Ws::connect_raw(r.server.addr, &format!("/app/{APP_KEY}?protocol=7"));
+    d.expect_error(4004);
+}
+
+#[test]
+fn disabling_an_app_closes_its_connections_with_4003() {
+    let r = start("shards = 1");
+    let mut a = r.server.ws();
+    a.subscribe("news");
+    reload_app(&r, "enabled = false");
+    a.expect_error(4003);
+    a.expect_close(4003);
+    let mut late = Ws::connect_raw(r.server.addr, &format!("/app/{APP_KEY}?protocol=7"));
+    late.expect_error(4003);
+    let mut api = r.server.api();
+    let answer = api.post(
+        "/events",
+        &serde_json::json!({"name":"e","channel":"news","data":"{}"}),
+    );
+    assert_eq!(answer.status, 403, "{}", answer.body);
+
+    // Enabled again: clients connect and the API publishes.
+    reload_app(&r, "enabled = true");
+    let mut back = r.server.ws();
+    back.subscribe("news");
+    api.trigger("news", "again", "{}");
+    assert_eq!(back.expect("again")["channel"], "news");
 }
 
 #[test]

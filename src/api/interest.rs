@@ -127,8 +127,8 @@ impl Interest {
         key: Channel,
         done: Rc<Semaphore>,
     ) -> Result<(), ClusterError> {
-        let app_id = core.apps.get(key.0).id();
-        let result = core.cluster.transport.interest(app_id, &key.1, true).await;
+        let app_id = core.apps.now().get(key.0).id().to_string();
+        let result = core.cluster.transport.interest(&app_id, &key.1, true).await;
         if result.is_ok() {
             remember_cached(core, key.0, &key.1).await;
         }
@@ -196,8 +196,13 @@ impl Interest {
             e.state = State::Changing(done.clone());
             done
         };
-        let app_id = core.apps.get(key.0).id();
-        if let Err(e) = core.cluster.transport.interest(app_id, &key.1, false).await {
+        let app_id = core.apps.now().get(key.0).id().to_string();
+        if let Err(e) = core
+            .cluster
+            .transport
+            .interest(&app_id, &key.1, false)
+            .await
+        {
             log::warn!("cluster: leaving {}: {e}", key.1);
         }
         if is_cache(&key.1) {

@@ -68,7 +68,12 @@ pub async fn join(core: &ApiCore, from: ReplyTo, j: PresenceJoin) {
         let refused = Err(SubscriptionRefusal::Unavailable);
         return core.answer(from, Answer::Join(refused)).await;
     }
-    let max = core.apps.get(j.app).config.max_presence_members_per_channel;
+    let max = core
+        .apps
+        .now()
+        .get(j.app)
+        .config
+        .max_presence_members_per_channel;
     let joined = core
         .cluster
         .presence

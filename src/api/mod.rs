@@ -27,7 +27,7 @@ mod unfinished;
 pub mod watchlists;
 pub mod webhooks;
 
-use crate::app::{AppIdx, Apps};
+use crate::app::{AppIdx, AppsView, LiveApps};
 use crate::bus::{
     Answer, ApiCommand, ApiQueue, Broadcast, Question, ReplyTo, ShardCommand, UnconnectedSender,
 };
@@ -52,7 +52,8 @@ pub use routes::route;
 
 /// Everything the API executor needs to start.
 pub struct ApiSetup {
-    pub apps: Arc<Apps>,
+    /// The apps as reloads leave them.
+    pub apps: Arc<LiveApps>,
     pub config: ServerConfig,
     /// The link to the other nodes, in a cluster.
     pub cluster: Option<cluster::RedisNode>,
@@ -68,7 +69,8 @@ pub struct ApiSetup {
 /// The API core's services. Each keeps its own state behind methods; none holds a borrow
 /// across an await.
 pub struct ApiCore {
-    pub apps: Arc<Apps>,
+    /// The API core's copy of the apps, brought up to date after a reload.
+    pub apps: AppsView,
     pub config: ServerConfig,
     pub shards: Shards,
     pub cluster: Cluster,
@@ -95,7 +97,7 @@ impl ApiCore {
         let transport = &self.cluster.transport;
         if transport.has_peers() {
             let event = NodeEvent::Broadcast {
-                app_id: self.apps.get(b.app).id().into(),
+                app_id: self.apps.now().get(b.app).id().into(),
                 channel: b.channel.clone(),
                 payload: b.payload.clone(),
                 except: b.except,
@@ -135,7 +137,7 @@ impl ApiCore {
         let transport = &self.cluster.transport;
         if transport.has_peers() {
             let event = NodeEvent::TerminateUser {
-                app_id: self.apps.get(app).id().into(),
+                app_id: self.apps.now().get(app).id().into(),
                 user_id: user_id.into(),
             };
             transport.send(&event).await?;
@@ -187,13 +189,18 @@ pub async fn run(setup: ApiSetup) {
     }
     let cluster = match setup.cluster {
         Some(node) => {
-            let ids = setup.apps.iter().map(|a| a.id().to_string()).collect();
+            let ids = setup
+                .apps
+                .load()
+                .iter()
+                .map(|a| a.id().to_string())
+                .collect();
             Cluster::on_redis(node, ids, seed())
         }
         None => Cluster::single_node(seed(), &setup.config),
     };
     let hold = Duration::from_millis(setup.config.webhook_hold_ms);
-    let webhooks = match Webhooks::start(&setup.apps, hold, cluster.holds.clone(), seed()) {
+    let webhooks = match Webhooks::start(&setup.apps.load(), hold, cluster.holds.clone(), seed()) {
         Ok(w) => w,
         Err(e) => {
             log::error!("cannot start webhook senders: {e}");
@@ -208,7 +215,7 @@ pub async fn run(setup: ApiSetup) {
     let max_keys = setup.config.idempotency_max_keys;
     let core = Rc::new(ApiCore {
         webhooks,
-        apps: setup.apps,
+        apps: AppsView::new(setup.apps),
         config: setup.config,
         shards: Shards::new(shards),
         cluster,
@@ -292,7 +299,7 @@ async fn shut_down(core: &ApiCore) {
 
 /// Whether the cluster takes one more connection of `app` (which limits its connections).
 async fn admit_connection(core: &ApiCore, app: AppIdx) -> Result<(), (ErrorCode, String)> {
-    let max = core.apps.get(app).config.max_connections;
+    let max = core.apps.now().get(app).config.max_connections;
     match core.cluster.connections.acquire(app, max).await {
         Ok(true) => Ok(()),
         Ok(false) => Err((

@@ -64,9 +64,10 @@ pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
                 user_id,
                 hold,
             } => {
-                if let Some(app) = core.apps.by_id(&app_id) {
-                    let ticket = swept(core, app.idx, Kind::MemberRemoved, hold);
-                    membership::removed(core, app.idx, &channel, &user_id, ticket).await;
+                let app = core.apps.now().by_id(&app_id).map(|a| a.idx);
+                if let Some(app) = app {
+                    let ticket = swept(core, app, Kind::MemberRemoved, hold);
+                    membership::removed(core, app, &channel, &user_id, ticket).await;
                 }
             }
             cluster::Departure::Vacated {
@@ -74,14 +75,15 @@ pub async fn departed(core: &ApiCore, gone: Vec<cluster::Departure>) {
                 channel,
                 hold,
             } => {
-                if let Some(app) = core.apps.by_id(&app_id) {
+                if let Some(app) = core.apps.now().by_id(&app_id) {
                     let ticket = swept(core, app.idx, Kind::ChannelVacated, hold);
                     core.webhooks.vacated(app.idx, &channel, ticket);
                 }
             }
             cluster::Departure::Offline { app_id, user_id } => {
-                if let Some(app) = core.apps.by_id(&app_id) {
-                    watchlists::changed(core, app.idx, &user_id, false).await;
+                let app = core.apps.now().by_id(&app_id).map(|a| a.idx);
+                if let Some(app) = app {
+                    watchlists::changed(core, app, &user_id, false).await;
                 }
             }
         }
@@ -105,7 +107,7 @@ pub async fn from_other_nodes(core: Rc<ApiCore>) {
                 continue;
             }
         };
-        let Some(app) = core.apps.by_id(event.app_id()).map(|a| a.idx) else {
+        let Some(app) = core.apps.now().by_id(event.app_id()).map(|a| a.idx) else {
             log::warn!(
                 "cluster: an event for app {}, which this node does not serve",
                 event.app_id()

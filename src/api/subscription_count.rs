@@ -50,7 +50,7 @@ pub async fn changed(core: &Rc<ApiCore>, app: AppIdx, channel: &str, delta: i64)
         core.cluster.throttle.forget(app, channel);
         return;
     }
-    let wanted = core.apps.get(app).config.subscription_count_events
+    let wanted = core.apps.now().get(app).config.subscription_count_events
         || core.webhooks.wants(app, Kind::SubscriptionCount);
     if !wanted || is_presence(channel) {
         return;
@@ -123,7 +123,7 @@ async fn announce(core: &ApiCore, app: AppIdx, channel: &str) {
         };
         core.webhooks.emit(app, &event);
     }
-    if !core.apps.get(app).config.subscription_count_events {
+    if !core.apps.now().get(app).config.subscription_count_events {
         return;
     }
     let data = format!(r#"{{"subscription_count":{count}}}"#);

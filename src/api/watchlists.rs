@@ -192,7 +192,7 @@ pub async fn changed(core: &ApiCore, app: AppIdx, user_id: &str, online: bool) {
     let transport = &core.cluster.transport;
     if transport.has_peers() {
         let event = NodeEvent::UserStatus {
-            app_id: core.apps.get(app).id().into(),
+            app_id: core.apps.now().get(app).id().into(),
             user_id: user_id.into(),
             online,
         };

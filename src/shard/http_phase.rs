@@ -187,7 +187,7 @@ async fn read_body(
     if head.content_length > UNSIGNED_BODY_BYTES {
         let now = crate::clock::unix_s();
         let (method, path, query) = (&head.method, &head.path, &head.query);
-        if let Err(e) = signed::check_head(&shard.apps, method, path, query, now) {
+        if let Err(e) = signed::check_head(&shard.apps.now(), method, path, query, now) {
             return Ok(Err(e));
         }
     }
@@ -214,7 +214,7 @@ fn request(head: RequestHead, body: Vec<u8>) -> ApiRequest {
 
 fn health(shard: &Shard, path: &str) -> ApiResponse {
     match path.strip_prefix("/up/") {
-        Some(id) if shard.apps.by_id(id).is_none() => {
+        Some(id) if shard.apps.now().by_id(id).is_none() => {
             ApiError::NotFound("unknown app".into()).response()
         }
         _ if shard.stopping.get() => ApiError::Unavailable("shutting down".into()).response(),
@@ -248,7 +248,8 @@ fn may_connect(shard: &Shard, stream: &Stream) -> bool {
 /// The app a WebSocket upgrade is for, or the code it is refused with.
 fn admit(shard: &Shard, key: &str, head: &RequestHead) -> Result<Arc<App>, (ErrorCode, String)> {
     let refuse = |code: ErrorCode| Err((code, code.close_reason().to_string()));
-    match shard.apps.by_key(key) {
+    let apps = shard.apps.now();
+    match apps.by_key(key) {
         None => Err((
             ErrorCode::UnknownApp,
             format!("App key {key} not in this cluster"),

@@ -214,6 +214,15 @@ impl Hub {
         }
     }
 
+    /// Requests that every connection of `app` be closed with `code` (the app was disabled).
+    pub fn close_app(&mut self, app: AppIdx, code: ErrorCode) {
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.app() == app {
+                conn.request_close(code);
+            }
+        }
+    }
+
     /// Requests that a connection be closed with `code` by its task.
     pub fn request_close(&mut self, key: ConnKey, code: ErrorCode) {
         if let Some(conn) = self.conns.get_mut(key) {

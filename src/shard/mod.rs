@@ -28,7 +28,7 @@ pub mod tls_stream;
 pub mod write_list;
 mod writer;
 
-use crate::app::{AppIdx, Apps};
+use crate::app::{AppIdx, AppsView, LiveApps};
 use crate::bus::{
     Answer, ApiCommand, Broadcast, Question, RequestId, ShardCommand, ShardId, UnconnectedReceiver,
 };
@@ -59,7 +59,8 @@ pub const WRITE_CHUNK_BYTES: usize = 64 * 1024;
 /// Everything a shard's executor needs to start.
 pub struct ShardSetup {
     pub id: ShardId,
-    pub apps: Arc<Apps>,
+    /// The apps as reloads leave them.
+    pub apps: Arc<LiveApps>,
     pub config: ServerConfig,
     /// The public port, and `server.tls.plain_port` beside it when set.
     pub listeners: Vec<Listener>,
@@ -81,7 +82,8 @@ pub struct ShardSetup {
 pub struct Shard {
     pub id: ShardId,
     metrics: Arc<Metrics>,
-    pub apps: Arc<Apps>,
+    /// This shard's copy of the apps, brought up to date after a reload.
+    pub apps: AppsView,
     pub config: ServerConfig,
     pub state: RefCell<ShardState>,
     to_api: ConnectedSender<ApiCommand>,
@@ -231,7 +233,7 @@ impl Shard {
             (Some(Waiter::Join(conn)), Answer::Join(verdict)) => {
                 let done = {
                     let mut state = self.state.borrow_mut();
-                    rules::join::answered(&mut state, &self.apps, conn, request, verdict)
+                    rules::join::answered(&mut state, &self.apps.now(), conn, request, verdict)
                 };
                 if let Some((key, effects)) = done {
                     self.carry_out(key, effects);
@@ -259,7 +261,8 @@ impl Shard {
         }
         let frame: Frame = ws::frame::text(&b.payload).into();
         if b.cacheable {
-            let expires = state.now + self.apps.get(b.app).config.cache_ttl_s as crate::clock::Tick;
+            let ttl = self.apps.now().get(b.app).config.cache_ttl_s;
+            let expires = state.now + ttl as crate::clock::Tick;
             state
                 .last_events
                 .store(b.app, &b.channel, frame.clone(), expires);
@@ -382,13 +385,14 @@ pub async fn run(setup: ShardSetup) {
     let (reports, reports_rx) = reports::Reports::new(setup.id, setup.metrics.clone());
     let outbound_limit = setup.config.outbound_buffer_kb * 1024;
     let cache_cap = crate::fair_share::Cap::cache(&setup.config);
-    let mut state = ShardState::new(setup.id, setup.apps.len(), outbound_limit, cache_cap);
+    let apps = AppsView::new(setup.apps);
+    let mut state = ShardState::new(setup.id, apps.now().len(), outbound_limit, cache_cap);
     state.clustered = setup.clustered;
     let shard = Rc::new(Shard {
         id: setup.id,
         metrics: setup.metrics,
         state: RefCell::new(state),
-        apps: setup.apps,
+        apps,
         to_api,
         read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
         write_scratch: RefCell::new(Vec::with_capacity(WRITE_CHUNK_BYTES)),

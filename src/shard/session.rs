@@ -56,7 +56,9 @@ enum End {
 /// One connection's session: its place on the shard and its I/O state.
 struct Session<'a> {
     shard: &'a Rc<Shard>,
-    app: &'a Arc<App>,
+    /// The app, as of the shard's apps at `app_epoch` (a reload may change its settings).
+    app: Arc<App>,
+    app_epoch: u64,
     key: ConnKey,
     decoder: Decoder,
     /// Bytes not handled yet: an incomplete frame, or the messages left over when the turn's
@@ -128,7 +130,7 @@ impl Session<'_> {
         let effects = match ClientMessage::parse(bytes, &mut buffers) {
             Ok(message) => {
                 let mut state = shard.state.borrow_mut();
-                rules::on_message(&mut state, self.app, self.key, message, &original)
+                rules::on_message(&mut state, &self.app, self.key, message, &original)
             }
             Err(e) => {
                 return self.send_text(&ErrorCode::Malformed.event(&e.to_string()));
@@ -285,6 +287,11 @@ impl Session<'_> {
     }
 
     fn poll_turn(&mut self, cx: &mut Context<'_>, stream: &mut Stream) -> Poll<End> {
+        if self.app_epoch != self.shard.apps.epoch() {
+            // A reload changed the apps' settings: the rules see the new ones from now on.
+            self.app = self.shard.apps.now().get(self.app.idx).clone();
+            self.app_epoch = self.shard.apps.epoch();
+        }
         // The API core is behind: no more client messages until it catches up.
         let mut held_back = false;
         self.budget = MESSAGE_BUDGET;
@@ -389,7 +396,8 @@ async fn run(
     shard.stats().connected();
     let mut session = Session {
         shard,
-        app,
+        app: app.clone(),
+        app_epoch: shard.apps.epoch(),
         key,
         decoder: Decoder::new(shard.config.max_message_kb * 1024),
         partial: Vec::new(),

@@ -5,6 +5,7 @@
 use super::{Shard, http_phase, reports};
 use crate::bus::{ApiCommand, ShardCommand, ShardReceiver};
 use crate::clock::Tick;
+use crate::protocol::ErrorCode;
 use glommio::TaskQueueHandle;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpListener;
@@ -136,25 +137,67 @@ async fn accept_loop(
     }
 }
 
-async fn sweep_loop(shard: Rc<Shard>) {
-    let activity = shard.config.activity_timeout as Tick;
-    let pong = shard.config.pong_timeout_s as Tick;
-    let signin_deadlines: Vec<Option<Tick>> = shard
-        .apps
-        .iter()
+/// Each app's required sign-in time, if it requires one.
+fn signin_deadlines(apps: &crate::app::Apps) -> Vec<Option<Tick>> {
+    apps.iter()
         .map(|a| {
             a.config
                 .require_user_authentication
                 .then_some(a.config.user_authentication_timeout_s as Tick)
         })
-        .collect();
+        .collect()
+}
+
+/// What the sweeper last took from the apps: at which reload, and which apps were enabled.
+struct AppsSeen {
+    epoch: u64,
+    enabled: Vec<bool>,
+    signin_deadlines: Vec<Option<Tick>>,
+}
+
+impl AppsSeen {
+    fn of(apps: &crate::app::Apps, epoch: u64) -> AppsSeen {
+        AppsSeen {
+            epoch,
+            enabled: apps.iter().map(|a| a.config.enabled).collect(),
+            signin_deadlines: signin_deadlines(apps),
+        }
+    }
+}
+
+/// Takes reloaded app settings: the sweep's deadlines follow them, and the connections of an
+/// app that was disabled are closed (4003).
+fn take_reloaded_apps(shard: &Shard, seen: &mut AppsSeen) {
+    let apps = shard.apps.now();
+    if shard.apps.epoch() == seen.epoch {
+        return;
+    }
+    let mut state = shard.state.borrow_mut();
+    for app in apps.iter() {
+        if !app.config.enabled && seen.enabled.get(app.idx.0 as usize) == Some(&true) {
+            state.hub.close_app(app.idx, ErrorCode::AppDisabled);
+        }
+    }
+    *seen = AppsSeen::of(&apps, shard.apps.epoch());
+    log::info!("shard {}: reloaded app settings in use", shard.id);
+}
+
+async fn sweep_loop(shard: Rc<Shard>) {
+    let activity = shard.config.activity_timeout as Tick;
+    let pong = shard.config.pong_timeout_s as Tick;
+    let mut seen = AppsSeen::of(&shard.apps.now(), shard.apps.epoch());
     loop {
         Timer::new(Duration::from_secs(1)).await;
+        take_reloaded_apps(&shard, &mut seen);
         let now = shard.tick();
         let mut state = shard.state.borrow_mut();
-        state
-            .hub
-            .sweep(now, activity, pong, &shard.ping_frame, &signin_deadlines);
+        state.hub.sweep(
+            now,
+            activity,
+            pong,
+            &shard.ping_frame,
+            &seen.signin_deadlines,
+        );
         state.connects.purge(now);
         if now.is_multiple_of(60) {
             state.last_events.purge(now);

@@ -303,7 +303,7 @@ impl Publisher {
     pub fn purge(&self, core: &ApiCore) {
         self.keys.purge();
         core.cluster.cache.purge();
-        let keep = |app| Retention::of(core.apps.get(app));
+        let keep = |app| Retention::of(core.apps.now().get(app));
         core.cluster.history.purge(&keep);
     }
 }

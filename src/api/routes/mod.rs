@@ -25,7 +25,13 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         .iter()
         .find(|(k, _)| k == "auth_key")
         .map(|(_, v)| v.as_str());
-    let (app, rest) = find_app(&core.apps, &segments, key)?;
+    // The app is taken out of the API core's copy of the apps, which a reload may replace
+    // while this request awaits.
+    let (app, rest) = {
+        let apps = core.apps.now();
+        let (app, rest) = find_app(&apps, &segments, key)?;
+        (app.clone(), rest)
+    };
     auth::verify_request(
         app.secret(),
         &request.method,
@@ -45,7 +51,7 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         return Err(ApiError::TooManyRequests(why));
     }
     let req = Authed {
-        app,
+        app: &app,
         params,
         request,
     };
