@@ -9,6 +9,7 @@ use ahash::AHashMap;
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Index of an app in [`Apps`]; small and `Copy`, so per-connection and per-message state
 /// carries this rather than strings.
@@ -24,6 +25,8 @@ pub struct App {
     connections: Arc<AtomicUsize>,
     /// Every webhook event kind some endpoint of the app wants.
     pub webhook_kinds: Kinds,
+    /// The secret a reload replaced, still accepted until the instant given.
+    previous_secret: Option<(String, Instant)>,
 }
 
 impl App {
@@ -35,6 +38,31 @@ impl App {
     }
     pub fn secret(&self) -> &str {
         &self.config.secret
+    }
+
+    /// The secrets a signature may be made with: the current one, then the one a reload
+    /// replaced while its grace lasts.
+    pub fn accepted_secrets(&self) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(s, _)| s.as_str());
+        std::iter::once(self.secret()).chain(previous)
+    }
+
+    /// `check` with each accepted secret: the first success, or the current secret's error.
+    pub fn verify_with<E>(&self, check: impl Fn(&str) -> Result<(), E>) -> Result<(), E> {
+        let mut first = None;
+        for secret in self.accepted_secrets() {
+            match check(secret) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Counts a new connection unless the app is at its quota; `false` means refuse (4004).
@@ -72,6 +100,15 @@ pub struct Apps {
 
 impl App {
     fn new(idx: AppIdx, config: AppConfig, connections: Arc<AtomicUsize>) -> App {
+        Self::with_previous(idx, config, connections, None)
+    }
+
+    fn with_previous(
+        idx: AppIdx,
+        config: AppConfig,
+        connections: Arc<AtomicUsize>,
+        previous_secret: Option<(String, Instant)>,
+    ) -> App {
         let webhook_kinds = config
             .webhooks
             .iter()
@@ -82,7 +119,18 @@ impl App {
             config,
             connections,
             webhook_kinds,
+            previous_secret,
         }
+    }
+
+    /// This app with its own allocations, for another core.
+    fn copy(&self) -> App {
+        Self::with_previous(
+            self.idx,
+            self.config.clone(),
+            self.connections.clone(),
+            self.previous_secret.clone(),
+        )
     }
 }
 
@@ -110,19 +158,18 @@ impl Apps {
     /// A copy for one core: its own allocations (so its reference counts are its own), the
     /// same connection counters.
     pub fn local_copy(&self) -> Arc<Apps> {
-        Self::of(
-            self.list
-                .iter()
-                .map(|a| App::new(a.idx, a.config.clone(), a.connections.clone()))
-                .collect(),
-        )
+        Self::of(self.list.iter().map(|a| a.copy()).collect())
     }
 
-    /// The apps with the settings of `configs` applied to the apps they name by id: limits
-    /// and switches. What a reload cannot change live (an app added or removed, a key, a
-    /// secret, webhooks) is kept as it was and named in the second value. `None` when no
-    /// setting changed.
-    pub fn with_settings(&self, configs: &[AppConfig]) -> (Option<Arc<Apps>>, Vec<String>) {
+    /// The apps with the settings of `configs` applied to the apps they name by id: limits,
+    /// switches and the secret (the replaced one stays accepted for `secret_grace`). What a
+    /// reload cannot change live (an app added or removed, a key, webhooks) is kept as it was
+    /// and named in the second value. `None` when no setting changed.
+    pub fn with_settings(
+        &self,
+        configs: &[AppConfig],
+        secret_grace: Duration,
+    ) -> (Option<Arc<Apps>>, Vec<String>) {
         let mut not_applied = Vec::new();
         let mut changed = false;
         let mut list = Vec::with_capacity(self.list.len());
@@ -137,15 +184,15 @@ impl Apps {
                 continue;
             };
             let mut config = new.clone();
-            for (what, old, kept) in [
-                ("key", &app.config.key, &mut config.key),
-                ("secret", &app.config.secret, &mut config.secret),
-            ] {
-                if kept != old {
-                    not_applied.push(format!("apps[{}].{what}", app.config.id));
-                    kept.clone_from(old);
-                }
+            if config.key != app.config.key {
+                not_applied.push(format!("apps[{}].key", app.config.id));
+                config.key.clone_from(&app.config.key);
             }
+            let previous = if config.secret == app.config.secret {
+                app.previous_secret.clone()
+            } else {
+                Some((app.config.secret.clone(), Instant::now() + secret_grace))
+            };
             if toml::Value::try_from(&config.webhooks).ok()
                 != toml::Value::try_from(&app.config.webhooks).ok()
             {
@@ -154,7 +201,12 @@ impl Apps {
             }
             changed |=
                 toml::Value::try_from(&config).ok() != toml::Value::try_from(&app.config).ok();
-            list.push(App::new(app.idx, config, app.connections.clone()));
+            list.push(App::with_previous(
+                app.idx,
+                config,
+                app.connections.clone(),
+                previous,
+            ));
         }
         for new in configs {
             if !self.list.iter().any(|a| a.config.id == new.id) {
@@ -218,6 +270,23 @@ impl LiveApps {
     pub fn publish(&self, apps: Arc<Apps>) {
         *self.apps.lock().unwrap_or_else(|e| e.into_inner()) = apps;
         self.epoch.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// An app's secret as reloads leave it, for the threads that sign with it (webhook senders).
+#[derive(Debug, Clone)]
+pub struct CurrentSecret {
+    live: Arc<LiveApps>,
+    app: AppIdx,
+}
+
+impl CurrentSecret {
+    pub fn new(live: Arc<LiveApps>, app: AppIdx) -> CurrentSecret {
+        CurrentSecret { live, app }
+    }
+
+    pub fn get(&self) -> String {
+        self.live.load().get(self.app).secret().to_string()
     }
 }
 
@@ -289,22 +358,39 @@ mod tests {
         a.enable_client_messages = true;
         let mut b = app("b", "other-key");
         b.max_connections = 3;
-        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")]);
+        b.secret = "s2".into();
+        let grace = Duration::from_secs(60);
+        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")], grace);
         let new = new.expect("settings changed");
         assert!(new.get(AppIdx(0)).config.enable_client_messages);
         assert_eq!(new.get(AppIdx(1)).config.max_connections, 3);
         assert_eq!(new.get(AppIdx(1)).key(), "kb", "the key stays");
+        let b = new.get(AppIdx(1));
+        assert_eq!(b.accepted_secrets().collect::<Vec<_>>(), ["s2", "s"]);
+        assert!(
+            b.verify_with(|s| if s == "s" { Ok(()) } else { Err(s.to_string()) })
+                .is_ok()
+        );
+        assert_eq!(
+            b.verify_with(|s| Err::<(), _>(s.to_string())),
+            Err("s2".to_string())
+        );
+        // Without grace the replaced secret is refused at once.
+        let mut b0 = app("b", "kb");
+        b0.secret = "s3".into();
+        let (none, _) = apps.with_settings(&[app("a", "ka"), b0], Duration::ZERO);
+        let b0 = none.unwrap();
+        assert_eq!(
+            b0.get(AppIdx(1)).accepted_secrets().collect::<Vec<_>>(),
+            ["s3"]
+        );
         assert_eq!(not_applied, ["apps[b].key", "apps[c] (added)"]);
         assert!(new.by_key("kb").is_some() && new.by_key("other-key").is_none());
         // The connection counter is the same one.
         new.get(AppIdx(0)).release_connection();
         assert!(apps.get(AppIdx(0)).try_acquire_connection());
-        assert_eq!(
-            apps.with_settings(&[app("a", "ka"), app("b", "kb")])
-                .0
-                .map(|_| ()),
-            None
-        );
+        let same = apps.with_settings(&[app("a", "ka"), app("b", "kb")], grace);
+        assert_eq!(same.0.map(|_| ()), None);
     }
 
     #[test]
@@ -314,14 +400,14 @@ mod tests {
         assert!(!view.refresh());
         let mut a = app("a", "ka");
         a.max_connections = 7;
-        live.publish(live.load().with_settings(&[a]).0.unwrap());
+        live.publish(live.load().with_settings(&[a], Duration::ZERO).0.unwrap());
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
         assert_eq!(view.epoch(), 1);
         // A reload while a copy is held: the holder keeps it; the next look takes the new one.
         let held = view.now();
         let mut a = app("a", "ka");
         a.max_connections = 8;
-        live.publish(live.load().with_settings(&[a]).0.unwrap());
+        live.publish(live.load().with_settings(&[a], Duration::ZERO).0.unwrap());
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
         drop(held);
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 8);

@@ -40,9 +40,11 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         table(toml::Value::try_from(&old.server).unwrap_or(toml::Value::Boolean(false)));
     let mut new_server =
         table(toml::Value::try_from(&new.server).unwrap_or(toml::Value::Boolean(false)));
-    // TLS is compared on its own below.
-    old_server.remove("tls");
-    new_server.remove("tls");
+    // TLS is compared on its own below; the secrets' grace is read at every reload.
+    for key in ["tls", "secret_grace_s"] {
+        old_server.remove(key);
+        new_server.remove(key);
+    }
     changed_keys("server", &old_server, &new_server, &mut not_applied);
     let old_cluster =
         table(toml::Value::try_from(&old.cluster).unwrap_or(toml::Value::Boolean(false)));
@@ -117,7 +119,8 @@ impl Reloader {
                 Err(e) => log::error!("reload: TLS certificate kept: {e}"),
             }
         }
-        let (apps, not_applied) = self.apps.load().with_settings(&new.apps);
+        let grace = std::time::Duration::from_secs(new.server.secret_grace_s);
+        let (apps, not_applied) = self.apps.load().with_settings(&new.apps, grace);
         plan.not_applied.extend(not_applied);
         if let Some(apps) = apps {
             let ids: Vec<&str> = apps.iter().map(|a| a.id()).collect();

@@ -17,10 +17,15 @@ struct Running {
 }
 
 fn start(extra_server: &str) -> Running {
+    start_with(extra_server, "")
+}
+
+/// A server on its own config file, with extra `[server]` and app lines.
+fn start_with(extra_server: &str, extra_app: &str) -> Running {
     let dir = temp_dir();
     let config = dir.0.join("ringcast.toml");
     let pid_file = dir.0.join("ringcast.pid");
-    std::fs::write(&config, toml(&pid_file, extra_server, "")).unwrap();
+    std::fs::write(&config, toml(&pid_file, extra_server, extra_app)).unwrap();
     let mut cmd = binary();
     cmd.arg("--config")
         .arg(&config)
@@ -208,4 +213,78 @@ fn the_pid_file_is_removed_at_exit() {
     r.server.signal(SIGTERM);
     assert_eq!(r.server.wait_exit(), Some(0));
     assert!(!r.pid_file.exists());
+}
+
+#[test]
+fn a_new_secret_applies_and_the_old_one_is_accepted_for_the_grace() {
+    let r = start("shards = 1");
+    let mut sub = r.server.ws();
+    let secret_file = |secret: &str, grace: u64| {
+        toml(
+            &r.pid_file,
+            &format!("shards = 1\nsecret_grace_s = {grace}"),
+            "",
+        )
+        .replace(APP_SECRET, secret)
+    };
+    std::fs::write(&r.config, secret_file("second-secret", 300)).unwrap();
+    reload(&r);
+    r.server.wait_log("app settings applied");
+    r.server.wait_log("shard 0: reloaded app settings in use");
+
+    // Both secrets sign API requests and channel authorizations during the grace.
+    for secret in [APP_SECRET, "second-secret"] {
+        let mut api = r.server.api();
+        api.secret = secret.into();
+        api.trigger("news", "e", "{}");
+        let channel = format!("private-{secret}");
+        let auth = format!(
+            "{APP_KEY}:{}",
+            hmac_hex(secret, &format!("{}:{channel}", sub.socket_id))
+        );
+        sub.send_json(
+            serde_json::json!({"event":"pusher:subscribe","data":{"channel":channel,"auth":auth}}),
+        );
+        assert_eq!(
+            sub.expect("pusher_internal:subscription_succeeded")["channel"],
+            channel
+        );
+    }
+
+    // Without grace, a replaced secret is refused at once.
+    std::fs::write(&r.config, secret_file("third-secret", 0)).unwrap();
+    reload(&r);
+    r.server.wait_log("app settings applied");
+    let mut old = r.server.api();
+    old.secret = "second-secret".into();
+    let answer = old.post(
+        "/events",
+        &serde_json::json!({"name":"e","channel":"news","data":"{}"}),
+    );
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let mut new = r.server.api();
+    new.secret = "third-secret".into();
+    new.trigger("news", "e", "{}");
+}
+
+#[test]
+fn webhooks_are_signed_with_the_new_secret_after_a_reload() {
+    let receiver = common::receiver::Receiver::start(APP_KEY, "second-secret", &[]);
+    let hook = format!(
+        "[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"channel_occupied\"]",
+        receiver.url()
+    );
+    let r = start_with("shards = 1", &hook);
+    std::fs::write(
+        &r.config,
+        toml(&r.pid_file, "shards = 1", &hook).replace(APP_SECRET, "second-secret"),
+    )
+    .unwrap();
+    reload(&r);
+    r.server.wait_log("app settings applied");
+    let mut sub = r.server.ws();
+    sub.subscribe("fresh");
+    // The receiver checks the signature with the new secret.
+    let delivery = receiver.delivery();
+    assert_eq!(delivery.events()[0]["channel"], "fresh");
 }

@@ -200,7 +200,7 @@ pub async fn run(setup: ApiSetup) {
         None => Cluster::single_node(seed(), &setup.config),
     };
     let hold = Duration::from_millis(setup.config.webhook_hold_ms);
-    let webhooks = match Webhooks::start(&setup.apps.load(), hold, cluster.holds.clone(), seed()) {
+    let webhooks = match Webhooks::start(&setup.apps, hold, cluster.holds.clone(), seed()) {
         Ok(w) => w,
         Err(e) => {
             log::error!("cannot start webhook senders: {e}");

@@ -98,6 +98,9 @@ pub struct ServerConfig {
     pub cache_max_mb: usize,
     /// `text` (the default) or `json`: one JSON object per log line.
     pub log_format: String,
+    /// Seconds an app's previous secret is still accepted after a reload changed it, so that
+    /// deployed backends can roll over to the new one.
+    pub secret_grace_s: u64,
     /// A file the server writes its process id to at start (and removes at exit), for
     /// `ringcast reload --pid-file`; empty = none.
     pub pid_file: String,
@@ -142,6 +145,7 @@ impl Default for ServerConfig {
             cache_max_mb: 64,
             log_format: "text".into(),
             pid_file: String::new(),
+            secret_grace_s: 300,
             tls: None,
         }
     }

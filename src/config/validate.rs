@@ -90,6 +90,11 @@ impl ServerConfig {
                 self.shutdown_grace_s,
                 HOUR_S,
             ),
+            (
+                "server.secret_grace_s".into(),
+                self.secret_grace_s,
+                24 * HOUR_S,
+            ),
         ])?;
         if self.max_message_kb > 16 * 1024 {
             return Err(ConfigError::new("server.max_message_kb", "at most 16384"));

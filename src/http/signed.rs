@@ -86,6 +86,6 @@ pub fn check_head(
         .find(|(k, _)| k == "auth_key")
         .map(|(_, v)| v.as_str());
     let (app, _) = find_app(apps, &segments, key)?;
-    auth::verify_request_head(app.secret(), method, path, &params, now_unix_s)?;
+    app.verify_with(|secret| auth::verify_request_head(secret, method, path, &params, now_unix_s))?;
     Ok(())
 }

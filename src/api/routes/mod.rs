@@ -32,14 +32,11 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         let (app, rest) = find_app(&apps, &segments, key)?;
         (app.clone(), rest)
     };
-    auth::verify_request(
-        app.secret(),
-        &request.method,
-        &request.path,
-        &params,
-        &request.body,
-        crate::clock::unix_s(),
-    )?;
+    let now = crate::clock::unix_s();
+    app.verify_with(|secret| {
+        let (method, path) = (&request.method, &request.path);
+        auth::verify_request(secret, method, path, &params, &request.body, now)
+    })?;
     if !app.config.enabled {
         return Err(ApiError::Forbidden("app is disabled".into()));
     }

@@ -15,7 +15,7 @@ pub mod queue;
 pub mod sender;
 
 use crate::api::cluster::holds::{Holds, Ticket};
-use crate::app::{AppIdx, Apps};
+use crate::app::{AppIdx, Apps, CurrentSecret, LiveApps};
 pub use crate::webhook_kind::{Kind, Kinds};
 pub use event::Event;
 use glommio::timer::Timer;
@@ -59,11 +59,12 @@ impl Webhooks {
     /// Starts one sender thread per configured endpoint; holds are released in `holds`, and
     /// `seed` makes their tokens differ from every other node's.
     pub fn start(
-        apps: &Arc<Apps>,
+        live: &Arc<LiveApps>,
         hold_for: Duration,
         holds: Rc<dyn Holds>,
         seed: u64,
     ) -> std::io::Result<Rc<Webhooks>> {
+        let apps = &live.load();
         let counters = Arc::new(Counters::default());
         let mut endpoints = Vec::new();
         let mut threads = Vec::new();
@@ -74,7 +75,7 @@ impl Webhooks {
                 let target = Target {
                     url: hook.url.clone(),
                     app_key: app.key().to_string(),
-                    app_secret: app.secret().to_string(),
+                    app_secret: CurrentSecret::new(live.clone(), app.idx),
                     headers: hook.headers.clone().into_iter().collect(),
                 };
                 threads.push(sender::spawn(target, rx, counters.clone())?);

@@ -30,7 +30,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Target {
     pub url: String,
     pub app_key: String,
-    pub app_secret: String,
+    /// Read for every batch: a reload may change it.
+    pub app_secret: crate::app::CurrentSecret,
     pub headers: Vec<(String, String)>,
 }
 
@@ -215,7 +216,7 @@ impl Sender {
             r#"{{"time_ms":{},"events":[{events}]}}"#,
             crate::clock::unix_ms()
         );
-        let signature = auth::sign(&self.target.app_secret, body.as_bytes());
+        let signature = auth::sign(&self.target.app_secret.get(), body.as_bytes());
         let mut request = self
             .agent
             .post(&self.target.url)

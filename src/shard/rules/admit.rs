@@ -23,8 +23,11 @@ pub(super) fn check_signature(
         .filter(|a| !a.is_empty())
         .ok_or(SubscriptionRefusal::MissingSignature)?;
     let socket_id = t.socket.to_string();
-    let (key, secret) = (t.app.key(), t.app.secret());
-    if !auth::verify_channel_auth(key, secret, &socket_id, channel, channel_data, token) {
+    let key = t.app.key();
+    let signed = |secret: &str| {
+        auth::verify_channel_auth(key, secret, &socket_id, channel, channel_data, token)
+    };
+    if !t.app.accepted_secrets().any(signed) {
         return Err(SubscriptionRefusal::BadSignature);
     }
     Ok(())

@@ -22,8 +22,9 @@ struct UserData {
 
 pub fn signin(t: &mut Turn<'_>, auth: &str, user_data: &str) {
     let socket_id = t.socket.to_string();
-    let (key, secret) = (t.app.key(), t.app.secret());
-    if !auth::verify_user_auth(key, secret, &socket_id, user_data, auth) {
+    let key = t.app.key();
+    let signed = |secret: &str| auth::verify_user_auth(key, secret, &socket_id, user_data, auth);
+    if !t.app.accepted_secrets().any(signed) {
         return t
             .effects
             .close(ErrorCode::Unauthorized, "Invalid signature");
