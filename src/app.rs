@@ -27,6 +27,9 @@ pub struct App {
     pub webhook_kinds: Kinds,
     /// The secret a reload replaced, still accepted until the instant given.
     previous_secret: Option<(String, Instant)>,
+    /// A reload removed the app: it keeps its index (state elsewhere is indexed by it) but is
+    /// found by neither key nor id, and its connections are closed (4001).
+    pub removed: bool,
 }
 
 impl App {
@@ -120,17 +123,20 @@ impl App {
             connections,
             webhook_kinds,
             previous_secret,
+            removed: false,
         }
     }
 
     /// This app with its own allocations, for another core.
     fn copy(&self) -> App {
-        Self::with_previous(
+        let mut app = Self::with_previous(
             self.idx,
             self.config.clone(),
             self.connections.clone(),
             self.previous_secret.clone(),
-        )
+        );
+        app.removed = self.removed;
+        app
     }
 }
 
@@ -146,8 +152,9 @@ impl Apps {
 
     fn of(list: Vec<App>) -> Arc<Apps> {
         let list: Vec<Arc<App>> = list.into_iter().map(Arc::new).collect();
-        let by_key = list.iter().map(|a| (a.config.key.clone(), a.idx)).collect();
-        let by_id = list.iter().map(|a| (a.config.id.clone(), a.idx)).collect();
+        let present = || list.iter().filter(|a| !a.removed);
+        let by_key = present().map(|a| (a.config.key.clone(), a.idx)).collect();
+        let by_id = present().map(|a| (a.config.id.clone(), a.idx)).collect();
         Arc::new(Apps {
             list,
             by_key,
@@ -161,26 +168,33 @@ impl Apps {
         Self::of(self.list.iter().map(|a| a.copy()).collect())
     }
 
-    /// The apps with the settings of `configs` applied to the apps they name by id: limits,
-    /// switches and the secret (the replaced one stays accepted for `secret_grace`). What a
-    /// reload cannot change live (an app added or removed, a key, webhooks) is kept as it was
-    /// and named in the second value. `None` when no setting changed.
+    /// The apps with `configs` applied: each existing app's limits, switches and secret (the
+    /// replaced secret stays accepted for `secret_grace`), and, when `structural`, apps added
+    /// (at new indexes, without webhooks until a restart) and removed (kept as `removed`, so
+    /// indexes stay valid). What is not applied (a key, webhooks, and apps added or removed
+    /// when not `structural`) is kept as it was and named in the second value. `None` when
+    /// nothing changed.
     pub fn with_settings(
         &self,
         configs: &[AppConfig],
         secret_grace: Duration,
+        structural: bool,
     ) -> (Option<Arc<Apps>>, Vec<String>) {
         let mut not_applied = Vec::new();
         let mut changed = false;
         let mut list = Vec::with_capacity(self.list.len());
         for app in &self.list {
             let Some(new) = configs.iter().find(|c| c.id == app.config.id) else {
-                not_applied.push(format!("apps[{}] (removed)", app.config.id));
-                list.push(App::new(
-                    app.idx,
-                    app.config.clone(),
-                    app.connections.clone(),
-                ));
+                let mut kept = app.copy();
+                if !app.removed {
+                    if structural {
+                        kept.removed = true;
+                        changed = true;
+                    } else {
+                        not_applied.push(format!("apps[{}] (removed)", app.config.id));
+                    }
+                }
+                list.push(kept);
                 continue;
             };
             let mut config = new.clone();
@@ -199,8 +213,8 @@ impl Apps {
                 not_applied.push(format!("apps[{}].webhooks", app.config.id));
                 config.webhooks.clone_from(&app.config.webhooks);
             }
-            changed |=
-                toml::Value::try_from(&config).ok() != toml::Value::try_from(&app.config).ok();
+            changed |= app.removed
+                || toml::Value::try_from(&config).ok() != toml::Value::try_from(&app.config).ok();
             list.push(App::with_previous(
                 app.idx,
                 config,
@@ -209,15 +223,31 @@ impl Apps {
             ));
         }
         for new in configs {
-            if !self.list.iter().any(|a| a.config.id == new.id) {
-                not_applied.push(format!("apps[{}] (added)", new.id));
+            if self.list.iter().any(|a| a.config.id == new.id) {
+                continue;
             }
+            let Some(idx) = structural.then(|| u16::try_from(list.len()).ok()).flatten() else {
+                not_applied.push(format!("apps[{}] (added)", new.id));
+                continue;
+            };
+            let mut config = new.clone();
+            if !config.webhooks.is_empty() {
+                not_applied.push(format!("apps[{}].webhooks", new.id));
+                config.webhooks.clear();
+            }
+            list.push(App::new(AppIdx(idx), config, Arc::default()));
+            changed = true;
         }
         (changed.then(|| Self::of(list)), not_applied)
     }
 
     pub fn get(&self, idx: AppIdx) -> &Arc<App> {
         &self.list[idx.0 as usize]
+    }
+
+    /// The app at `idx`, if this set has it (one a reload added is not in older copies).
+    pub fn find(&self, idx: AppIdx) -> Option<&Arc<App>> {
+        self.list.get(idx.0 as usize)
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
@@ -360,7 +390,7 @@ mod tests {
         b.max_connections = 3;
         b.secret = "s2".into();
         let grace = Duration::from_secs(60);
-        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")], grace);
+        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")], grace, false);
         let new = new.expect("settings changed");
         assert!(new.get(AppIdx(0)).config.enable_client_messages);
         assert_eq!(new.get(AppIdx(1)).config.max_connections, 3);
@@ -378,7 +408,7 @@ mod tests {
         // Without grace the replaced secret is refused at once.
         let mut b0 = app("b", "kb");
         b0.secret = "s3".into();
-        let (none, _) = apps.with_settings(&[app("a", "ka"), b0], Duration::ZERO);
+        let (none, _) = apps.with_settings(&[app("a", "ka"), b0], Duration::ZERO, false);
         let b0 = none.unwrap();
         assert_eq!(
             b0.get(AppIdx(1)).accepted_secrets().collect::<Vec<_>>(),
@@ -389,8 +419,32 @@ mod tests {
         // The connection counter is the same one.
         new.get(AppIdx(0)).release_connection();
         assert!(apps.get(AppIdx(0)).try_acquire_connection());
-        let same = apps.with_settings(&[app("a", "ka"), app("b", "kb")], grace);
+        let same = apps.with_settings(&[app("a", "ka"), app("b", "kb")], grace, false);
         assert_eq!(same.0.map(|_| ()), None);
+    }
+
+    #[test]
+    fn apps_are_added_and_removed_when_structural() {
+        let apps = Apps::new(&[app("a", "ka"), app("b", "kb")]);
+        let mut c = app("c", "kc");
+        c.webhooks = vec![crate::config::WebhookConfig {
+            url: "http://h/".into(),
+            event_types: Vec::new(),
+            channel_prefix: String::new(),
+            headers: Default::default(),
+        }];
+        let (new, not_applied) = apps.with_settings(&[app("b", "kb"), c], Duration::ZERO, true);
+        let new = new.unwrap();
+        assert_eq!(not_applied, ["apps[c].webhooks"]);
+        assert!(new.get(AppIdx(0)).removed && new.by_key("ka").is_none());
+        assert!(new.by_id("a").is_none());
+        assert_eq!(new.by_key("kc").map(|a| a.idx), Some(AppIdx(2)));
+        assert!(new.get(AppIdx(2)).config.webhooks.is_empty());
+        // Back again: the same index.
+        let (back, _) = new.with_settings(&[app("a", "ka"), app("b", "kb")], Duration::ZERO, true);
+        let back = back.unwrap();
+        assert_eq!(back.by_key("ka").map(|a| a.idx), Some(AppIdx(0)));
+        assert!(back.get(AppIdx(2)).removed);
     }
 
     #[test]
@@ -400,14 +454,24 @@ mod tests {
         assert!(!view.refresh());
         let mut a = app("a", "ka");
         a.max_connections = 7;
-        live.publish(live.load().with_settings(&[a], Duration::ZERO).0.unwrap());
+        live.publish(
+            live.load()
+                .with_settings(&[a], Duration::ZERO, true)
+                .0
+                .unwrap(),
+        );
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
         assert_eq!(view.epoch(), 1);
         // A reload while a copy is held: the holder keeps it; the next look takes the new one.
         let held = view.now();
         let mut a = app("a", "ka");
         a.max_connections = 8;
-        live.publish(live.load().with_settings(&[a], Duration::ZERO).0.unwrap());
+        live.publish(
+            live.load()
+                .with_settings(&[a], Duration::ZERO, true)
+                .0
+                .unwrap(),
+        );
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
         drop(held);
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 8);

@@ -4,11 +4,13 @@
 //! stays. Of a file that loads, what can change live is applied and what needs a restart is
 //! named in one log line and left as it was.
 //!
-//! Applied live: the TLS certificate and key (the same or new paths), and each existing app's
-//! settings (limits and switches, `enabled` too: a disabled app's connections are closed with
-//! 4003), which every core takes at its next look at the apps ([`crate::app::LiveApps`]).
-//! Reported, not applied: the server's and the cluster's settings (listeners, executors and
-//! caps are sized at start), apps added or removed, and an app's key, secret or webhooks.
+//! Applied live: the TLS certificate and key (the same or new paths); the apps' settings,
+//! secrets (the replaced one accepted for `server.secret_grace_s`), and, on a single node,
+//! apps added and removed, which every core takes at its next look at the apps
+//! ([`crate::app::LiveApps`]; a disabled app's connections are closed with 4003, a removed
+//! one's with 4001). Reported, not applied: the server's and the cluster's settings
+//! (listeners, executors and caps are sized at start), an app's key or webhooks, and apps
+//! added or removed in a cluster.
 //!
 //! [`plan`] is the rule, a plain function over the old and new configuration; [`Reloader`]
 //! carries it out.
@@ -120,10 +122,12 @@ impl Reloader {
             }
         }
         let grace = std::time::Duration::from_secs(new.server.secret_grace_s);
-        let (apps, not_applied) = self.apps.load().with_settings(&new.apps, grace);
+        // In a cluster, every node's Redis keys are made from the app ids it started with.
+        let structural = !self.running.cluster.enabled();
+        let (apps, not_applied) = self.apps.load().with_settings(&new.apps, grace, structural);
         plan.not_applied.extend(not_applied);
         if let Some(apps) = apps {
-            let ids: Vec<&str> = apps.iter().map(|a| a.id()).collect();
+            let ids: Vec<&str> = apps.iter().filter(|a| !a.removed).map(|a| a.id()).collect();
             self.apps.publish(apps.clone());
             log::info!("reload: app settings applied ({})", ids.join(", "));
         }

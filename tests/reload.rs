@@ -288,3 +288,50 @@ fn webhooks_are_signed_with_the_new_secret_after_a_reload() {
     let delivery = receiver.delivery();
     assert_eq!(delivery.events()[0]["channel"], "fresh");
 }
+
+#[test]
+fn apps_are_added_and_removed_live() {
+    let r = start("shards = 1");
+    let mut dev = r.server.ws();
+    dev.subscribe("news");
+    let dev_socket = dev.socket_id.clone();
+
+    // Added: served at once, beside the dev app.
+    std::fs::write(
+        &r.config,
+        toml(&r.pid_file, "shards = 1", &app_toml("second", "")),
+    )
+    .unwrap();
+    reload(&r);
+    r.server.wait_log("app settings applied");
+    let mut second = Ws::connect(r.server.addr, "/app/second-key?protocol=7");
+    second.subscribe("news");
+    r.server
+        .api_for("second")
+        .trigger("news", "for-second", "{}");
+    assert_eq!(second.expect("for-second")["channel"], "news");
+    r.server.api().trigger("news", "for-dev", "{}");
+    assert_eq!(dev.expect("for-dev")["channel"], "news");
+    assert_eq!(dev.socket_id, dev_socket);
+
+    // Removed: its connections are closed with 4001, new ones refused, its API is gone.
+    let only_second = format!(
+        "[server]\npid_file = {:?}\nshards = 1\n{}",
+        r.pid_file.display().to_string(),
+        app_toml("second", "")
+    );
+    std::fs::write(&r.config, only_second).unwrap();
+    reload(&r);
+    r.server.wait_log("shard 0: reloaded app settings in use");
+    dev.expect_error(4001);
+    dev.expect_close(4001);
+    let mut late = Ws::connect_raw(r.server.addr, &format!("/app/{APP_KEY}?protocol=7"));
+    late.expect_error(4001);
+    let gone = r.server.api().post(
+        "/events",
+        &serde_json::json!({"name":"e","channel":"news","data":"{}"}),
+    );
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    r.server.api_for("second").trigger("news", "still", "{}");
+    assert_eq!(second.expect("still")["channel"], "news");
+}

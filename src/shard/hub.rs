@@ -52,6 +52,11 @@ impl Hub {
     }
 
     pub fn add(&mut self, socket_id: SocketId, app: AppIdx, now: Tick) -> ConnKey {
+        // An app a reload added gets its index with its first connection here.
+        let at = app.0 as usize;
+        if self.channels.len() <= at {
+            self.channels.resize_with(at + 1, AHashMap::new);
+        }
         self.conns.insert(Conn::new(socket_id, app, now))
     }
 
@@ -163,8 +168,9 @@ impl Hub {
 
     /// Local subscriber count of a channel.
     pub fn subscribers(&self, app: AppIdx, channel: &str) -> usize {
-        self.channels[app.0 as usize]
-            .get(channel)
+        self.channels
+            .get(app.0 as usize)
+            .and_then(|index| index.get(channel))
             .map_or(0, Vec::len)
     }
 
@@ -184,7 +190,8 @@ impl Hub {
         frame: &Frame,
         except: Option<SocketId>,
     ) -> usize {
-        let Some(subs) = self.channels[app.0 as usize].get(channel) else {
+        let index = self.channels.get(app.0 as usize);
+        let Some(subs) = index.and_then(|index| index.get(channel)) else {
             return 0;
         };
         let mut delivered = 0;

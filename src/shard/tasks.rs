@@ -148,10 +148,11 @@ fn signin_deadlines(apps: &crate::app::Apps) -> Vec<Option<Tick>> {
         .collect()
 }
 
-/// What the sweeper last took from the apps: at which reload, and which apps were enabled.
+/// What the sweeper last took from the apps: at which reload, and which apps were serving
+/// (neither disabled nor removed).
 struct AppsSeen {
     epoch: u64,
-    enabled: Vec<bool>,
+    serving: Vec<bool>,
     signin_deadlines: Vec<Option<Tick>>,
 }
 
@@ -159,14 +160,17 @@ impl AppsSeen {
     fn of(apps: &crate::app::Apps, epoch: u64) -> AppsSeen {
         AppsSeen {
             epoch,
-            enabled: apps.iter().map(|a| a.config.enabled).collect(),
+            serving: apps
+                .iter()
+                .map(|a| a.config.enabled && !a.removed)
+                .collect(),
             signin_deadlines: signin_deadlines(apps),
         }
     }
 }
 
 /// Takes reloaded app settings: the sweep's deadlines follow them, and the connections of an
-/// app that was disabled are closed (4003).
+/// app that was removed (4001) or disabled (4003) are closed.
 fn take_reloaded_apps(shard: &Shard, seen: &mut AppsSeen) {
     let apps = shard.apps.now();
     if shard.apps.epoch() == seen.epoch {
@@ -174,7 +178,12 @@ fn take_reloaded_apps(shard: &Shard, seen: &mut AppsSeen) {
     }
     let mut state = shard.state.borrow_mut();
     for app in apps.iter() {
-        if !app.config.enabled && seen.enabled.get(app.idx.0 as usize) == Some(&true) {
+        if seen.serving.get(app.idx.0 as usize) != Some(&true) {
+            continue;
+        }
+        if app.removed {
+            state.hub.close_app(app.idx, ErrorCode::UnknownApp);
+        } else if !app.config.enabled {
             state.hub.close_app(app.idx, ErrorCode::AppDisabled);
         }
     }

@@ -104,7 +104,10 @@ impl Webhooks {
 
     /// Whether any endpoint of `app` wants `kind` (cheap; check before building an event).
     pub fn wants(&self, app: AppIdx, kind: Kind) -> bool {
-        self.apps.get(app).webhook_kinds.contains(kind)
+        // An app a reload added has no endpoint until a restart.
+        self.apps
+            .find(app)
+            .is_some_and(|a| a.webhook_kinds.contains(kind))
     }
 
     /// Queues `event` for every endpoint of `app` that wants it.
