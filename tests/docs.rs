@@ -62,7 +62,7 @@ fn no_file_points_outside_the_repository() {
         let Ok(text) = std::fs::read_to_string(format!("{ROOT}/{file}")) else {
             continue;
         };
-        // This file names them to look for them.
+        // This file names the others to look for them.
         if file == "tests/docs.rs" {
             continue;
         }

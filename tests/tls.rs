@@ -239,7 +239,17 @@ fn request(
 }
 
 fn publish(stream: impl Read + Write, channel: &str, event: &str) -> (u16, String) {
-    let body = serde_json::json!({"name": event, "channel": channel, "data": "{}"}).to_string();
+    publish_data(stream, channel, event, "{}")
+}
+
+/// A signed publish of `data` over `stream`.
+fn publish_data(
+    stream: impl Read + Write,
+    channel: &str,
+    event: &str,
+    data: &str,
+) -> (u16, String) {
+    let body = serde_json::json!({"name": event, "channel": channel, "data": data}).to_string();
     let path = format!("/apps/{APP_ID}/events");
     let target = signed_target(
         APP_KEY,
@@ -418,25 +428,8 @@ fn large_messages_cross_tls_records_both_ways_and_a_late_reader_gets_everything_
     ws.subscribe("bulk");
     let padding = "p".repeat(20_000);
     for i in 0..20 {
-        let body =
-            serde_json::json!({"name": "e", "channel": "bulk", "data": format!("{i}:{padding}")})
-                .to_string();
-        let path = format!("/apps/{APP_ID}/events");
-        let target = signed_target(
-            APP_KEY,
-            APP_SECRET,
-            "POST",
-            &path,
-            body.as_bytes(),
-            &[],
-            unix_now(),
-        );
-        let (status, _) = request(
-            connect_tls(server.addr, &config),
-            "POST",
-            &target,
-            body.as_bytes(),
-        );
+        let data = format!("{i}:{padding}");
+        let (status, _) = publish_data(connect_tls(server.addr, &config), "bulk", "e", &data);
         assert_eq!(status, 200);
     }
     for i in 0..20 {
