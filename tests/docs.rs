@@ -46,8 +46,10 @@ fn no_file_points_outside_the_repository() {
         .output()
         .unwrap();
     let files = String::from_utf8(out.stdout).unwrap();
+    // Built from parts, so that this file does not contain what it looks for.
+    let shared = format!("{}/{}", "..", "shared");
     let outside = [
-        "../shared",
+        shared.as_str(),
         "SPEC.md",
         "SPEC §",
         "PEERS.md",
