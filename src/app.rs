@@ -168,12 +168,11 @@ impl Apps {
         Self::of(self.list.iter().map(|a| a.copy()).collect())
     }
 
-    /// The apps with `configs` applied: each existing app's limits, switches and secret (the
-    /// replaced secret stays accepted for `secret_grace`), and, when `structural`, apps added
-    /// (at new indexes, without webhooks until a restart) and removed (kept as `removed`, so
-    /// indexes stay valid). What is not applied (a key, webhooks, and apps added or removed
-    /// when not `structural`) is kept as it was and named in the second value. `None` when
-    /// nothing changed.
+    /// The apps with `configs` applied: each existing app's limits, switches, webhooks and
+    /// secret (the replaced secret stays accepted for `secret_grace`), and, when `structural`,
+    /// apps added (at new indexes) and removed (kept as `removed`, so indexes stay valid). What
+    /// is not applied (a key, and apps added or removed when not `structural`) is kept as it
+    /// was and named in the second value. `None` when nothing changed.
     pub fn with_settings(
         &self,
         configs: &[AppConfig],
@@ -207,12 +206,6 @@ impl Apps {
             } else {
                 Some((app.config.secret.clone(), Instant::now() + secret_grace))
             };
-            if toml::Value::try_from(&config.webhooks).ok()
-                != toml::Value::try_from(&app.config.webhooks).ok()
-            {
-                not_applied.push(format!("apps[{}].webhooks", app.config.id));
-                config.webhooks.clone_from(&app.config.webhooks);
-            }
             changed |= app.removed
                 || toml::Value::try_from(&config).ok() != toml::Value::try_from(&app.config).ok();
             list.push(App::with_previous(
@@ -230,12 +223,7 @@ impl Apps {
                 not_applied.push(format!("apps[{}] (added)", new.id));
                 continue;
             };
-            let mut config = new.clone();
-            if !config.webhooks.is_empty() {
-                not_applied.push(format!("apps[{}].webhooks", new.id));
-                config.webhooks.clear();
-            }
-            list.push(App::new(AppIdx(idx), config, Arc::default()));
+            list.push(App::new(AppIdx(idx), new.clone(), Arc::default()));
             changed = true;
         }
         (changed.then(|| Self::of(list)), not_applied)
@@ -435,11 +423,11 @@ mod tests {
         }];
         let (new, not_applied) = apps.with_settings(&[app("b", "kb"), c], Duration::ZERO, true);
         let new = new.unwrap();
-        assert_eq!(not_applied, ["apps[c].webhooks"]);
+        assert!(not_applied.is_empty(), "{not_applied:?}");
         assert!(new.get(AppIdx(0)).removed && new.by_key("ka").is_none());
         assert!(new.by_id("a").is_none());
         assert_eq!(new.by_key("kc").map(|a| a.idx), Some(AppIdx(2)));
-        assert!(new.get(AppIdx(2)).config.webhooks.is_empty());
+        assert_eq!(new.get(AppIdx(2)).config.webhooks.len(), 1);
         // Back again: the same index.
         let (back, _) = new.with_settings(&[app("a", "ka"), app("b", "kb")], Duration::ZERO, true);
         let back = back.unwrap();

@@ -5,12 +5,12 @@
 //! named in one log line and left as it was.
 //!
 //! Applied live: the TLS certificate and key (the same or new paths); the apps' settings,
-//! secrets (the replaced one accepted for `server.secret_grace_s`), and, on a single node,
-//! apps added and removed, which every core takes at its next look at the apps
-//! ([`crate::app::LiveApps`]; a disabled app's connections are closed with 4003, a removed
-//! one's with 4001). Reported, not applied: the server's and the cluster's settings
-//! (listeners, executors and caps are sized at start), an app's key or webhooks, and apps
-//! added or removed in a cluster.
+//! webhook endpoints, secrets (the replaced one accepted for `server.secret_grace_s`), and,
+//! on a single node, apps added and removed, which every core takes at its next look at the
+//! apps ([`crate::app::LiveApps`]; a disabled app's connections are closed with 4003, a
+//! removed one's with 4001). Reported, not applied: the server's and the cluster's settings
+//! (listeners, executors and caps are sized at start), an app's key, and apps added or removed
+//! in a cluster.
 //!
 //! [`plan`] is the rule, a plain function over the old and new configuration; [`Reloader`]
 //! carries it out.

@@ -335,3 +335,32 @@ fn apps_are_added_and_removed_live() {
     r.server.api_for("second").trigger("news", "still", "{}");
     assert_eq!(second.expect("still")["channel"], "news");
 }
+
+#[test]
+fn webhook_endpoints_follow_a_reload() {
+    let first = common::receiver::Receiver::start(APP_KEY, APP_SECRET, &[]);
+    let second = common::receiver::Receiver::start(APP_KEY, APP_SECRET, &[]);
+    let hook = |url: String| {
+        format!("[[apps.webhooks]]\nurl = \"{url}\"\nevent_types = [\"channel_occupied\"]")
+    };
+    let r = start_with("shards = 1", &hook(first.url()));
+    let mut sub = r.server.ws();
+    sub.subscribe("before");
+    assert_eq!(first.delivery().events()[0]["channel"], "before");
+
+    std::fs::write(
+        &r.config,
+        toml(&r.pid_file, "shards = 1", &hook(second.url())),
+    )
+    .unwrap();
+    reload(&r);
+    let added = r.server.wait_log("endpoint added");
+    assert!(added.contains(&second.url()), "{added}");
+    let removed = r.server.wait_log("endpoint removed by a reload");
+    assert!(removed.contains(&first.url()), "{removed}");
+    r.server
+        .wait_log("removed by a reload; dropped 0 queued events");
+
+    sub.subscribe("after");
+    assert_eq!(second.delivery().events()[0]["channel"], "after");
+}

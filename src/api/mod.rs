@@ -253,6 +253,9 @@ async fn until_stopped(core: &ApiCore, stop: &AtomicBool) {
     let mut purged = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         Timer::new(Duration::from_millis(50)).await;
+        // A reload's apps: the webhook endpoints follow them here.
+        let apps = core.apps.now().clone();
+        core.webhooks.follow(&apps, core.apps.epoch());
         if purged.elapsed() >= Duration::from_secs(60) {
             purged = Instant::now();
             core.publisher.purge(core);

@@ -9,19 +9,21 @@
 //! another node cancels it there; the node that decided the event keeps its timer and sends
 //! it when the hold is over and still in place. Each event is thus sent once per cluster.
 
+mod endpoints;
 mod event;
 mod held;
 pub mod queue;
 pub mod sender;
 
 use crate::api::cluster::holds::{Holds, Ticket};
-use crate::app::{AppIdx, Apps, CurrentSecret, LiveApps};
+use crate::app::{AppIdx, Apps, LiveApps};
 pub use crate::webhook_kind::{Kind, Kinds};
+use endpoints::Endpoints;
 pub use event::Event;
 use glommio::timer::Timer;
 use held::{Due, Held, Hold};
-use queue::{QueueTx, Queued};
-use sender::{Counters, Target};
+use queue::Queued;
+use sender::Counters;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,18 +33,10 @@ use std::time::{Duration, Instant};
 /// Holds released at once (concurrently: in a cluster each is a round trip to Redis).
 const RELEASE_AT_ONCE: usize = 256;
 
-/// One configured endpoint, as the API core sees it.
-struct Endpoint {
-    kinds: Kinds,
-    channel_prefix: Box<str>,
-    queue: RefCell<Option<QueueTx>>,
-}
-
 /// The API core's webhook dispatcher.
 pub struct Webhooks {
-    apps: Arc<Apps>,
-    /// Endpoints by app index.
-    endpoints: Vec<Vec<Endpoint>>,
+    /// Every app's endpoints, following reloads ([`Webhooks::follow`]).
+    endpoints: RefCell<Endpoints>,
     hold_for: Duration,
     holds: Rc<dyn Holds>,
     held: RefCell<Held>,
@@ -51,7 +45,6 @@ pub struct Webhooks {
     /// Tokens are `{seed}-{n}`: unique over the cluster's nodes and runs.
     seed: u64,
     tickets: Cell<u64>,
-    threads: RefCell<Vec<JoinHandle<()>>>,
     pub counters: Arc<Counters>,
 }
 
@@ -64,60 +57,37 @@ impl Webhooks {
         holds: Rc<dyn Holds>,
         seed: u64,
     ) -> std::io::Result<Rc<Webhooks>> {
-        let apps = &live.load();
         let counters = Arc::new(Counters::default());
-        let mut endpoints = Vec::new();
-        let mut threads = Vec::new();
-        for app in apps.iter() {
-            let mut mine = Vec::new();
-            for hook in &app.config.webhooks {
-                let (tx, rx) = queue::new(&counters);
-                let target = Target {
-                    url: hook.url.clone(),
-                    app_key: app.key().to_string(),
-                    app_secret: CurrentSecret::new(live.clone(), app.idx),
-                    headers: hook.headers.clone().into_iter().collect(),
-                };
-                threads.push(sender::spawn(target, rx, counters.clone())?);
-                let kinds = Kinds::from_names(hook.event_types.iter().map(String::as_str));
-                mine.push(Endpoint {
-                    kinds,
-                    channel_prefix: hook.channel_prefix.as_str().into(),
-                    queue: RefCell::new(Some(tx)),
-                });
-            }
-            endpoints.push(mine);
-        }
+        let endpoints = Endpoints::start(live.clone(), counters.clone())?;
         Ok(Rc::new(Webhooks {
-            apps: apps.clone(),
-            endpoints,
+            endpoints: RefCell::new(endpoints),
             hold_for,
             holds,
             held: RefCell::new(Held::default()),
             releasing: Cell::new(false),
             seed,
             tickets: Cell::new(0),
-            threads: RefCell::new(threads),
             counters,
         }))
     }
 
     /// Whether any endpoint of `app` wants `kind` (cheap; check before building an event).
     pub fn wants(&self, app: AppIdx, kind: Kind) -> bool {
-        // An app a reload added has no endpoint until a restart.
-        self.apps
-            .find(app)
-            .is_some_and(|a| a.webhook_kinds.contains(kind))
+        self.endpoints.borrow().wants(app, kind)
+    }
+
+    /// Takes the endpoints of reloaded `apps` (as of their `LiveApps` epoch): unchanged ones
+    /// keep their sender, new ones start one, removed ones drop what they hold.
+    pub fn follow(&self, apps: &Arc<Apps>, epoch: u64) {
+        self.endpoints.borrow_mut().follow(apps, epoch);
     }
 
     /// Queues `event` for every endpoint of `app` that wants it.
     pub fn emit(&self, app: AppIdx, event: &Event) {
-        let Some(endpoints) = self.endpoints.get(app.0 as usize) else {
-            return;
-        };
+        let endpoints = self.endpoints.borrow();
         let kind = event.kind();
         let mut json = None;
-        for e in endpoints {
+        for e in endpoints.of(app) {
             if !e.kinds.contains(kind) || !event.channel().starts_with(&*e.channel_prefix) {
                 continue;
             }
@@ -295,11 +265,14 @@ impl Webhooks {
                 self.release_all(chunk.to_vec()).await;
             }
         }
-        for e in self.endpoints.iter().flatten() {
-            e.queue.borrow_mut().take();
-        }
+        let threads: Vec<JoinHandle<()>> = {
+            let mut endpoints = self.endpoints.borrow_mut();
+            for e in endpoints.all() {
+                e.queue.borrow_mut().take();
+            }
+            endpoints.threads.drain(..).collect()
+        };
         let deadline = Instant::now() + grace;
-        let threads: Vec<JoinHandle<()>> = self.threads.borrow_mut().drain(..).collect();
         for t in threads {
             while !t.is_finished() && Instant::now() < deadline {
                 Timer::new(Duration::from_millis(10)).await;

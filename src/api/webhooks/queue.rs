@@ -76,6 +76,17 @@ impl QueueTx {
 
 impl QueueRx {
     /// The next event, waiting until `until` at most (for ever without one).
+    /// Drops every queued event (the endpoint was removed); returns how many there were.
+    pub fn discard_all(&self) -> usize {
+        let mut n = 0;
+        while let Ok(event) = self.rx.try_recv() {
+            self.pending.0[event.kind.index()].fetch_sub(1, Ordering::Relaxed);
+            self.counters.queued[event.kind.index()].fetch_sub(1, Ordering::Relaxed);
+            n += 1;
+        }
+        n
+    }
+
     pub fn recv_until(&self, until: Option<Instant>) -> Result<Queued, RecvTimeoutError> {
         let event = match until {
             Some(at) => self

@@ -33,6 +33,9 @@ pub struct Target {
     /// Read for every batch: a reload may change it.
     pub app_secret: crate::app::CurrentSecret,
     pub headers: Vec<(String, String)>,
+    /// Set when a reload removed the endpoint: what is still queued, batched or waiting for a
+    /// retry is dropped.
+    pub discard: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A batch that failed and waits for its next attempt.
@@ -87,6 +90,9 @@ impl Sender {
         let mut batch: Vec<Queued> = Vec::new();
         let mut batch_due = Instant::now();
         loop {
+            if self.target.discard.load(Ordering::Relaxed) {
+                return self.discard(&batch, &events);
+            }
             let mut wake = self.retrying.iter().map(|r| r.next_attempt).min();
             if !batch.is_empty() {
                 wake = Some(wake.map_or(batch_due, |w| w.min(batch_due)));
@@ -99,6 +105,13 @@ impl Sender {
                     self.add(&mut batch, event);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
+                // The endpoint was removed (its queue is dropped with the flag set) or the
+                // server shuts down.
+                Err(RecvTimeoutError::Disconnected)
+                    if self.target.discard.load(Ordering::Relaxed) =>
+                {
+                    return self.discard(&batch, &events);
+                }
                 Err(RecvTimeoutError::Disconnected) => return self.finish(batch),
             }
             if batch.len() >= BATCH_MAX || (!batch.is_empty() && Instant::now() >= batch_due) {
@@ -110,6 +123,16 @@ impl Sender {
             }
             self.retry_due();
         }
+    }
+
+    /// A reload removed the endpoint: what is batched, queued or waiting for a retry is
+    /// dropped, and said so.
+    fn discard(&self, batch: &[Queued], events: &QueueRx) {
+        let dropped = batch.len() + self.retrying.len() + events.discard_all();
+        log::info!(
+            "webhook {}: removed by a reload; dropped {dropped} queued events and batches",
+            redacted_url(&self.target.url)
+        );
     }
 
     /// Adds `event` to the batch, or cancels it against the batch's `channel_occupied` of the
