@@ -169,15 +169,14 @@ impl Apps {
     }
 
     /// The apps with `configs` applied: each existing app's limits, switches, webhooks and
-    /// secret (the replaced secret stays accepted for `secret_grace`), and, when `structural`,
-    /// apps added (at new indexes) and removed (kept as `removed`, so indexes stay valid). What
-    /// is not applied (a key, and apps added or removed when not `structural`) is kept as it
-    /// was and named in the second value. `None` when nothing changed.
+    /// secret (the replaced secret stays accepted for `secret_grace`), apps added (at new
+    /// indexes) and removed (kept as `removed`, so indexes stay valid). A changed key is not
+    /// applied (clients and backends hold it): it is kept and named in the second value.
+    /// `None` when nothing changed.
     pub fn with_settings(
         &self,
         configs: &[AppConfig],
         secret_grace: Duration,
-        structural: bool,
     ) -> (Option<Arc<Apps>>, Vec<String>) {
         let mut not_applied = Vec::new();
         let mut changed = false;
@@ -185,14 +184,8 @@ impl Apps {
         for app in &self.list {
             let Some(new) = configs.iter().find(|c| c.id == app.config.id) else {
                 let mut kept = app.copy();
-                if !app.removed {
-                    if structural {
-                        kept.removed = true;
-                        changed = true;
-                    } else {
-                        not_applied.push(format!("apps[{}] (removed)", app.config.id));
-                    }
-                }
+                changed |= !app.removed;
+                kept.removed = true;
                 list.push(kept);
                 continue;
             };
@@ -219,8 +212,8 @@ impl Apps {
             if self.list.iter().any(|a| a.config.id == new.id) {
                 continue;
             }
-            let Some(idx) = structural.then(|| u16::try_from(list.len()).ok()).flatten() else {
-                not_applied.push(format!("apps[{}] (added)", new.id));
+            let Ok(idx) = u16::try_from(list.len()) else {
+                not_applied.push(format!("apps[{}] (added: too many apps)", new.id));
                 continue;
             };
             list.push(App::new(AppIdx(idx), new.clone(), Arc::default()));
@@ -378,7 +371,7 @@ mod tests {
         b.max_connections = 3;
         b.secret = "s2".into();
         let grace = Duration::from_secs(60);
-        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")], grace, false);
+        let (new, not_applied) = apps.with_settings(&[a, b, app("c", "kc")], grace);
         let new = new.expect("settings changed");
         assert!(new.get(AppIdx(0)).config.enable_client_messages);
         assert_eq!(new.get(AppIdx(1)).config.max_connections, 3);
@@ -396,23 +389,23 @@ mod tests {
         // Without grace the replaced secret is refused at once.
         let mut b0 = app("b", "kb");
         b0.secret = "s3".into();
-        let (none, _) = apps.with_settings(&[app("a", "ka"), b0], Duration::ZERO, false);
+        let (none, _) = apps.with_settings(&[app("a", "ka"), b0], Duration::ZERO);
         let b0 = none.unwrap();
         assert_eq!(
             b0.get(AppIdx(1)).accepted_secrets().collect::<Vec<_>>(),
             ["s3"]
         );
-        assert_eq!(not_applied, ["apps[b].key", "apps[c] (added)"]);
+        assert_eq!(not_applied, ["apps[b].key"]);
         assert!(new.by_key("kb").is_some() && new.by_key("other-key").is_none());
         // The connection counter is the same one.
         new.get(AppIdx(0)).release_connection();
         assert!(apps.get(AppIdx(0)).try_acquire_connection());
-        let same = apps.with_settings(&[app("a", "ka"), app("b", "kb")], grace, false);
+        let same = apps.with_settings(&[app("a", "ka"), app("b", "kb")], grace);
         assert_eq!(same.0.map(|_| ()), None);
     }
 
     #[test]
-    fn apps_are_added_and_removed_when_structural() {
+    fn apps_are_added_and_removed() {
         let apps = Apps::new(&[app("a", "ka"), app("b", "kb")]);
         let mut c = app("c", "kc");
         c.webhooks = vec![crate::config::WebhookConfig {
@@ -421,7 +414,7 @@ mod tests {
             channel_prefix: String::new(),
             headers: Default::default(),
         }];
-        let (new, not_applied) = apps.with_settings(&[app("b", "kb"), c], Duration::ZERO, true);
+        let (new, not_applied) = apps.with_settings(&[app("b", "kb"), c], Duration::ZERO);
         let new = new.unwrap();
         assert!(not_applied.is_empty(), "{not_applied:?}");
         assert!(new.get(AppIdx(0)).removed && new.by_key("ka").is_none());
@@ -429,7 +422,7 @@ mod tests {
         assert_eq!(new.by_key("kc").map(|a| a.idx), Some(AppIdx(2)));
         assert_eq!(new.get(AppIdx(2)).config.webhooks.len(), 1);
         // Back again: the same index.
-        let (back, _) = new.with_settings(&[app("a", "ka"), app("b", "kb")], Duration::ZERO, true);
+        let (back, _) = new.with_settings(&[app("a", "ka"), app("b", "kb")], Duration::ZERO);
         let back = back.unwrap();
         assert_eq!(back.by_key("ka").map(|a| a.idx), Some(AppIdx(0)));
         assert!(back.get(AppIdx(2)).removed);
@@ -442,24 +435,14 @@ mod tests {
         assert!(!view.refresh());
         let mut a = app("a", "ka");
         a.max_connections = 7;
-        live.publish(
-            live.load()
-                .with_settings(&[a], Duration::ZERO, true)
-                .0
-                .unwrap(),
-        );
+        live.publish(live.load().with_settings(&[a], Duration::ZERO).0.unwrap());
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
         assert_eq!(view.epoch(), 1);
         // A reload while a copy is held: the holder keeps it; the next look takes the new one.
         let held = view.now();
         let mut a = app("a", "ka");
         a.max_connections = 8;
-        live.publish(
-            live.load()
-                .with_settings(&[a], Duration::ZERO, true)
-                .0
-                .unwrap(),
-        );
+        live.publish(live.load().with_settings(&[a], Duration::ZERO).0.unwrap());
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 7);
         drop(held);
         assert_eq!(view.now().get(AppIdx(0)).config.max_connections, 8);

@@ -5,12 +5,11 @@
 //! named in one log line and left as it was.
 //!
 //! Applied live: the TLS certificate and key (the same or new paths); the apps' settings,
-//! webhook endpoints, secrets (the replaced one accepted for `server.secret_grace_s`), and,
-//! on a single node, apps added and removed, which every core takes at its next look at the
-//! apps ([`crate::app::LiveApps`]; a disabled app's connections are closed with 4003, a
-//! removed one's with 4001). Reported, not applied: the server's and the cluster's settings
-//! (listeners, executors and caps are sized at start), an app's key, and apps added or removed
-//! in a cluster.
+//! webhook endpoints, secrets (the replaced one accepted for `server.secret_grace_s`), and
+//! apps added and removed, which every core takes at its next look at the apps
+//! ([`crate::app::LiveApps`]; a disabled app's connections are closed with 4003, a removed
+//! one's with 4001). Reported, not applied: the server's and the cluster's settings
+//! (listeners, executors and caps are sized at start) and an app's key.
 //!
 //! [`plan`] is the rule, a plain function over the old and new configuration; [`Reloader`]
 //! carries it out.
@@ -122,9 +121,7 @@ impl Reloader {
             }
         }
         let grace = std::time::Duration::from_secs(new.server.secret_grace_s);
-        // In a cluster, every node's Redis keys are made from the app ids it started with.
-        let structural = !self.running.cluster.enabled();
-        let (apps, not_applied) = self.apps.load().with_settings(&new.apps, grace, structural);
+        let (apps, not_applied) = self.apps.load().with_settings(&new.apps, grace);
         plan.not_applied.extend(not_applied);
         if let Some(apps) = apps {
             let ids: Vec<&str> = apps.iter().filter(|a| !a.removed).map(|a| a.id()).collect();

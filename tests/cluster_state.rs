@@ -8,8 +8,15 @@ use futures_lite::future::block_on;
 use ringcast::api::cluster::{RedisNode, contract};
 
 /// The contract's two apps, by index.
-fn apps() -> Vec<String> {
-    vec!["app".into(), "other".into()]
+/// Two apps, ids `app` and `other`, as the server would hold them.
+fn apps() -> std::sync::Arc<ringcast::app::LiveApps> {
+    let config = |id: &str| ringcast::config::AppConfig {
+        id: id.into(),
+        key: format!("{id}-key"),
+        secret: "s".into(),
+        ..Default::default()
+    };
+    ringcast::app::LiveApps::new(ringcast::app::Apps::new(&[config("app"), config("other")]))
 }
 
 fn backends(redis: &Redis) -> RedisNode {

@@ -22,6 +22,11 @@ fn start(extra_server: &str) -> Running {
 
 /// A server on its own config file, with extra `[server]` and app lines.
 fn start_with(extra_server: &str, extra_app: &str) -> Running {
+    start_env(extra_server, extra_app, &[])
+}
+
+/// The same, with extra environment.
+fn start_env(extra_server: &str, extra_app: &str, env: &[(&str, &str)]) -> Running {
     let dir = temp_dir();
     let config = dir.0.join("ringcast.toml");
     let pid_file = dir.0.join("ringcast.pid");
@@ -31,7 +36,8 @@ fn start_with(extra_server: &str, extra_app: &str) -> Running {
         .arg(&config)
         .env("RINGCAST_HOST", "127.0.0.1")
         .env("RINGCAST_PORT", "0")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied());
     let server = Server::spawn_command(cmd);
     Running {
         server,
@@ -363,4 +369,37 @@ fn webhook_endpoints_follow_a_reload() {
 
     sub.subscribe("after");
     assert_eq!(second.delivery().events()[0]["channel"], "after");
+}
+
+#[test]
+fn an_app_added_to_every_node_of_a_cluster_is_served_across_them() {
+    let redis = common::redis::Redis::start();
+    let url = redis.url();
+    let env = [
+        ("RINGCAST_CLUSTER_REDIS_URL", url.as_str()),
+        ("RINGCAST_CLUSTER_PREFIX", "reload"),
+    ];
+    let nodes = [start_env("", "", &env), start_env("", "", &env)];
+    for node in &nodes {
+        node.server.wait_log("connected to Redis");
+        std::fs::write(
+            &node.config,
+            toml(&node.pid_file, "", &app_toml("second", "")),
+        )
+        .unwrap();
+        reload(node);
+        node.server.wait_log("app settings applied");
+    }
+    let mut sub = Ws::connect(nodes[1].server.addr, "/app/second-key?protocol=7");
+    sub.subscribe("news");
+    // Published on the other node, for the new app: the bus carries it by the app's id.
+    let mut api = nodes[0].server.api_for("second");
+    common::cluster::converge(
+        &mut api,
+        "/channels/news",
+        &[("info", "subscription_count")],
+        &serde_json::json!({"occupied": true, "subscription_count": 1}),
+    );
+    api.trigger("news", "across", "{}");
+    assert_eq!(sub.expect("across")["channel"], "news");
 }

@@ -188,15 +188,7 @@ pub async fn run(setup: ApiSetup) {
         shards.push(tx.await);
     }
     let cluster = match setup.cluster {
-        Some(node) => {
-            let ids = setup
-                .apps
-                .load()
-                .iter()
-                .map(|a| a.id().to_string())
-                .collect();
-            Cluster::on_redis(node, ids, seed())
-        }
+        Some(node) => Cluster::on_redis(node, setup.apps.clone(), seed()),
         None => Cluster::single_node(seed(), &setup.config),
     };
     let hold = Duration::from_millis(setup.config.webhook_hold_ms);

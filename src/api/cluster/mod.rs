@@ -233,7 +233,11 @@ impl Cluster {
 
     /// A node of a cluster on Redis: the bus and the shared state there. `apps` are the app
     /// ids by index.
-    pub fn on_redis(node: RedisNode, apps: Vec<String>, seed: u64) -> Cluster {
+    pub fn on_redis(
+        node: RedisNode,
+        apps: std::sync::Arc<crate::app::LiveApps>,
+        seed: u64,
+    ) -> Cluster {
         let parts = node.into_parts(apps, seed);
         Cluster {
             transport: Box::new(parts.transport),

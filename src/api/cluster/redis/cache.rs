@@ -36,7 +36,7 @@ impl RedisCache {
     }
 
     fn key(&self, app: AppIdx, channel: &str) -> String {
-        self.keys.channel("cache", self.keys.app_id(app), channel)
+        self.keys.channel("cache", &self.keys.app_id(app), channel)
     }
 }
 

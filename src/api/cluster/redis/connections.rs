@@ -60,7 +60,7 @@ impl RedisConnections {
     ) -> Result<i64, super::ClusterError> {
         let totals = format!("{}:conns", self.keys.prefix);
         let mine = self.keys.node("conns");
-        let app_id = self.keys.app_id(app);
+        let app_id = &self.keys.app_id(app);
         let n = arg.map(|n| n.to_string()).unwrap_or_default();
         let args: &[&str] = if arg.is_some() {
             &[app_id, &n]

@@ -120,7 +120,7 @@ impl RedisHistory {
     }
 
     fn names(&self, app: AppIdx, channel: &str) -> [String; 2] {
-        let app_id = self.keys.app_id(app);
+        let app_id = &self.keys.app_id(app);
         [
             self.keys.channel("h", app_id, channel),
             self.keys.channel("hm", app_id, channel),

@@ -17,7 +17,7 @@ return 0
 
 /// The Redis key of a hold.
 pub fn key(keys: &Keys, of: HoldOf<'_>) -> String {
-    format!("{}:hold:{}", keys.prefix, of.key(keys.app_id(of.app())))
+    format!("{}:hold:{}", keys.prefix, of.key(&keys.app_id(of.app())))
 }
 
 /// A ticket as script arguments: token and milliseconds, or `""` and 0 for none.

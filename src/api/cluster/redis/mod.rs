@@ -82,14 +82,14 @@ impl RedisNode {
         self
     }
 
-    /// The bus and the state backends, sharing the one link. `apps` are the app ids by
-    /// index: Redis names apps by id, as every node may list them in another order.
+    /// The bus and the state backends, sharing the one link. `apps` give the app ids: Redis
+    /// names apps by id, as every node may list them in another order.
     /// `seed` makes the history stream ids this node starts differ from every other node's.
-    pub fn into_parts(self, apps: Vec<String>, seed: u64) -> Parts {
+    pub fn into_parts(self, apps: std::sync::Arc<crate::app::LiveApps>, seed: u64) -> Parts {
         let keys = Rc::new(Keys {
             prefix: self.prefix,
             node: self.node_id,
-            apps,
+            apps: crate::app::AppsView::new(apps),
         });
         let link = Rc::new(self.link);
         let transport = RedisTransport {
@@ -150,13 +150,17 @@ pub struct Parts {
 pub struct Keys {
     pub prefix: String,
     pub node: String,
-    /// App ids by index.
-    pub apps: Vec<String>,
+    /// The apps, as reloads leave them: Redis names an app by id, which every node knows,
+    /// while indexes are this node's own.
+    pub apps: crate::app::AppsView,
 }
 
 impl Keys {
-    fn app_id(&self, app: crate::app::AppIdx) -> &str {
-        self.apps.get(app.0 as usize).map_or("", String::as_str)
+    fn app_id(&self, app: crate::app::AppIdx) -> String {
+        self.apps
+            .now()
+            .find(app)
+            .map_or_else(String::new, |a| a.id().to_string())
     }
 
     /// A key of an app: `{prefix}:{what}:{app_id}`.

@@ -51,7 +51,7 @@ impl RedisOccupancy {
     }
 
     fn totals(&self, app: AppIdx) -> String {
-        self.keys.app("subs", self.keys.app_id(app))
+        self.keys.app("subs", &self.keys.app_id(app))
     }
 }
 
@@ -65,7 +65,7 @@ impl Occupancy for RedisOccupancy {
     ) -> StateFuture<'a, Change> {
         Box::pin(async move {
             let totals = self.totals(app);
-            let app_id = self.keys.app_id(app);
+            let app_id = &self.keys.app_id(app);
             let mine = entry(&[app_id, channel]);
             let node = self.keys.node("subs");
             let held = holds::key(&self.keys, HoldOf::Vacated { app, channel });
@@ -88,7 +88,7 @@ impl Occupancy for RedisOccupancy {
     fn restore<'a>(&'a self, app: AppIdx, channel: &'a str, count: u64) -> StateFuture<'a, ()> {
         Box::pin(async move {
             let totals = self.totals(app);
-            let app_id = self.keys.app_id(app);
+            let app_id = &self.keys.app_id(app);
             let mine = entry(&[app_id, channel]);
             let node = self.keys.node("subs");
             let count = count.to_string();

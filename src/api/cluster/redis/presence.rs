@@ -69,17 +69,17 @@ impl RedisPresence {
         RedisPresence { link, keys }
     }
 
-    fn app_id(&self, app: AppIdx) -> &str {
+    fn app_id(&self, app: AppIdx) -> String {
         self.keys.app_id(app)
     }
 
     /// The channel's members: user id → `user_info`.
     fn members_key(&self, app: AppIdx, channel: &str) -> String {
-        self.keys.channel("pres", self.app_id(app), channel)
+        self.keys.channel("pres", &self.app_id(app), channel)
     }
 
     fn channel_keys(&self, app: AppIdx, channel: &str, user_id: &str) -> ChannelKeys {
-        let id = self.app_id(app);
+        let id = &self.app_id(app);
         let of = HoldOf::Removed {
             app,
             channel,
@@ -119,7 +119,7 @@ impl Presence for RedisPresence {
             let k = self.channel_keys(app, channel, user_id);
             let socket = socket.to_string();
             let conn = entry(&[user_id, &socket]);
-            let mine = entry(&[self.app_id(app), channel, user_id, &socket]);
+            let mine = entry(&[&self.app_id(app), channel, user_id, &socket]);
             let max = max_members.to_string();
             let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node, &*k.hold];
             let args = [user_id, user_info, &*conn, &*max, &*self.keys.node, &*mine];
@@ -161,7 +161,7 @@ impl Presence for RedisPresence {
             let k = self.channel_keys(app, channel, user_id);
             let socket = socket.to_string();
             let conn = entry(&[user_id, &socket]);
-            let mine = entry(&[self.app_id(app), channel, user_id, &socket]);
+            let mine = entry(&[&self.app_id(app), channel, user_id, &socket]);
             let keys = [&*k.members, &*k.connections, &*k.counts, &*k.node, &*k.hold];
             let (token, ms) = holds::args(hold);
             let args = [user_id, &*conn, &*mine, &*token, &*ms];

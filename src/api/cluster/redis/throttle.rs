@@ -38,7 +38,7 @@ impl Throttle for RedisThrottle {
         changed_ms: u64,
     ) -> StateFuture<'a, Turn> {
         Box::pin(async move {
-            let key = self.keys.channel("sc", self.keys.app_id(app), channel);
+            let key = self.keys.channel("sc", &self.keys.app_id(app), channel);
             let now = crate::clock::unix_ms();
             let every_ms = every.as_millis().max(1).to_string();
             let last: i64 =

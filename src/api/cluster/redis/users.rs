@@ -42,7 +42,7 @@ impl RedisUsers {
 
     /// The script keys and the two entries naming this connection.
     fn names(&self, app: AppIdx, user: &str, socket: SocketId) -> ([String; 3], [String; 2]) {
-        let app_id = self.keys.app_id(app);
+        let app_id = &self.keys.app_id(app);
         let socket = socket.to_string();
         let keys = [
             self.keys.app("users", app_id),
@@ -91,7 +91,7 @@ impl Users for RedisUsers {
                 return Ok(Vec::new());
             }
             let mut cmd = redis::cmd("HMGET");
-            cmd.arg(self.keys.app("users", self.keys.app_id(app)));
+            cmd.arg(self.keys.app("users", &self.keys.app_id(app)));
             for u in users {
                 cmd.arg(&**u);
             }
