@@ -443,3 +443,60 @@ fn large_messages_cross_tls_records_both_ways_and_a_late_reader_gets_everything_
         assert_eq!(data.len(), format!("{i}:").len() + 20_000);
     }
 }
+
+#[test]
+fn broken_tls_ends_only_its_own_connection() {
+    let ca = TestCa::new();
+    let dir = temp_dir();
+    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
+    let server = Server::with_config(&tls_toml(&cert, &key, ""));
+    let config = ca.client_config();
+    let mut bystander = Wss::connect(server.addr, &config);
+    bystander.subscribe("news");
+
+    // A handshake record header followed by junk: the server ends the connection.
+    let mut junk = TcpStream::connect(server.addr).unwrap();
+    junk.set_read_timeout(Some(WAIT)).unwrap();
+    junk.write_all(&[0x16, 0x03, 0x01, 0x00, 0x10]).unwrap();
+    junk.write_all(&[0xAB; 16]).unwrap();
+    let mut rest = Vec::new();
+    let ended = junk.read_to_end(&mut rest);
+    assert!(
+        !matches!(&ended, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the junk handshake was kept open: {ended:?}"
+    );
+
+    // Garbage on the record layer after a good handshake: that connection ends too.
+    let mut corrupt = Wss::connect(server.addr, &config);
+    corrupt
+        .ws
+        .get_mut()
+        .sock
+        .write_all(&[0x17, 0x03, 0x03, 0x00, 0x20])
+        .unwrap();
+    corrupt.ws.get_mut().sock.write_all(&[0xCD; 32]).unwrap();
+    // The server ends it (a read that timed out would mean it kept the connection).
+    loop {
+        match corrupt.ws.read() {
+            Ok(Message::Close(_)) => break,
+            Err(tungstenite::Error::Io(e)) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the corrupted connection was kept open: {e}"
+                );
+                break;
+            }
+            Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+
+    // Everyone else is served as before.
+    let (status, _) = publish(connect_tls(server.addr, &config), "news", "still");
+    assert_eq!(status, 200);
+    assert_eq!(bystander.event()["event"], "still");
+    Wss::connect(server.addr, &config);
+}
