@@ -119,6 +119,24 @@ fn tls_toml(cert_file: &Path, key_file: &Path, extra: &str) -> String {
     )
 }
 
+/// A TLS server with a certificate from a fresh test CA, and a client setup trusting it.
+struct TlsServer {
+    server: Server,
+    config: Arc<ClientConfig>,
+    _dir: TempDir,
+}
+
+fn tls_server(extra: &str) -> TlsServer {
+    let ca = TestCa::new();
+    let dir = temp_dir();
+    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
+    TlsServer {
+        server: Server::with_config(&tls_toml(&cert, &key, extra)),
+        config: ca.client_config(),
+        _dir: dir,
+    }
+}
+
 fn connect_tls(addr: SocketAddr, config: &Arc<ClientConfig>) -> Tls {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(WAIT)).unwrap();
@@ -265,12 +283,8 @@ fn publish_data(
 
 #[test]
 fn wss_and_https_share_the_tls_port() {
-    let ca = TestCa::new();
-    let dir = temp_dir();
-    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
-    let server = Server::with_config(&tls_toml(&cert, &key, ""));
+    let TlsServer { server, config, .. } = tls_server("");
     assert!(server.start_line.contains("TLS"), "{}", server.start_line);
-    let config = ca.client_config();
 
     let mut sub = Wss::connect(server.addr, &config);
     sub.subscribe("news");
@@ -294,33 +308,23 @@ fn wss_and_https_share_the_tls_port() {
 
 #[test]
 fn a_plain_request_to_the_tls_port_is_told_to_use_tls() {
-    let ca = TestCa::new();
-    let dir = temp_dir();
-    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
-    let server = Server::with_config(&tls_toml(&cert, &key, ""));
+    let TlsServer { server, config, .. } = tls_server("");
     let (status, body) = request(TcpStream::connect(server.addr).unwrap(), "GET", "/up", b"");
     assert_eq!(status, 400);
     assert!(body.contains("TLS"), "{body}");
     // The server keeps serving TLS clients.
-    Wss::connect(server.addr, &ca.client_config());
+    Wss::connect(server.addr, &config);
 }
 
 #[test]
 fn plain_port_serves_without_tls_beside_the_tls_port() {
-    let ca = TestCa::new();
-    let dir = temp_dir();
-    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
     let plain = free_port();
-    let server = Server::with_config(&tls_toml(&cert, &key, &format!("plain_port = {plain}")));
+    let TlsServer { server, config, .. } = tls_server(&format!("plain_port = {plain}"));
     server.wait_log("plain (no TLS) listener");
     let plain_addr = SocketAddr::from(([127, 0, 0, 1], plain));
     let mut sub = Ws::connect(plain_addr, &format!("/app/{APP_KEY}?protocol=7"));
     sub.subscribe("news");
-    let (status, _) = publish(
-        connect_tls(server.addr, &ca.client_config()),
-        "news",
-        "story",
-    );
+    let (status, _) = publish(connect_tls(server.addr, &config), "news", "story");
     assert_eq!(status, 200);
     assert_eq!(sub.expect("story")["channel"], "news");
 }
@@ -406,11 +410,7 @@ fn libc_sighup() -> i32 {
 
 #[test]
 fn large_messages_cross_tls_records_both_ways_and_a_late_reader_gets_everything_in_order() {
-    let ca = TestCa::new();
-    let dir = temp_dir();
-    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
-    let server = Server::with_config(&tls_toml(&cert, &key, ""));
-    let config = ca.client_config();
+    let TlsServer { server, config, .. } = tls_server("");
 
     // Inbound: a 60 KB message spans four TLS records (16 KiB each at most).
     let mut ws = Wss::connect(server.addr, &config);
@@ -446,11 +446,7 @@ fn large_messages_cross_tls_records_both_ways_and_a_late_reader_gets_everything_
 
 #[test]
 fn broken_tls_ends_only_its_own_connection() {
-    let ca = TestCa::new();
-    let dir = temp_dir();
-    let (cert, key) = write_pair(&dir.0, &ca.issue("ringcast-test"));
-    let server = Server::with_config(&tls_toml(&cert, &key, ""));
-    let config = ca.client_config();
+    let TlsServer { server, config, .. } = tls_server("");
     let mut bystander = Wss::connect(server.addr, &config);
     bystander.subscribe("news");
 
