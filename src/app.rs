@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AppIdx(pub u16);
 
-#[derive(Debug)]
+/// An app. A clone has its own allocations (a copy for another core) and shares the
+/// connection counter.
+#[derive(Debug, Clone)]
 pub struct App {
     pub idx: AppIdx,
     pub config: AppConfig,
@@ -126,18 +128,6 @@ impl App {
             removed: false,
         }
     }
-
-    /// This app with its own allocations, for another core.
-    fn copy(&self) -> App {
-        let mut app = Self::with_previous(
-            self.idx,
-            self.config.clone(),
-            self.connections.clone(),
-            self.previous_secret.clone(),
-        );
-        app.removed = self.removed;
-        app
-    }
 }
 
 impl Apps {
@@ -165,7 +155,7 @@ impl Apps {
     /// A copy for one core: its own allocations (so its reference counts are its own), the
     /// same connection counters.
     pub fn local_copy(&self) -> Arc<Apps> {
-        Self::of(self.list.iter().map(|a| a.copy()).collect())
+        Self::of(self.list.iter().map(|a| (**a).clone()).collect())
     }
 
     /// The apps with `configs` applied: each existing app's limits, switches, webhooks and
@@ -183,7 +173,7 @@ impl Apps {
         let mut list = Vec::with_capacity(self.list.len());
         for app in &self.list {
             let Some(new) = configs.iter().find(|c| c.id == app.config.id) else {
-                let mut kept = app.copy();
+                let mut kept = (**app).clone();
                 changed |= !app.removed;
                 kept.removed = true;
                 list.push(kept);

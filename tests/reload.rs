@@ -55,8 +55,10 @@ fn toml(pid_file: &Path, extra_server: &str, extra_app: &str) -> String {
     )
 }
 
-/// `ringcast reload --pid-file`, which must succeed.
-fn reload(r: &Running) {
+/// Writes `config` over the server's file, then `ringcast reload --pid-file`, which must
+/// succeed.
+fn reload(r: &Running, config: &str) {
+    std::fs::write(&r.config, config).unwrap();
     let out = binary()
         .arg("reload")
         .arg("--pid-file")
@@ -82,12 +84,7 @@ fn a_bad_file_is_refused_and_the_running_configuration_keeps_serving() {
     let mut sub = r.server.ws();
     sub.subscribe("news");
 
-    std::fs::write(
-        &r.config,
-        toml(&r.pid_file, "activity_timeout = \"soon\"", ""),
-    )
-    .unwrap();
-    reload(&r);
+    reload(&r, &toml(&r.pid_file, "activity_timeout = \"soon\"", ""));
     let line = r.server.wait_log("reload refused");
     assert!(
         line.contains("config error: server.activity_timeout"),
@@ -107,12 +104,10 @@ fn changes_that_need_a_restart_are_named_and_kept() {
     sub.subscribe("news");
     let socket_id = sub.socket_id.clone();
 
-    std::fs::write(
-        &r.config,
-        toml(&r.pid_file, "activity_timeout = 60", "max_connections = 5"),
-    )
-    .unwrap();
-    reload(&r);
+    reload(
+        &r,
+        &toml(&r.pid_file, "activity_timeout = 60", "max_connections = 5"),
+    );
     let line = r.server.wait_log("not applied until a restart");
     assert!(line.contains("server.activity_timeout"), "{line}");
     assert!(
@@ -125,16 +120,13 @@ fn changes_that_need_a_restart_are_named_and_kept() {
     assert_eq!(sub.socket_id, socket_id);
 
     // The same file as at start: the app's settings go back, nothing else to report.
-    std::fs::write(&r.config, toml(&r.pid_file, "activity_timeout = 120", "")).unwrap();
-    reload(&r);
+    reload(&r, &toml(&r.pid_file, "activity_timeout = 120", ""));
     r.server.wait_log("nothing else changed");
     // A new key is not applied (clients connect with the old one until a restart).
-    std::fs::write(
-        &r.config,
-        toml(&r.pid_file, "activity_timeout = 120", "").replace(APP_KEY, "new-key"),
-    )
-    .unwrap();
-    reload(&r);
+    reload(
+        &r,
+        &toml(&r.pid_file, "activity_timeout = 120", "").replace(APP_KEY, "new-key"),
+    );
     let line = r.server.wait_log("not applied until a restart");
     assert!(line.contains("apps[app-id].key"), "{line}");
     r.server.ws();
@@ -142,8 +134,7 @@ fn changes_that_need_a_restart_are_named_and_kept() {
 
 /// Reloads `app` settings and waits until the (single) shard uses them.
 fn reload_app(r: &Running, app: &str) {
-    std::fs::write(&r.config, toml(&r.pid_file, "shards = 1", app)).unwrap();
-    reload(r);
+    reload(r, &toml(&r.pid_file, "shards = 1", app));
     r.server.wait_log("app settings applied");
     r.server.wait_log("shard 0: reloaded app settings in use");
 }
@@ -233,8 +224,7 @@ fn a_new_secret_applies_and_the_old_one_is_accepted_for_the_grace() {
         )
         .replace(APP_SECRET, secret)
     };
-    std::fs::write(&r.config, secret_file("second-secret", 300)).unwrap();
-    reload(&r);
+    reload(&r, &secret_file("second-secret", 300));
     r.server.wait_log("app settings applied");
     r.server.wait_log("shard 0: reloaded app settings in use");
 
@@ -258,8 +248,7 @@ fn a_new_secret_applies_and_the_old_one_is_accepted_for_the_grace() {
     }
 
     // Without grace, a replaced secret is refused at once.
-    std::fs::write(&r.config, secret_file("third-secret", 0)).unwrap();
-    reload(&r);
+    reload(&r, &secret_file("third-secret", 0));
     r.server.wait_log("app settings applied");
     let mut old = r.server.api();
     old.secret = "second-secret".into();
@@ -281,12 +270,10 @@ fn webhooks_are_signed_with_the_new_secret_after_a_reload() {
         receiver.url()
     );
     let r = start_with("shards = 1", &hook);
-    std::fs::write(
-        &r.config,
-        toml(&r.pid_file, "shards = 1", &hook).replace(APP_SECRET, "second-secret"),
-    )
-    .unwrap();
-    reload(&r);
+    reload(
+        &r,
+        &toml(&r.pid_file, "shards = 1", &hook).replace(APP_SECRET, "second-secret"),
+    );
     r.server.wait_log("app settings applied");
     let mut sub = r.server.ws();
     sub.subscribe("fresh");
@@ -303,12 +290,10 @@ fn apps_are_added_and_removed_live() {
     let dev_socket = dev.socket_id.clone();
 
     // Added: served at once, beside the dev app.
-    std::fs::write(
-        &r.config,
-        toml(&r.pid_file, "shards = 1", &app_toml("second", "")),
-    )
-    .unwrap();
-    reload(&r);
+    reload(
+        &r,
+        &toml(&r.pid_file, "shards = 1", &app_toml("second", "")),
+    );
     r.server.wait_log("app settings applied");
     let mut second = Ws::connect(r.server.addr, "/app/second-key?protocol=7");
     second.subscribe("news");
@@ -326,8 +311,7 @@ fn apps_are_added_and_removed_live() {
         r.pid_file.display().to_string(),
         app_toml("second", "")
     );
-    std::fs::write(&r.config, only_second).unwrap();
-    reload(&r);
+    reload(&r, &only_second);
     r.server.wait_log("shard 0: reloaded app settings in use");
     dev.expect_error(4001);
     dev.expect_close(4001);
@@ -354,12 +338,7 @@ fn webhook_endpoints_follow_a_reload() {
     sub.subscribe("before");
     assert_eq!(first.delivery().events()[0]["channel"], "before");
 
-    std::fs::write(
-        &r.config,
-        toml(&r.pid_file, "shards = 1", &hook(second.url())),
-    )
-    .unwrap();
-    reload(&r);
+    reload(&r, &toml(&r.pid_file, "shards = 1", &hook(second.url())));
     let added = r.server.wait_log("endpoint added");
     assert!(added.contains(&second.url()), "{added}");
     let removed = r.server.wait_log("endpoint removed by a reload");
@@ -382,12 +361,7 @@ fn an_app_added_to_every_node_of_a_cluster_is_served_across_them() {
     let nodes = [start_env("", "", &env), start_env("", "", &env)];
     for node in &nodes {
         node.server.wait_log("connected to Redis");
-        std::fs::write(
-            &node.config,
-            toml(&node.pid_file, "", &app_toml("second", "")),
-        )
-        .unwrap();
-        reload(node);
+        reload(node, &toml(&node.pid_file, "", &app_toml("second", "")));
         node.server.wait_log("app settings applied");
     }
     let mut sub = Ws::connect(nodes[1].server.addr, "/app/second-key?protocol=7");

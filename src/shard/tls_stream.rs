@@ -212,27 +212,27 @@ impl TlsStream {
     }
 
     /// Encrypts `data` (or `close_notify` when `None`) into the write scratch buffer and
-    /// sends it; what the socket does not take is kept in `outgoing`. Returns the plaintext
-    /// bytes taken.
+    /// sends it from there; only what the socket does not take is copied into `outgoing`.
+    /// Returns the plaintext bytes taken.
     fn encrypt_and_send(&mut self, cx: &mut Context<'_>, data: Option<&[u8]>) -> io::Result<usize> {
         let data = data.map(|d| &d[..d.len().min(WRITE_BYTES)]);
+        // Whatever rustls has queued (a key update's answer) goes first.
+        self.process(&mut [])?;
         WRITE_SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            scratch.clear();
-            // Whatever rustls has queued (a key update's answer) goes first.
-            self.process(&mut [])?;
-            let mut sealed = std::mem::take(&mut self.outgoing);
             let status = self.conn.process_tls_records(&mut []);
             let ConnectionState::WriteTraffic(mut writer) = status.state.map_err(tls_error)? else {
-                self.outgoing = sealed;
                 return Err(tls_error("not ready to send"));
             };
+            // The scratch buffer keeps its length, so it is not zeroed again for every write.
             let mut need = data.map_or(64, |d| d.len() + d.len() / 4096 * 64 + 64);
             let n = loop {
-                let out = spare(&mut scratch, need);
+                if scratch.len() < need {
+                    scratch.resize(need, 0);
+                }
                 let result = match data {
-                    Some(d) => writer.encrypt(d, out),
-                    None => writer.queue_close_notify(out),
+                    Some(d) => writer.encrypt(d, &mut scratch[..]),
+                    None => writer.queue_close_notify(&mut scratch[..]),
                 };
                 match result {
                     Ok(n) => break n,
@@ -240,11 +240,20 @@ impl TlsStream {
                     Err(e) => return Err(tls_error(e)),
                 }
             };
-            scratch.truncate(n);
-            sealed.extend_from_slice(&scratch);
-            self.outgoing = sealed;
-            // One attempt now; the rest when the socket has room.
-            let _ = self.poll_send_outgoing(cx)?;
+            let mut sent = 0;
+            while self.outgoing.is_empty() && sent < n {
+                match Pin::new(&mut self.tcp).poll_write(cx, &scratch[sent..n]) {
+                    Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                    Poll::Ready(Ok(k)) => sent += k,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => break,
+                }
+            }
+            if sent < n {
+                self.outgoing.extend_from_slice(&scratch[sent..n]);
+                // Behind what was already waiting: one attempt now, the rest when there is room.
+                let _ = self.poll_send_outgoing(cx)?;
+            }
             Ok(data.map_or(0, <[u8]>::len))
         })
     }
