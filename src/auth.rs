@@ -31,6 +31,21 @@ fn verify_hex(secret: &str, parts: &[&[u8]], signature_hex: &str) -> bool {
     m.verify_slice(&given).is_ok()
 }
 
+/// Whether `given` equals `expected`, compared in constant time: their MACs under one fixed
+/// key are compared instead of the strings (for the console's token, not an HMAC itself).
+pub fn same_token(expected: &str, given: &str) -> bool {
+    const KEY: &str = "ringcast token comparison";
+    let tag = mac(KEY).chain_update(expected.as_bytes()).finalize();
+    let mut m = mac(KEY);
+    m.update(given.as_bytes());
+    m.verify_slice(&tag.into_bytes()).is_ok()
+}
+
+/// Checks `hex(HMAC-SHA256(secret, message))` in constant time.
+pub fn verify_signature(secret: &str, message: &[u8], signature_hex: &str) -> bool {
+    verify_hex(secret, &[message], signature_hex)
+}
+
 /// Checks a client token of the form `"{key}:{hex signature}"` over `parts`.
 fn verify_token(app_key: &str, secret: &str, parts: &[&[u8]], token: &str) -> bool {
     match token.split_once(':') {

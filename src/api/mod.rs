@@ -8,15 +8,16 @@
 //!   broadcast); [`history`]: channel history;
 //! - [`cluster`]: the cluster-wide state behind fallible, asynchronous interfaces;
 //!   [`membership`], [`watchlists`], [`subscription_count`]: what the shards' reports change;
-//! - [`webhooks`]: what the API core reports to app backends; [`metrics_endpoint`]:
-//!   `/metrics`.
+//! - [`webhooks`]: what the API core reports to app backends; [`metrics_port`]: `/metrics`
+//!   and the web [`console`].
 
 pub mod channel_info;
 pub mod cluster;
+pub mod console;
 pub mod history;
 pub mod interest;
 pub mod membership;
-mod metrics_endpoint;
+mod metrics_port;
 mod node_life;
 pub mod publish;
 pub mod request;
@@ -76,6 +77,8 @@ pub struct ApiCore {
     pub cluster: Cluster,
     pub publisher: Publisher,
     pub webhooks: Rc<Webhooks>,
+    /// The web console's access and live event log.
+    pub console: console::Console,
     announcements: Announcements,
     interest: interest::Interest,
     /// In a cluster: this node's presence connections, to register again after Redis lost them.
@@ -105,8 +108,14 @@ impl ApiCore {
             };
             transport.send(&event).await?;
         }
-        self.shards.broadcast(b).await;
+        self.deliver_here(b).await;
         Ok(())
+    }
+
+    /// Hands a broadcast to this node's shards (and shows it to the console).
+    pub async fn deliver_here(&self, b: Arc<Broadcast>) {
+        self.console.broadcast(&b);
+        self.shards.broadcast(b).await;
     }
 
     /// [`ApiCore::distribute`] of an event the server decided (membership, counts) or a
@@ -119,7 +128,7 @@ impl ApiCore {
                 event_name(&b),
                 b.channel
             );
-            self.shards.broadcast(b).await;
+            self.deliver_here(b).await;
         }
     }
 
@@ -201,12 +210,10 @@ pub async fn run(setup: ApiSetup) {
         }
     };
     setup.metrics.set_webhooks(webhooks.counters.clone());
-    if let Some(listener) = setup.metrics_listener {
-        glommio::spawn_local(metrics_endpoint::serve(listener, setup.metrics.clone())).detach();
-    }
     let max_keys = setup.config.idempotency_max_keys;
     let core = Rc::new(ApiCore {
         webhooks,
+        console: console::Console::new(&setup.config.console_token),
         apps: AppsView::new(setup.apps),
         config: setup.config,
         shards: Shards::new(shards),
@@ -220,6 +227,10 @@ pub async fn run(setup: ApiSetup) {
         api_requests: RefCell::default(),
         stopped_shards: Cell::new(0),
     });
+    if let Some(listener) = setup.metrics_listener {
+        let serve = metrics_port::serve(listener, core.clone(), setup.metrics.clone());
+        glommio::spawn_local(serve).detach();
+    }
     // A node restarting under its old id clears what it held before, before it holds anything.
     match core.cluster.nodes.start().await {
         Ok(gone) => node_life::departed(&core, gone).await,
@@ -355,6 +366,7 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ApiQueue) {
                     log::warn!("cluster: counting a closed connection: {e}");
                 }
             }
+            ApiCommand::Connection(event) => core.console.connection(event),
             ApiCommand::ShardStopped { .. } => {
                 core.stopped_shards.set(core.stopped_shards.get() + 1)
             }
@@ -385,7 +397,9 @@ async fn serve_shard(core: Rc<ApiCore>, rx: ApiQueue) {
                 app,
                 channel,
                 delta,
+                socket,
             } => {
+                core.console.subscription(app, &channel, socket, delta);
                 core.interest.changed(&core, app, &channel, delta);
                 subscription_count::changed(&core, app, &channel, delta).await
             }

@@ -130,7 +130,7 @@ pub async fn from_other_nodes(core: Rc<ApiCore>) {
                     cacheable,
                     accepted: Instant::now(),
                 };
-                core.shards.broadcast(Arc::new(b)).await;
+                core.deliver_here(Arc::new(b)).await;
             }
             NodeEvent::TerminateUser { user_id, .. } => {
                 let cmd = || ShardCommand::TerminateUser {

@@ -10,6 +10,7 @@
 
 mod broadcast;
 mod conn_ref;
+pub mod inspect;
 mod queue;
 
 pub use broadcast::{Broadcast, ClientEvent, ClientEventReport};
@@ -110,6 +111,11 @@ pub enum ShardCommand {
         app: AppIdx,
         channel: Box<str>,
     },
+    /// The web console watches exactly these apps: report their connections' opens and
+    /// closes ([`ApiCommand::Connection`]).
+    Watch(Box<[AppIdx]>),
+    /// A question of the web console.
+    Inspect(inspect::Inspection),
 }
 
 /// Shard → API core.
@@ -160,7 +166,10 @@ pub enum ApiCommand {
         app: AppIdx,
         channel: Box<str>,
         delta: i64,
+        socket: SocketId,
     },
+    /// A connection of an app the web console watches opened or closed (best effort).
+    Connection(inspect::ConnectionEvent),
 }
 
 /// A presence join as the API core admits it.

@@ -104,6 +104,9 @@ pub struct ServerConfig {
     /// A file the server writes its process id to at start (and removes at exit), for
     /// `ringcast reload --pid-file`; empty = none.
     pub pid_file: String,
+    /// The token that opens the web console at `/console` on `metrics_port`; empty = no
+    /// console.
+    pub console_token: String,
     /// `[server.tls]`: when present, the public port speaks TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -145,6 +148,7 @@ impl Default for ServerConfig {
             cache_max_mb: 64,
             log_format: "text".into(),
             pid_file: String::new(),
+            console_token: String::new(),
             secret_grace_s: 300,
             tls: None,
         }

@@ -21,6 +21,9 @@ impl Config {
                 }
             }
         }
+        if !shown.server.console_token.is_empty() {
+            shown.server.console_token = MASK.into();
+        }
         shown.cluster.redis_url = redacted_url(&shown.cluster.redis_url);
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot show the settings: {e}\n"))
     }
@@ -32,13 +35,13 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_and_everything_else_shown() {
-        let text = "[cluster]\nredis_url = \"redis://:pw@h:6379/0\"\n\
-                    [[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s3cret\"\n\
+        let text = "[server]\nconsole_token = \"c0nsole\"\n\
+                    [cluster]\nredis_url = \"redis://:pw@h:6379/0\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s3cret\"\n\
                     [[apps.webhooks]]\nurl = \"https://h/x?token=t0k\"\n\
                     headers = { Authorization = \"Bearer abc\" }\n";
         let config = Config::parse(Some(("f.toml".into(), text)), Vec::new()).unwrap();
         let shown = config.to_masked_toml();
-        for secret in ["s3cret", "pw", "t0k", "Bearer abc"] {
+        for secret in ["c0nsole", "s3cret", "pw", "t0k", "Bearer abc"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("activity_timeout = 120"), "{shown}");

@@ -7,7 +7,7 @@ mod read;
 pub mod signed;
 
 pub use error::{ApiError, STATUSES};
-pub use read::{read_head, read_more, read_more_by};
+pub use read::{HEAD_DEADLINE, read_head, read_more, read_more_by};
 
 /// Largest request head we accept (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -28,6 +28,9 @@ pub struct RequestHead {
     pub ws_key: Option<String>,
     pub ws_version: Option<String>,
     pub idempotency_key: Option<String>,
+    /// `Authorization` and `Cookie`, which only the console on `metrics_port` reads.
+    pub authorization: Option<String>,
+    pub cookie: Option<String>,
     /// Bytes of the head, so the caller knows where the body starts.
     pub head_len: usize,
 }
@@ -112,6 +115,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
             head.ws_version = text(h.value);
         } else if name.eq_ignore_ascii_case("x-idempotency-key") {
             head.idempotency_key = text(h.value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = text(h.value);
+        } else if name.eq_ignore_ascii_case("cookie") {
+            head.cookie = text(h.value);
         }
     }
     Ok(Some(head))
@@ -152,6 +159,7 @@ impl ApiResponse {
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -171,19 +179,32 @@ pub fn reason(status: u16) -> &'static str {
 
 /// A complete HTTP/1.1 response.
 pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
+    response_with(status, content_type, &[], body, keep_alive)
+}
+
+/// [`response`] with extra headers (`name`, `value`).
+pub fn response_with(
+    status: u16,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
     let connection = if keep_alive { "keep-alive" } else { "close" };
-    // Every rate limit counts in one-second windows.
-    let retry = if status == 429 {
-        "Retry-After: 1\r\n"
-    } else {
-        ""
-    };
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n{retry}\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n",
         reason(status),
         body.len()
-    )
-    .into_bytes();
+    );
+    // Every rate limit counts in one-second windows.
+    if status == 429 {
+        out.push_str("Retry-After: 1\r\n");
+    }
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
     out.extend_from_slice(body);
     out
 }

@@ -174,6 +174,23 @@ impl Hub {
             .map_or(0, Vec::len)
     }
 
+    /// Channels of `app` with a subscriber on this shard.
+    pub fn channel_count(&self, app: AppIdx) -> usize {
+        self.channels
+            .get(app.0 as usize)
+            .map_or(0, |index| index.len())
+    }
+
+    /// The socket ids of a channel's subscribers on this shard, `limit` at most.
+    pub fn subscriber_ids(&self, app: AppIdx, channel: &str, limit: usize) -> Vec<SocketId> {
+        let index = self.channels.get(app.0 as usize);
+        let Some(subs) = index.and_then(|index| index.get(channel)) else {
+            return Vec::new();
+        };
+        let conns = subs.iter().filter_map(|key| self.conns.get(*key));
+        conns.take(limit).map(Conn::socket_id).collect()
+    }
+
     /// Queues a frame for one connection, within the outbound limit.
     pub fn send(&mut self, key: ConnKey, frame: Frame) {
         if let Some(conn) = self.conns.get_mut(key) {

@@ -14,6 +14,7 @@
 //! - [`tasks`]: the shard's control tasks (commands from the API core, accepting, the sweeper).
 
 pub mod conn;
+pub mod console;
 pub mod http_phase;
 pub mod hub;
 pub mod joins;
@@ -29,6 +30,7 @@ pub mod write_list;
 mod writer;
 
 use crate::app::{AppIdx, AppsView, LiveApps};
+use crate::bus::inspect::ConnectionEvent;
 use crate::bus::{
     Answer, ApiCommand, Broadcast, Question, RequestId, ShardCommand, ShardId, UnconnectedReceiver,
 };
@@ -186,6 +188,22 @@ impl Shard {
             .await
     }
 
+    /// Counts a connection of `app` opening or closing, and tells the console if it watches.
+    pub fn connection_event(&self, event: ConnectionEvent) {
+        let reported = {
+            let mut state = self.state.borrow_mut();
+            let (app, console) = (event.app(), &mut state.console);
+            match event {
+                ConnectionEvent::Opened { .. } => console.opened(app),
+                ConnectionEvent::Closed { .. } => console.closed(app),
+            }
+            console.may_report(app, self.reports.len())
+        };
+        if reported {
+            self.reports.push(ApiCommand::Connection(event));
+        }
+    }
+
     /// A connection [`Shard::admit_in_cluster`] admitted closed.
     pub fn disconnected_in_cluster(&self, app: AppIdx) {
         self.reports.push(ApiCommand::Disconnected { app });
@@ -271,6 +289,7 @@ impl Shard {
             return 0;
         }
         let queued = state.hub.publish(b.app, &b.channel, &frame, b.except);
+        state.console.delivered(b.app, queued);
         let stats = self.stats();
         ShardMetrics::add(&stats.messages_out, queued as u64);
         stats.broadcast_latency.record(b.accepted.elapsed());
@@ -320,6 +339,11 @@ impl Shard {
                 for key in state.hub.keys() {
                     state.hub.request_close(key, ErrorCode::Reconnect);
                 }
+            }
+            ShardCommand::Watch(apps) => self.state.borrow_mut().console.watch(&apps),
+            ShardCommand::Inspect(question) => {
+                let state = self.state.borrow();
+                state.console.answer(&state.hub, question)
             }
             ShardCommand::Shutdown { .. } => {}
         }

@@ -55,7 +55,7 @@ impl Reports {
         gauge.store(self.len() as i64, Ordering::Relaxed);
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.queue.len()
     }
 

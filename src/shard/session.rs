@@ -8,6 +8,7 @@ use super::hub::ConnKey;
 use super::rules;
 use super::stream::Stream;
 use crate::app::App;
+use crate::bus::inspect::ConnectionEvent;
 use crate::metrics::ShardMetrics;
 use crate::protocol::errors::closing_bytes;
 use crate::protocol::{ClientMessage, ErrorCode, SocketId, frames};
@@ -130,6 +131,7 @@ impl Session<'_> {
         let effects = match ClientMessage::parse(bytes, &mut buffers) {
             Ok(message) => {
                 let mut state = shard.state.borrow_mut();
+                state.console.received(self.app.idx);
                 rules::on_message(&mut state, &self.app, self.key, message, &original)
             }
             Err(e) => {
@@ -394,6 +396,11 @@ async fn run(
         key
     };
     shard.stats().connected();
+    let app_idx = app.idx;
+    shard.connection_event(ConnectionEvent::Opened {
+        app: app_idx,
+        socket: socket_id,
+    });
     let mut session = Session {
         shard,
         app: app.clone(),
@@ -422,6 +429,11 @@ async fn run(
     }
     // A close we queued counts even if the client vanished before reading it (4100, 4201 …).
     shard.stats().disconnected(session.close_code);
+    shard.connection_event(ConnectionEvent::Closed {
+        app: app_idx,
+        socket: socket_id,
+        code: session.close_code,
+    });
     match end {
         End::Closed => finish(stream).await,
         End::Gone => Ok(()),

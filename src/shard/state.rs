@@ -28,6 +28,8 @@ pub struct ShardState {
     pub clustered: bool,
     /// WebSocket upgrades per source address this second.
     pub connects: ConnectsPerIp,
+    /// Each app's figures, and what the web console watches.
+    pub console: super::console::Tap,
 }
 
 impl ShardState {
@@ -39,6 +41,7 @@ impl ShardState {
             now: 0,
             clustered: false,
             connects: ConnectsPerIp::default(),
+            console: Default::default(),
         }
     }
 }

@@ -52,21 +52,31 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         params,
         request,
     };
-    let publisher = &core.publisher;
-    match (request.method.as_str(), rest.as_slice()) {
-        ("POST", ["events"]) => publisher.trigger(core, &req).await,
-        ("POST", ["batch_events"]) => publisher.trigger_batch(core, &req).await,
+    handle(core, &req, &rest).await
+}
+
+/// Hands an authenticated request to its handler; `rest` is its path after `/apps/{app_id}/`.
+/// The console (on `metrics_port`, behind its own token) comes in here too.
+pub async fn handle(
+    core: &ApiCore,
+    req: &Authed<'_>,
+    rest: &[&str],
+) -> Result<ApiResponse, ApiError> {
+    let (publisher, app, request) = (&core.publisher, req.app, req.request);
+    match (request.method.as_str(), rest) {
+        ("POST", ["events"]) => publisher.trigger(core, req).await,
+        ("POST", ["batch_events"]) => publisher.trigger_batch(core, req).await,
         ("POST", ["users", user_id, "terminate_connections"]) => {
             core.terminate_user(app.idx, &decode(user_id)).await?;
             Ok(ApiResponse::json(200, "{}"))
         }
         (_, ["users", _, "terminate_connections"]) => Err(ApiError::MethodNotAllowed),
-        ("GET", ["channels"]) => channels::list(core, &req).await,
-        ("GET", ["channels", channel]) => channels::show(core, &req, channel).await,
-        ("GET", ["channels", channel, "users"]) => channels::users(core, &req, channel).await,
+        ("GET", ["channels"]) => channels::list(core, req).await,
+        ("GET", ["channels", channel]) => channels::show(core, req, channel).await,
+        ("GET", ["channels", channel, "users"]) => channels::users(core, req, channel).await,
         ("GET", ["channels", channel, "history"]) => {
             let channel = req.channel(channel)?;
-            crate::api::history::page::page(&*core.cluster.history, &req, &channel).await
+            crate::api::history::page::page(&*core.cluster.history, req, &channel).await
         }
         (_, ["events"] | ["batch_events"]) => Err(ApiError::MethodNotAllowed),
         (m, ["channels", ..]) if m != "GET" => Err(ApiError::MethodNotAllowed),

@@ -76,6 +76,13 @@ impl Webhooks {
         self.endpoints.borrow().wants(app, kind)
     }
 
+    /// Events queued for `app`'s endpoints and not yet taken by their senders.
+    pub fn queued(&self, app: AppIdx) -> usize {
+        let endpoints = self.endpoints.borrow();
+        let queues = endpoints.of(app).iter().map(|e| e.queue.borrow());
+        queues.map(|q| q.as_ref().map_or(0, |q| q.len())).sum()
+    }
+
     /// Takes the endpoints of reloaded `apps` (as of their `LiveApps` epoch): unchanged ones
     /// keep their sender, new ones start one, removed ones drop what they hold.
     pub fn follow(&self, apps: &Arc<Apps>, epoch: u64) {

@@ -72,10 +72,18 @@ impl QueueTx {
         }
         self.counters.queued[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Events queued and not yet taken by the sender.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
 }
 
 impl QueueRx {
-    /// The next event, waiting until `until` at most (for ever without one).
     /// Drops every queued event (the endpoint was removed); returns how many there were.
     pub fn discard_all(&self) -> usize {
         let mut n = 0;
@@ -87,6 +95,7 @@ impl QueueRx {
         n
     }
 
+    /// The next event, waiting until `until` at most (for ever without one).
     pub fn recv_until(&self, until: Option<Instant>) -> Result<Queued, RecvTimeoutError> {
         let event = match until {
             Some(at) => self

@@ -47,6 +47,7 @@ pub(super) fn succeeded(t: &mut Turn<'_>, name: &ChannelName<'_>, data_json: &st
         app: t.app.idx,
         channel: name.name.into(),
         delta: 1,
+        socket: t.socket,
     });
     t.effects
         .json(frames::subscription_succeeded(name.name, data_json));

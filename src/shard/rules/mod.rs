@@ -144,6 +144,7 @@ pub fn on_disconnect(conn: &Conn) -> Effects {
             app,
             channel: (**ch).into(),
             delta: -1,
+            socket,
         });
     }
     for (channel, user_id) in conn.joins().presence() {

@@ -72,6 +72,7 @@ pub fn unsubscribe(t: &mut Turn<'_>, channel: &str) {
             app: t.app.idx,
             channel: channel.into(),
             delta: -1,
+            socket: t.socket,
         });
     }
     let left = t.conn().and_then(|c| c.joins_mut().leave(channel));
