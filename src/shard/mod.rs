@@ -197,7 +197,7 @@ impl Shard {
                 ConnectionEvent::Opened { .. } => console.opened(app),
                 ConnectionEvent::Closed { .. } => console.closed(app),
             }
-            console.may_report(app, self.reports.len())
+            console.may_report(app, self.reports.queued())
         };
         if reported {
             self.reports.push(ApiCommand::Connection(event));

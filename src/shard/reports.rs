@@ -52,16 +52,17 @@ impl Reports {
 
     fn measure(&self) {
         let gauge = &self.metrics.shard(self.shard).reports_queued;
-        gauge.store(self.len() as i64, Ordering::Relaxed);
+        gauge.store(self.queued() as i64, Ordering::Relaxed);
     }
 
-    pub fn len(&self) -> usize {
+    /// Reports queued and not yet in the cross-core queue.
+    pub fn queued(&self) -> usize {
         self.queue.len()
     }
 
     /// Whether sessions must stop reading client messages for now.
     pub fn is_full(&self) -> bool {
-        self.len() >= BACKLOG
+        self.queued() >= BACKLOG
     }
 
     /// Wakes connection `key`'s session (with `waker`) once there is room again.
@@ -72,7 +73,7 @@ impl Reports {
     /// A report has left the queue.
     fn taken(&self) {
         self.measure();
-        if self.len() <= BACKLOG / 2 && !self.waiting.borrow().is_empty() {
+        if self.queued() <= BACKLOG / 2 && !self.waiting.borrow().is_empty() {
             for (_, waker) in self.waiting.take() {
                 waker.wake();
             }

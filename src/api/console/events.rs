@@ -6,6 +6,7 @@
 use crate::api::ApiCore;
 use crate::app::AppIdx;
 use crate::bus::ShardCommand;
+use crate::bus::inspect::Inspection;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::fmt::Write;
@@ -18,12 +19,15 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A browser that takes no bytes for this long is let go.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Tells every shard which apps the console watches now.
+/// Tells every shard which apps the console watches now, and waits until each has taken it
+/// (a question queued behind it is answered), so that a stream misses no connection opened
+/// after its first line.
 async fn shards_follow(core: &ApiCore) {
     let apps: Box<[AppIdx]> = core.console.feed.apps().into();
     core.shards
         .send_all(|| ShardCommand::Watch(apps.clone()))
         .await;
+    super::figures::ask_shards(core, Inspection::Apps).await;
 }
 
 /// Serves one event stream until the browser goes. `Err` is the answer to send instead, when

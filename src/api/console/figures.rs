@@ -18,7 +18,8 @@ const MAX_PRESENCE_COUNTED: usize = 200;
 pub const MAX_SOCKETS_LISTED: usize = 500;
 
 /// Asks every shard the same question; a shard that is gone (shutting down) is left out.
-async fn ask_shards<T>(
+/// Each answers after every command queued for it before.
+pub async fn ask_shards<T>(
     core: &ApiCore,
     question: impl Fn(oneshot::Sender<T>) -> Inspection,
 ) -> Vec<T> {
@@ -100,13 +101,11 @@ async fn presence_members(
         .iter()
         .filter(|(name, _)| crate::api::channel_info::is_presence(name));
     let mut members = 0;
-    let mut counted = 0;
-    for (name, _) in presence {
+    for (counted, (name, _)) in presence.enumerate() {
         if counted == MAX_PRESENCE_COUNTED {
             return Ok((members, true));
         }
         members += core.cluster.presence.user_ids(app, name).await?.len();
-        counted += 1;
     }
     Ok((members, false))
 }
