@@ -2,7 +2,12 @@
 // (CHROMIUM_PATH, or `chromium`, `chromium-browser`, `google-chrome` on PATH).
 'use strict';
 const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
 const puppeteer = require('puppeteer-core');
+
+// pusher-js's browser build, as the npm package ships it.
+const PUSHER_JS = fs.readFileSync(require.resolve('pusher-js/dist/web/pusher.min.js'));
 
 function chromiumPath() {
   if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
@@ -23,4 +28,27 @@ async function launch() {
   });
 }
 
-module.exports = { launch };
+// A page server for the browser: `page` at every path, pusher-js's browser build at
+// /pusher.min.js, and a channel authorization endpoint at /auth answered by `authorize`.
+function startSite(authorize, page) {
+  const srv = http.createServer((req, res) => {
+    if (req.url === '/pusher.min.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      return res.end(PUSHER_JS);
+    }
+    if (req.url === '/auth' && req.method === 'POST') {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      return req.on('end', () => {
+        const form = new URLSearchParams(body);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(authorize(form.get('socket_id'), form.get('channel_name'))));
+      });
+    }
+    res.writeHead(200, { 'content-type': 'text/html' });
+    return res.end(page);
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
+}
+
+module.exports = { launch, startSite, PUSHER_JS };

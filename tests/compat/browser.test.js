@@ -7,42 +7,18 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const PusherClient = require('pusher-js');
 const PusherServer = require('pusher');
 const { startServer, once } = require('./harness');
-const { launch } = require('./browser');
+const { launch, startSite } = require('./browser');
 
-const PUSHER_JS = fs.readFileSync(require.resolve('pusher-js/dist/web/pusher.min.js'));
+const { PUSHER_JS } = require('./browser');
 
 let server;
 let sdk;
 let browser;
 let site;
-
-// A page server for the browser: the page, pusher-js's browser build, and the auth endpoint.
-function startSite(page) {
-  const srv = http.createServer((req, res) => {
-    if (req.url === '/pusher.min.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      return res.end(PUSHER_JS);
-    }
-    if (req.url === '/auth' && req.method === 'POST') {
-      let body = '';
-      req.on('data', (c) => { body += c; });
-      return req.on('end', () => {
-        const form = new URLSearchParams(body);
-        const auth = sdk.authorizeChannel(form.get('socket_id'), form.get('channel_name'));
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(auth));
-      });
-    }
-    res.writeHead(200, { 'content-type': 'text/html' });
-    return res.end(page);
-  });
-  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
-}
 
 before(async () => {
   server = await startServer();
@@ -60,7 +36,7 @@ after(async () => {
 });
 
 test('pusher-js in Chromium subscribes, receives and whispers', async () => {
-  site = await startSite(`<!doctype html>
+  site = await startSite((socketId, channel) => sdk.authorizeChannel(socketId, channel), `<!doctype html>
 <script src="/pusher.min.js"></script>
 <script>
   window.got = [];

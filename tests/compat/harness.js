@@ -124,4 +124,4 @@ async function eventually(fn, ms = 10000) {
   }
 }
 
-module.exports = { startServer, once, eventually };
+module.exports = { startServer, startNode, freePort, once, eventually };
