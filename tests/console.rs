@@ -428,3 +428,33 @@ fn the_drill_down_lists_subscribers_members_and_history_and_the_form_publishes()
     );
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn a_disabled_app_is_listed_without_its_secret_and_its_api_answers_403() {
+    let port = free_port();
+    let toml = format!("{}{}", dev_app_toml(""), app_toml("off", "enabled = false"));
+    let env = [
+        ("RINGCAST_METRICS_PORT", port.to_string()),
+        ("RINGCAST_CONSOLE_TOKEN", TOKEN.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _server = Server::with_config_env(&toml, &env);
+    let overview = get(port, "/console/api/overview");
+    let off = &overview["apps"][1];
+    assert_eq!(
+        (&off["id"], &off["enabled"]),
+        (&json!("off"), &json!(false))
+    );
+    assert!(!overview.to_string().contains("off-secret"), "{overview}");
+    let body = json!({"name":"e","channel":"c","data":"x"}).to_string();
+    let auth = bearer();
+    let headers = [("Authorization", auth.as_str())];
+    let r = console(
+        port,
+        "POST",
+        "/console/api/apps/off/events",
+        &headers,
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+}

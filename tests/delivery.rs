@@ -15,15 +15,27 @@ fn big_data() -> String {
 /// `count` 90 KiB events named `{prefix}{i}` published to it: its socket is full and the rest
 /// waits in its outbox.
 fn backed_up_subscriber(prefix: &str, count: usize) -> (Server, Ws, Api, String) {
+    let (server, client) = late_subscriber();
+    let (api, data) = publish_big(&server, prefix, count);
+    (server, client, api, data)
+}
+
+/// A server and a subscriber of "firehose" with a 4 KiB receive buffer that has not read yet.
+fn late_subscriber() -> (Server, Ws) {
     let server = Server::start(&[("RINGCAST_OUTBOUND_BUFFER_KB", "65536")]);
     let mut client = server.ws_with_receive_buffer(4096);
     client.subscribe("firehose");
+    (server, client)
+}
+
+/// Publishes `count` 90 KiB events named `{prefix}{i}` to "firehose".
+fn publish_big(server: &Server, prefix: &str, count: usize) -> (Api, String) {
     let mut api = server.api();
     let data = big_data();
     for i in 0..count {
         api.trigger("firehose", &format!("{prefix}{i}"), &data);
     }
-    (server, client, api, data)
+    (api, data)
 }
 
 #[test]
@@ -63,7 +75,15 @@ fn server_frames(mut bytes: &[u8]) -> Vec<(u8, usize)> {
 #[test]
 fn nothing_follows_a_close_frame() {
     // Events wait in its outbox when it asks to close: the close frame queues behind them.
-    let (_server, client, mut api, _) = backed_up_subscriber("before", 100);
+    let (server, client) = late_subscriber();
+    // A publish is answered once the API core has handed it to the shards, which may not have
+    // taken it yet: a subscriber on the same shard that reads shows when they have.
+    let mut witness = server.ws_on_shard(client.shard());
+    witness.subscribe("firehose");
+    let (mut api, _) = publish_big(&server, "before", 100);
+    for i in 0..100 {
+        witness.expect(&format!("before{i}"));
+    }
     let mut raw = client.raw();
     std::io::Write::write_all(&mut raw, &masked_frame(0x8, &1000u16.to_be_bytes())).unwrap();
     // Published after the close was sent: none of them may follow the close frame (most are

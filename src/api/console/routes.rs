@@ -166,6 +166,10 @@ async fn app_request(core: &ApiCore, head: &RequestHead, body: Vec<u8>, path: &s
     let Some(app) = app else {
         return unknown_app().response();
     };
+    // As the HTTP API answers a disabled app.
+    if !app.config.enabled {
+        return ApiError::Forbidden("app is disabled".into()).response();
+    }
     if let ("GET", ["channels", channel, "sockets"]) = (head.method.as_str(), rest) {
         let sockets = figures::sockets(core, app.idx, &decode(channel)).await;
         let ids: Vec<String> = sockets.iter().map(ToString::to_string).collect();
