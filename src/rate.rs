@@ -31,6 +31,16 @@ impl PerSecond {
         self.count += 1;
         true
     }
+
+    /// Whether second `now` has taken `max` already (never with no limit).
+    pub fn spent(&self, now: Tick, max: u32) -> bool {
+        max != 0 && self.second == now && self.count >= max
+    }
+
+    /// The second counted last.
+    pub fn second(&self) -> Tick {
+        self.second
+    }
 }
 
 /// One counter per key (a source address, an app), forgetting keys idle for a second.

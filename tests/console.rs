@@ -446,6 +446,13 @@ fn a_disabled_app_is_listed_without_its_secret_and_its_api_answers_403() {
         (&json!("off"), &json!(false))
     );
     assert!(!overview.to_string().contains("off-secret"), "{overview}");
+    // Named, one app gets the counts that ask the cluster's state; the others get null.
+    let one = get(port, &format!("/console/api/overview?app={APP_ID}"));
+    assert_eq!(
+        (&one["apps"][0]["channels"], &one["apps"][1]["channels"]),
+        (&json!(0), &Value::Null)
+    );
+    assert_eq!(overview["apps"][1]["channels"], 0);
     let body = json!({"name":"e","channel":"c","data":"x"}).to_string();
     let auth = bearer();
     let headers = [("Authorization", auth.as_str())];

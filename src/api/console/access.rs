@@ -2,9 +2,18 @@
 //! or the session cookie the login form sets. The cookie holds an HMAC of the token, never
 //! the token, so a copied cookie does not reveal it; changing the token (and restarting) ends
 //! every session. Both are compared in constant time.
+//!
+//! Guessing is slowed down: after [`MAX_FAILURES_PER_SECOND`] wrong tokens or cookies in a
+//! second, every attempt that second answers 429 without being checked.
 
 use crate::auth;
+use crate::clock::Tick;
 use crate::http::RequestHead;
+use crate::rate::PerSecond;
+use std::cell::Cell;
+
+/// Wrong tokens or cookies checked per second, over all clients.
+pub const MAX_FAILURES_PER_SECOND: u32 = 10;
 
 /// The session cookie's name; it is sent back only under `/console`.
 pub const COOKIE: &str = "ringcast_console";
@@ -14,6 +23,18 @@ const SESSION: &[u8] = b"ringcast console session";
 
 pub struct Access {
     token: String,
+    /// Wrong attempts this second.
+    failures: Cell<PerSecond>,
+}
+
+/// What a request's credentials are worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// None, or wrong ones.
+    Denied,
+    /// Not checked: too many wrong ones this second (429).
+    TooMany,
 }
 
 impl Access {
@@ -21,36 +42,56 @@ impl Access {
     pub fn new(token: &str) -> Option<Access> {
         (!token.is_empty()).then(|| Access {
             token: token.into(),
+            failures: Cell::default(),
         })
     }
 
-    /// Whether the request may use the console.
-    pub fn allows(&self, head: &RequestHead) -> bool {
+    /// Whether the request may use the console (`now`: the current second).
+    pub fn verdict(&self, head: &RequestHead, now: Tick) -> Verdict {
         let bearer = head
             .authorization
             .as_deref()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| auth::same_token(&self.token, given.trim()));
-        bearer || cookie(head, COOKIE).is_some_and(|v| self.is_session(v))
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let session = cookie(head, COOKIE);
+        if bearer.is_none() && session.is_none() {
+            return Verdict::Denied;
+        }
+        self.checked(now, || {
+            bearer.is_some_and(|given| auth::same_token(&self.token, given.trim()))
+                || session.is_some_and(|v| auth::verify_signature(&self.token, SESSION, v))
+        })
     }
 
-    fn is_session(&self, value: &str) -> bool {
-        auth::verify_signature(&self.token, SESSION, value)
+    /// Runs `check` unless the second's failures are spent, and counts a failure.
+    fn checked(&self, now: Tick, check: impl FnOnce() -> bool) -> Verdict {
+        let mut failures = self.failures.get();
+        if failures.spent(now, MAX_FAILURES_PER_SECOND) {
+            return Verdict::TooMany;
+        }
+        if check() {
+            return Verdict::Allowed;
+        }
+        failures.take(now, MAX_FAILURES_PER_SECOND);
+        self.failures.set(failures);
+        Verdict::Denied
     }
 
     /// The login form's answer: the `Set-Cookie` value if `form` (urlencoded) holds the token.
-    pub fn log_in(&self, form: &[u8]) -> Option<String> {
-        let form = std::str::from_utf8(form).ok()?;
+    pub fn log_in(&self, form: &[u8], now: Tick) -> Result<String, Verdict> {
+        let form = std::str::from_utf8(form).map_err(|_| Verdict::Denied)?;
         // Forms encode a space as `+`.
         let params = crate::http::signed::parse_query(&form.trim().replace('+', "%20"));
-        let given = params.iter().find(|(k, _)| k == "token")?;
-        if !auth::same_token(&self.token, &given.1) {
-            return None;
+        let given = params.iter().find(|(k, _)| k == "token");
+        let given = given.ok_or(Verdict::Denied)?;
+        match self.checked(now, || auth::same_token(&self.token, &given.1)) {
+            Verdict::Allowed => {
+                let value = auth::sign(&self.token, SESSION);
+                Ok(format!(
+                    "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict"
+                ))
+            }
+            refused => Err(refused),
         }
-        let value = auth::sign(&self.token, SESSION);
-        Some(format!(
-            "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict"
-        ))
     }
 }
 
@@ -85,6 +126,14 @@ mod tests {
         assert!(Access::new("").is_none());
     }
 
+    impl Access {
+        /// [`Access::verdict`] in a second of its own, so no check spends another's budget.
+        fn allows(&self, head: &RequestHead) -> bool {
+            let second = self.failures.get().second() + 1;
+            self.verdict(head, second) == Verdict::Allowed
+        }
+    }
+
     #[test]
     fn bearer_or_the_login_cookie_and_nothing_else() {
         let access = Access::new("t0ken").unwrap();
@@ -93,10 +142,10 @@ mod tests {
         assert!(!access.allows(&head(Some("Bearer t0ken0"), None)));
         assert!(!access.allows(&head(Some("Basic t0ken"), None)));
         assert!(!access.allows(&head(None, None)));
-        assert!(access.log_in(b"token=wrong").is_none());
-        assert!(access.log_in(b"nothing").is_none());
-        assert!(access.log_in(&[0xff, 0xfe]).is_none());
-        let set = access.log_in(b"token=t0ken").unwrap();
+        assert!(access.log_in(b"token=wrong", 1).is_err());
+        assert!(access.log_in(b"nothing", 1).is_err());
+        assert!(access.log_in(&[0xff, 0xfe], 1).is_err());
+        let set = access.log_in(b"token=t0ken", 1).unwrap();
         assert!(
             !set.contains("t0ken"),
             "the cookie must not carry the token: {set}"
@@ -104,10 +153,8 @@ mod tests {
         let pair = set.split(';').next().unwrap();
         assert!(access.allows(&head(None, Some(&format!("a=b; {pair}")))));
         // Another token's session is not this one's.
-        let other = Access::new("other")
-            .unwrap()
-            .log_in(b"token=other")
-            .unwrap();
+        let other = Access::new("other").unwrap();
+        let other = other.log_in(b"token=other", 1).unwrap();
         let other_pair = other.split(';').next().unwrap();
         assert!(!access.allows(&head(None, Some(other_pair))));
         assert!(!access.allows(&head(None, Some("ringcast_console=zz"))));
@@ -116,6 +163,21 @@ mod tests {
     #[test]
     fn an_encoded_token_logs_in() {
         let access = Access::new("a b&c").unwrap();
-        assert!(access.log_in(b"token=a+b%26c").is_some());
+        assert!(access.log_in(b"token=a+b%26c", 1).is_ok());
+    }
+
+    #[test]
+    fn wrong_guesses_beyond_the_budget_are_not_checked_until_the_next_second() {
+        let access = Access::new("t0ken").unwrap();
+        let wrong = head(Some("Bearer guess"), None);
+        let right = head(Some("Bearer t0ken"), None);
+        for _ in 0..MAX_FAILURES_PER_SECOND {
+            assert_eq!(access.verdict(&wrong, 7), Verdict::Denied);
+        }
+        assert_eq!(access.verdict(&right, 7), Verdict::TooMany);
+        assert_eq!(access.log_in(b"token=t0ken", 7), Err(Verdict::TooMany));
+        // No credentials at all is no guess.
+        assert_eq!(access.verdict(&head(None, None), 7), Verdict::Denied);
+        assert_eq!(access.verdict(&right, 8), Verdict::Allowed);
     }
 }

@@ -40,8 +40,10 @@ pub async fn ask_shards<T>(
     answers
 }
 
-/// `GET /console/api/overview`: every app's figures (its key, never its secret).
-pub async fn overview(core: &ApiCore) -> Result<Value, ClusterError> {
+/// `GET /console/api/overview[?app={id}]`: every app's figures (its key, never its secret).
+/// The channel and presence counts, which ask the cluster's state, only for app `only` when
+/// one is named (`null` for the others).
+pub async fn overview(core: &ApiCore, only: Option<&str>) -> Result<Value, ClusterError> {
     let shards: Vec<ShardFigures> = ask_shards(core, Inspection::Apps).await;
     let apps: Vec<_> = core
         .apps
@@ -64,14 +66,18 @@ pub async fn overview(core: &ApiCore) -> Result<Value, ClusterError> {
         let sum = |f: fn(&crate::bus::inspect::AppFigures) -> u64| -> u64 {
             per_shard.iter().map(f).sum()
         };
-        let channels = core.cluster.occupancy.occupied(idx, "").await?;
-        let (members, partial) = presence_members(core, idx, &channels).await?;
+        let (mut channels, mut members, mut partial) = (Value::Null, Value::Null, Value::Null);
+        if only.is_none_or(|only| only == id) {
+            let occupied = core.cluster.occupancy.occupied(idx, "").await?;
+            let (n, more) = presence_members(core, idx, &occupied).await?;
+            (channels, members, partial) = (json!(occupied.len()), json!(n), json!(more));
+        }
         out.push(json!({
             "id": id,
             "key": key,
             "enabled": enabled,
             "connections": per_shard.iter().map(|f| f.connections).collect::<Vec<_>>(),
-            "channels": channels.len(),
+            "channels": channels,
             "presence_members": members,
             "presence_members_partial": partial,
             "events": core.console.events(idx),

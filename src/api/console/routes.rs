@@ -5,7 +5,7 @@
 //! | `GET /console` | the page (the login form, with 401, without a token or session) |
 //! | `POST /console/login` | form field `token`: a session cookie and back to the page, else 401 |
 //! | `POST /console/logout` | the cookie cleared |
-//! | `GET /console/api/overview` | every app's figures ([`super::figures`]) |
+//! | `GET /console/api/overview[?app=]` | every app's figures ([`super::figures`]) |
 //! | `GET /console/api/events?app=&channel=` | the live event log ([`super::events`]) |
 //! | `GET /console/api/apps/{id}/channels/{channel}/sockets` | its subscribers on this node |
 //! | `/console/api/apps/{id}/…` | the HTTP API's `/apps/{id}/…`, without a signature |
@@ -13,7 +13,7 @@
 //! Everything but the page, the login and the logout needs the token (Bearer) or the
 //! session cookie; without either the answer is 401.
 
-use super::access::{self, Access};
+use super::access::{self, Access, Verdict};
 use super::{events, figures};
 use crate::api::ApiCore;
 use crate::api::request::{Authed, decode, parse_query};
@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 const PAGE: &str = include_str!("page.html");
 const LOGIN: &str = include_str!("login.html");
+
+const TOO_MANY: &str = "too many wrong tokens this second: try again in a second";
 
 /// Headers of every page: never cached, never framed, scripts and styles only its own.
 const PAGE_HEADERS: [(&str, &str); 3] = [
@@ -114,23 +116,36 @@ async fn serve(
     stream: &mut TcpStream,
 ) -> Option<Reply> {
     let (method, path) = (head.method.as_str(), head.path.as_str());
-    let allowed = access.allows(head);
+    let now = crate::clock::unix_s() as crate::clock::Tick;
+    let verdict = access.verdict(head, now);
+    let allowed = verdict == Verdict::Allowed;
     let reply = match (method, path) {
-        ("POST", "/console/login") => match access.log_in(&body) {
-            Some(cookie) => Reply::see_other(cookie),
-            None => Reply::page(401, login_page("That token is not the console's.")),
+        ("POST", "/console/login") => match access.log_in(&body, now) {
+            Ok(cookie) => Reply::see_other(cookie),
+            Err(Verdict::TooMany) => Reply::page(429, login_page(TOO_MANY)),
+            Err(_) => Reply::page(401, login_page("That token is not the console's.")),
         },
         ("POST", "/console/logout") => Reply::see_other(access::log_out()),
         ("GET", "/console" | "/console/") if allowed => Reply::page(200, PAGE.into()),
+        _ if verdict == Verdict::TooMany => {
+            Reply::json(ApiError::TooManyRequests(TOO_MANY.into()).response())
+        }
         ("GET", "/console" | "/console/") => Reply::page(401, login_page("")),
         _ if !allowed => {
             let why = "the console needs its token (Authorization: Bearer) or a login";
             Reply::json(ApiError::Unauthorized(why.into()).response())
         }
-        ("GET", "/console/api/overview") => match figures::overview(core).await {
-            Ok(v) => Reply::json(ApiResponse::json(200, v.to_string())),
-            Err(e) => Reply::json(ApiError::from(e).response()),
-        },
+        ("GET", "/console/api/overview") => {
+            let params = parse_query(&head.query);
+            let only = params
+                .iter()
+                .find(|(k, _)| k == "app")
+                .map(|(_, v)| v.as_str());
+            match figures::overview(core, only).await {
+                Ok(v) => Reply::json(ApiResponse::json(200, v.to_string())),
+                Err(e) => Reply::json(ApiError::from(e).response()),
+            }
+        }
         ("GET", "/console/api/events") => {
             let params = parse_query(&head.query);
             let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
