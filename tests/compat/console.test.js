@@ -11,6 +11,9 @@ const { startNode, freePort, once } = require('./harness');
 const { launch, startSite } = require('./browser');
 
 const TOKEN = 'console-test-token';
+// Waits poll on a timer: the default polls on animation frames, which a page in the background
+// does not get.
+const POLL = { polling: 50 };
 // The console is per node; the run over three nodes has nothing to add.
 const skip = process.env.RINGCAST_COMPAT_CLUSTER === '1' && 'the console is per node';
 
@@ -59,8 +62,8 @@ test('the console: log in, see a connection, publish from the form, see it in th
   const [opened] = await Promise.all([console_.waitForNavigation(), console_.click('#login')]);
   assert.equal(opened.status(), 200);
   assert.equal(new URL(opened.url()).pathname, '/console');
-  await console_.waitForFunction(() => document.getElementById('connections').textContent === '0');
-  await console_.waitForFunction(() => document.getElementById('stream-state').textContent.startsWith('live'));
+  await console_.waitForFunction(() => document.getElementById('connections').textContent === '0', POLL);
+  await console_.waitForFunction(() => document.getElementById('stream-state').textContent.startsWith('live'), POLL);
 
   // A subscriber page with pusher-js.
   site = await startSite(() => ({}), `<!doctype html>
@@ -78,14 +81,14 @@ test('the console: log in, see a connection, publish from the form, see it in th
 </script>`);
   const subscriber = await browser.newPage();
   await subscriber.goto(`http://127.0.0.1:${site.address().port}/`);
-  await subscriber.waitForFunction(() => window.subscribed === true);
+  await subscriber.waitForFunction(() => window.subscribed === true, POLL);
   const socketId = await subscriber.evaluate(() => window.socketId());
   // A page in the background may have its timers held back.
   await console_.bringToFront();
 
-  await console_.waitForFunction(() => document.getElementById('connections').textContent === '1');
-  await console_.waitForFunction(logHas, {}, 'connected', socketId);
-  await console_.waitForFunction(logHas, {}, 'subscribed', 'my-channel', socketId);
+  await console_.waitForFunction(() => document.getElementById('connections').textContent === '1', POLL);
+  await console_.waitForFunction(logHas, POLL, 'connected', socketId);
+  await console_.waitForFunction(logHas, POLL, 'subscribed', 'my-channel', socketId);
 
   // A Node client with pusher-js on the same channel, to see more than one subscriber.
   const other = new PusherClient('app-key', {
@@ -93,21 +96,25 @@ test('the console: log in, see a connection, publish from the form, see it in th
     enabledTransports: ['ws'], disableStats: true,
   });
   await once(other.subscribe('my-channel'), 'pusher:subscription_succeeded');
-  await console_.waitForFunction(() => document.getElementById('connections').textContent === '2');
+  await console_.waitForFunction(() => document.getElementById('connections').textContent === '2', POLL);
 
   // Publish from the console's form (its defaults: my-channel, my-event, a JSON message).
   await console_.$eval('#pub-data', (t) => { t.value = '{"message":"hello from the console"}'; });
   await console_.click('#pub-send');
-  await subscriber.waitForFunction(() => window.got.length === 1);
+  await subscriber.waitForFunction(() => window.got.length === 1, POLL);
   assert.deepEqual(await subscriber.evaluate(() => window.got), [{ message: 'hello from the console' }]);
-  await console_.waitForFunction(logHas, {}, 'publish', 'my-channel', 'hello from the console');
-  assert.match(await console_.$eval('#pub-result', (r) => r.textContent), /^published to my-channel/);
+  await console_.waitForFunction(logHas, POLL, 'publish', 'my-channel', 'hello from the console');
+  // The form's answer may come after the log's entry.
+  await console_.waitForFunction(() => document.getElementById('pub-result').textContent.startsWith('published to my-channel'), POLL);
 
   // The channel's drill-down lists the page's socket among its subscribers.
-  await console_.waitForSelector('#channel-list tr[data-channel="my-channel"]');
-  await console_.click('#channel-list tr[data-channel="my-channel"]');
-  await console_.waitForFunction((id) => document.getElementById('detail-sockets').textContent.includes(id), {}, socketId);
-  await console_.waitForFunction(() => document.getElementById('detail-history').textContent.includes('hello from the console'));
+  // Clicked inside the page: the list is redrawn every two seconds, so a row found from here
+  // could be gone by the time a click from here lands.
+  const row = '#channel-list tr[data-channel="my-channel"]';
+  await console_.waitForSelector(row);
+  await console_.$eval(row, (r) => r.click());
+  await console_.waitForFunction((id) => document.getElementById('detail-sockets').textContent.includes(id), POLL, socketId);
+  await console_.waitForFunction(() => document.getElementById('detail-history').textContent.includes('hello from the console'), POLL);
   // Nothing the page received holds the app's secret.
   assert.ok(!(await console_.content()).includes('app-secret'));
 
@@ -117,8 +124,8 @@ test('the console: log in, see a connection, publish from the form, see it in th
 
   // The subscriber leaves: the log shows its close.
   await subscriber.close();
-  await console_.waitForFunction(logHas, {}, 'closed', socketId);
-  await console_.waitForFunction(() => document.getElementById('connections').textContent === '1');
+  await console_.waitForFunction(logHas, POLL, 'closed', socketId);
+  await console_.waitForFunction(() => document.getElementById('connections').textContent === '1', POLL);
   other.disconnect();
   await console_.close();
 });
