@@ -1,7 +1,8 @@
 //! Outages over several nodes on a real `redis-server`: a node cut off from Redis for longer
 //! than the timeout is declared dead by the others and, once back, drops its clients so they
 //! are announced again everywhere; Redis unreachable for everyone (its data kept) makes nobody
-//! declare anybody dead.
+//! declare anybody dead; a node that Redis forgot registers its state again, at the next beat
+//! when a step of that fails.
 
 mod common;
 
@@ -137,4 +138,32 @@ fn a_member_that_leaves_while_redis_is_unreachable_is_removed_once_it_answers() 
         &[],
         &serde_json::json!({"users":[{"id":"u2"}]}),
     );
+}
+
+#[test]
+fn registering_again_is_retried_at_the_next_beat_when_a_step_fails() {
+    let redis = Redis::start();
+    let a = node(&redis, "t", &[("RINGCAST_CLUSTER_HEARTBEAT_S", "1")]);
+    let mut u1 = a.ws();
+    sign_in(&mut u1, "u1");
+    let users = "t:users:app-id";
+    // u1 is registered once the node has handled the sign-in.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !redis.run(&[&["HGET", users, "u1"]]).starts_with("$1\r\n1") {
+        assert!(std::time::Instant::now() < deadline, "u1 never registered");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Redis forgets everything, and the key the users' step writes first holds a string: that
+    // step fails (WRONGTYPE, before it writes anything) when the node registers again.
+    let connections = "t:uconn:app-id";
+    redis.run(&[
+        &["MULTI"],
+        &["FLUSHALL"],
+        &["SET", connections, "x"],
+        &["EXEC"],
+    ]);
+    a.wait_log("cluster: registering this node again: ");
+    redis.run(&[&["DEL", connections]]);
+    a.wait_log("1 signed-in connections");
+    assert!(redis.run(&[&["HGET", users, "u1"]]).starts_with("$1\r\n1"));
 }

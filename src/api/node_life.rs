@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// Beats for this node and sweeps the dead ones.
 pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
     let mut failing = false;
+    // Redis lost what this node registered, and registering it again has not finished yet:
+    // the next beat tries again (a reconnecting link can fail a step midway).
+    let mut owed = false;
     loop {
         let nodes = &core.cluster.nodes;
         let result = match nodes.beat().await {
@@ -26,9 +29,9 @@ pub async fn watch_nodes(core: Rc<ApiCore>, every: Duration) {
                 }
                 match beat {
                     // Counts changed meanwhile: this node's exact shares again.
-                    Beat::Registered if failing => register_again(&core).await,
+                    Beat::Registered if failing || owed => owed = !register_again(&core).await,
                     Beat::Registered => {}
-                    Beat::Lost => register_again(&core).await,
+                    Beat::Lost => owed = !register_again(&core).await,
                     // Its clients are on their way out: nothing of theirs is registered again.
                     Beat::Swept => disown_clients(&core).await,
                 }
@@ -187,14 +190,15 @@ async fn replay_unfinished(core: &ApiCore) {
 /// Redis no longer has what this node registered (it restarted empty, or swept this node as
 /// dead while it was cut off): this node's subscription counts and presence connections go
 /// back, and its signed-in connections and connections per limited app, without events (its
-/// clients never left).
-async fn register_again(core: &ApiCore) {
+/// clients never left). `false` when a step failed (logged), to be tried again.
+async fn register_again(core: &ApiCore) -> bool {
     let counts = core.interest.local_counts();
     let members = core.local_members.all();
     let users = core.watchers.signed_in();
     for (app, channel, n) in &counts {
         if let Err(e) = core.cluster.occupancy.restore(*app, channel, *n).await {
-            return log::warn!("cluster: registering this node again: {e}");
+            log::warn!("cluster: registering this node again: {e}");
+            return false;
         }
     }
     for m in &members {
@@ -207,15 +211,18 @@ async fn register_again(core: &ApiCore) {
             usize::MAX,
         );
         if let Err(e) = joined.await {
-            return log::warn!("cluster: registering this node again: {e}");
+            log::warn!("cluster: registering this node again: {e}");
+            return false;
         }
     }
     if let Err(e) = core.cluster.connections.restore().await {
-        return log::warn!("cluster: registering this node again: {e}");
+        log::warn!("cluster: registering this node again: {e}");
+        return false;
     }
     for (app, user_id, socket) in &users {
         if let Err(e) = core.cluster.users.connect(*app, user_id, *socket).await {
-            return log::warn!("cluster: registering this node again: {e}");
+            log::warn!("cluster: registering this node again: {e}");
+            return false;
         }
     }
     log::info!(
@@ -225,4 +232,5 @@ async fn register_again(core: &ApiCore) {
         members.len(),
         users.len()
     );
+    true
 }

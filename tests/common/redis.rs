@@ -79,6 +79,25 @@ impl Redis {
         rest.lines().next()?.trim().parse().ok()
     }
 
+    /// Runs `commands` (each a command and its arguments) in one pipeline and returns the raw
+    /// replies (RESP), once it has answered them all.
+    pub fn run(&self, commands: &[&[&str]]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut out = String::new();
+        // QUIT last: it answers, then closes, which ends the read.
+        for c in commands.iter().chain([&["QUIT"][..]].iter()) {
+            out.push_str(&format!("*{}\r\n", c.len()));
+            for a in c.iter() {
+                out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+            }
+        }
+        s.write_all(out.as_bytes()).unwrap();
+        let mut replies = String::new();
+        s.read_to_string(&mut replies).unwrap();
+        replies
+    }
+
     /// Stops (SIGSTOP) or continues (SIGCONT) it: unreachable for a while, its data kept.
     pub fn pause(&self, paused: bool) {
         if let Some(c) = &self.child {
