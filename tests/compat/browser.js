@@ -51,4 +51,24 @@ function startSite(authorize, page) {
   return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
 }
 
-module.exports = { launch, startSite, PUSHER_JS };
+// A page with pusher-js on ringcast at `port`: it subscribes to `channel` (authorized by the
+// site's /auth), sets window.subscribed once it has, and pushes the data of every `event` into
+// window.got; window.channel is the channel and window.socketId() the connection's id.
+function subscriberPage(port, channel, event) {
+  return `<!doctype html>
+<script src="/pusher.min.js"></script>
+<script>
+  window.got = [];
+  const pusher = new Pusher('app-key', {
+    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: ${port}, forceTLS: false,
+    enabledTransports: ['ws'], disableStats: true,
+    channelAuthorization: { endpoint: '/auth', transport: 'ajax' },
+  });
+  window.channel = pusher.subscribe(${JSON.stringify(channel)});
+  window.channel.bind('pusher:subscription_succeeded', () => { window.subscribed = true; });
+  window.channel.bind(${JSON.stringify(event)}, (data) => window.got.push(data));
+  window.socketId = () => pusher.connection.socket_id;
+</script>`;
+}
+
+module.exports = { launch, startSite, subscriberPage, PUSHER_JS };

@@ -11,7 +11,7 @@ const path = require('node:path');
 const PusherClient = require('pusher-js');
 const PusherServer = require('pusher');
 const { startServer, once } = require('./harness');
-const { launch, startSite } = require('./browser');
+const { launch, startSite, subscriberPage } = require('./browser');
 
 const { PUSHER_JS } = require('./browser');
 
@@ -36,20 +36,8 @@ after(async () => {
 });
 
 test('pusher-js in Chromium subscribes, receives and whispers', async () => {
-  site = await startSite((socketId, channel) => sdk.authorizeChannel(socketId, channel), `<!doctype html>
-<script src="/pusher.min.js"></script>
-<script>
-  window.got = [];
-  const pusher = new Pusher('app-key', {
-    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: ${server.port}, forceTLS: false,
-    enabledTransports: ['ws'], disableStats: true,
-    channelAuthorization: { endpoint: '/auth', transport: 'ajax' },
-  });
-  window.room = pusher.subscribe('private-room');
-  room.bind('pusher:subscription_succeeded', () => { window.subscribed = true; });
-  room.bind('news', (data) => window.got.push(data));
-  window.socketId = () => pusher.connection.socket_id;
-</script>`);
+  const authorize = (socketId, channel) => sdk.authorizeChannel(socketId, channel);
+  site = await startSite(authorize, subscriberPage(server.port, 'private-room', 'news'));
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${site.address().port}/`);
   await page.waitForFunction(() => window.subscribed === true);
@@ -71,7 +59,7 @@ test('pusher-js in Chromium subscribes, receives and whispers', async () => {
   const otherRoom = other.subscribe('private-room');
   await once(otherRoom, 'pusher:subscription_succeeded');
   const whisper = once(otherRoom, 'client-typing');
-  await page.evaluate(() => window.room.trigger('client-typing', { who: 'the browser' }));
+  await page.evaluate(() => window.channel.trigger('client-typing', { who: 'the browser' }));
   assert.deepEqual(await whisper, { who: 'the browser' });
   other.disconnect();
   await page.close();

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const PusherClient = require('pusher-js');
 const { startNode, freePort, once } = require('./harness');
-const { launch, startSite } = require('./browser');
+const { launch, startSite, subscriberPage } = require('./browser');
 
 const TOKEN = 'console-test-token';
 // Waits poll on a timer: the default polls on animation frames, which a page in the background
@@ -66,19 +66,7 @@ test('the console: log in, see a connection, publish from the form, see it in th
   await console_.waitForFunction(() => document.getElementById('stream-state').textContent.startsWith('live'), POLL);
 
   // A subscriber page with pusher-js.
-  site = await startSite(() => ({}), `<!doctype html>
-<script src="/pusher.min.js"></script>
-<script>
-  window.got = [];
-  const pusher = new Pusher('app-key', {
-    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: ${server.port}, forceTLS: false,
-    enabledTransports: ['ws'], disableStats: true,
-  });
-  const channel = pusher.subscribe('my-channel');
-  channel.bind('pusher:subscription_succeeded', () => { window.subscribed = true; });
-  channel.bind('my-event', (data) => window.got.push(data));
-  window.socketId = () => pusher.connection.socket_id;
-</script>`);
+  site = await startSite(() => ({}), subscriberPage(server.port, 'my-channel', 'my-event'));
   const subscriber = await browser.newPage();
   await subscriber.goto(`http://127.0.0.1:${site.address().port}/`);
   await subscriber.waitForFunction(() => window.subscribed === true, POLL);
