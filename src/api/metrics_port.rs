@@ -55,8 +55,17 @@ async fn answer(mut stream: TcpStream, core: &Rc<ApiCore>, metrics: &Metrics) {
     };
     let console = head.path == "/console" || head.path.starts_with("/console/");
     if console {
+        let head_bytes = buf.get(..head.head_len).unwrap_or(&buf);
+        let credentials = console::access::Credentials::from_head(head_bytes);
         match read_body(&mut stream, &head, buf).await {
-            Ok(body) => console::routes::answer(core, &head, body, &mut stream).await,
+            Ok(body) => {
+                let request = console::routes::Request {
+                    head,
+                    credentials,
+                    body,
+                };
+                console::routes::answer(core, request, &mut stream).await
+            }
             Err(e) => write_error(&mut stream, e).await,
         }
     } else if head.method == "GET" && head.path == "/metrics" {

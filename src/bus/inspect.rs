@@ -44,14 +44,6 @@ pub struct ShardFigures {
     pub dropped: u64,
 }
 
-impl ConnectionEvent {
-    pub fn app(&self) -> AppIdx {
-        match *self {
-            ConnectionEvent::Opened { app, .. } | ConnectionEvent::Closed { app, .. } => app,
-        }
-    }
-}
-
 /// A connection of a watched app opened or closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionEvent {
@@ -65,4 +57,12 @@ pub enum ConnectionEvent {
         socket: SocketId,
         code: Option<u16>,
     },
+}
+
+impl ConnectionEvent {
+    pub fn app(&self) -> AppIdx {
+        match *self {
+            ConnectionEvent::Opened { app, .. } | ConnectionEvent::Closed { app, .. } => app,
+        }
+    }
 }

@@ -28,9 +28,6 @@ pub struct RequestHead {
     pub ws_key: Option<String>,
     pub ws_version: Option<String>,
     pub idempotency_key: Option<String>,
-    /// `Authorization` and `Cookie`, which only the console on `metrics_port` reads.
-    pub authorization: Option<String>,
-    pub cookie: Option<String>,
     /// Bytes of the head, so the caller knows where the body starts.
     pub head_len: usize,
 }
@@ -115,10 +112,6 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
             head.ws_version = text(h.value);
         } else if name.eq_ignore_ascii_case("x-idempotency-key") {
             head.idempotency_key = text(h.value);
-        } else if name.eq_ignore_ascii_case("authorization") {
-            head.authorization = text(h.value);
-        } else if name.eq_ignore_ascii_case("cookie") {
-            head.cookie = text(h.value);
         }
     }
     Ok(Some(head))

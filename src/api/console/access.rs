@@ -8,7 +8,6 @@
 
 use crate::auth;
 use crate::clock::Tick;
-use crate::http::RequestHead;
 use crate::rate::PerSecond;
 use std::cell::Cell;
 
@@ -25,6 +24,39 @@ pub struct Access {
     token: String,
     /// Wrong attempts this second.
     failures: Cell<PerSecond>,
+}
+
+/// What a request presents: its `Authorization` and `Cookie` headers.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    pub authorization: Option<String>,
+    pub cookie: Option<String>,
+}
+
+impl Credentials {
+    /// Read from a request head's bytes. Only the console reads these headers, so the shards'
+    /// head parser leaves them alone (browsers send cookies with every WebSocket upgrade).
+    pub fn from_head(bytes: &[u8]) -> Credentials {
+        let mut headers = [httparse::EMPTY_HEADER; 48];
+        let mut req = httparse::Request::new(&mut headers);
+        let mut found = Credentials::default();
+        if req.parse(bytes).is_err() {
+            return found;
+        }
+        for h in req.headers.iter() {
+            let value = || {
+                std::str::from_utf8(h.value)
+                    .ok()
+                    .map(|v| v.trim().to_string())
+            };
+            if h.name.eq_ignore_ascii_case("authorization") {
+                found.authorization = value();
+            } else if h.name.eq_ignore_ascii_case("cookie") {
+                found.cookie = value();
+            }
+        }
+        found
+    }
 }
 
 /// What a request's credentials are worth.
@@ -47,12 +79,12 @@ impl Access {
     }
 
     /// Whether the request may use the console (`now`: the current second).
-    pub fn verdict(&self, head: &RequestHead, now: Tick) -> Verdict {
-        let bearer = head
+    pub fn verdict(&self, given: &Credentials, now: Tick) -> Verdict {
+        let bearer = given
             .authorization
             .as_deref()
             .and_then(|v| v.strip_prefix("Bearer "));
-        let session = cookie(head, COOKIE);
+        let session = cookie(given, COOKIE);
         if bearer.is_none() && session.is_none() {
             return Verdict::Denied;
         }
@@ -101,8 +133,8 @@ pub fn log_out() -> String {
 }
 
 /// The value of cookie `name` in the request's `Cookie` header.
-fn cookie<'a>(head: &'a RequestHead, name: &str) -> Option<&'a str> {
-    let header = head.cookie.as_deref()?;
+fn cookie<'a>(given: &'a Credentials, name: &str) -> Option<&'a str> {
+    let header = given.cookie.as_deref()?;
     header.split(';').find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
         (k == name).then_some(v)
@@ -113,12 +145,21 @@ fn cookie<'a>(head: &'a RequestHead, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
-    fn head(authorization: Option<&str>, cookie: Option<&str>) -> RequestHead {
-        RequestHead {
+    fn head(authorization: Option<&str>, cookie: Option<&str>) -> Credentials {
+        Credentials {
             authorization: authorization.map(Into::into),
             cookie: cookie.map(Into::into),
-            ..RequestHead::default()
         }
+    }
+
+    #[test]
+    fn credentials_are_read_from_the_head() {
+        let raw = b"GET /console HTTP/1.1\r\nCookie: a=b; ringcast_console=x\r\nauthorization:  Bearer t \r\n\r\n";
+        let c = Credentials::from_head(raw);
+        assert_eq!(c.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(cookie(&c, COOKIE), Some("x"));
+        let none = Credentials::from_head(b"\x01 nonsense\r\n\r\n");
+        assert!(none.authorization.is_none() && none.cookie.is_none());
     }
 
     #[test]
@@ -128,7 +169,7 @@ mod tests {
 
     impl Access {
         /// [`Access::verdict`] in a second of its own, so no check spends another's budget.
-        fn allows(&self, head: &RequestHead) -> bool {
+        fn allows(&self, head: &Credentials) -> bool {
             let second = self.failures.get().second() + 1;
             self.verdict(head, second) == Verdict::Allowed
         }

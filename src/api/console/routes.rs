@@ -13,7 +13,7 @@
 //! Everything but the page, the login and the logout needs the token (Bearer) or the
 //! session cookie; without either the answer is 401.
 
-use super::access::{self, Access, Verdict};
+use super::access::{self, Access, Credentials, Verdict};
 use super::{events, figures};
 use crate::api::ApiCore;
 use crate::api::request::{Authed, decode, parse_query};
@@ -92,14 +92,21 @@ fn login_page(message: &str) -> String {
     LOGIN.replace("{message}", message)
 }
 
-/// Answers one console request on `stream`, whose `body` has been read.
-pub async fn answer(core: &Rc<ApiCore>, head: &RequestHead, body: Vec<u8>, stream: &mut TcpStream) {
+/// A console request: its head, what it presents, and its body (read already).
+pub struct Request {
+    pub head: RequestHead,
+    pub credentials: Credentials,
+    pub body: Vec<u8>,
+}
+
+/// Answers one console request on `stream`.
+pub async fn answer(core: &Rc<ApiCore>, request: Request, stream: &mut TcpStream) {
     let reply = match &core.console.access {
         None => {
             let why = "the console is off: set server.console_token to open it";
             Reply::json(ApiError::NotFound(why.into()).response())
         }
-        Some(access) => match serve(core, access, head, body, stream).await {
+        Some(access) => match serve(core, access, request, stream).await {
             Some(reply) => reply,
             // An event stream ran and has ended.
             None => return,
@@ -111,13 +118,18 @@ pub async fn answer(core: &Rc<ApiCore>, head: &RequestHead, body: Vec<u8>, strea
 async fn serve(
     core: &Rc<ApiCore>,
     access: &Access,
-    head: &RequestHead,
-    body: Vec<u8>,
+    request: Request,
     stream: &mut TcpStream,
 ) -> Option<Reply> {
+    let Request {
+        head,
+        credentials,
+        body,
+    } = request;
+    let head = &head;
     let (method, path) = (head.method.as_str(), head.path.as_str());
     let now = crate::clock::unix_s() as crate::clock::Tick;
-    let verdict = access.verdict(head, now);
+    let verdict = access.verdict(&credentials, now);
     let allowed = verdict == Verdict::Allowed;
     let reply = match (method, path) {
         ("POST", "/console/login") => match access.log_in(&body, now) {
