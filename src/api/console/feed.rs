@@ -114,23 +114,17 @@ impl Feed {
         self.watchers.borrow().is_empty()
     }
 
-    /// Whether anyone watches `app` (check before rendering an entry).
-    pub fn watches(&self, app: AppIdx) -> bool {
-        self.watchers.borrow().iter().any(|w| w.app == app)
-    }
-
     /// Offers an entry of `app` (about `channel`, if any) to every watcher that wants it;
     /// `render` runs once, and only if someone does.
     pub fn offer(&self, app: AppIdx, channel: Option<&str>, render: impl FnOnce() -> String) {
         let watchers = self.watchers.borrow();
-        let mut entry: Option<Rc<str>> = None;
-        let mut render = Some(render);
-        for w in watchers.iter().filter(|w| w.wants(app, channel)) {
-            let entry = entry.get_or_insert_with(|| match render.take() {
-                Some(render) => render().into(),
-                None => "".into(),
-            });
-            w.offer(entry);
+        let mut wanting = watchers.iter().filter(|w| w.wants(app, channel)).peekable();
+        if wanting.peek().is_none() {
+            return;
+        }
+        let entry: Rc<str> = render().into();
+        for w in wanting {
+            w.offer(&entry);
         }
     }
 }
@@ -171,7 +165,6 @@ mod tests {
         assert_eq!(feed.apps(), [AppIdx(0), AppIdx(1)]);
         feed.unwatch(&other_app);
         assert_eq!(feed.apps(), [AppIdx(0)]);
-        assert!(!feed.watches(AppIdx(1)));
     }
 
     #[test]

@@ -67,10 +67,9 @@ impl Console {
             }
             events[at] += 1;
         }
-        if self.feed.watches(b.app) {
-            self.feed
-                .offer(b.app, Some(&b.channel), || event_entry(b).to_string());
-        }
+        // Rendered only when someone watches.
+        self.feed
+            .offer(b.app, Some(&b.channel), || event_entry(b).to_string());
     }
 
     /// A shard's subscription report.
