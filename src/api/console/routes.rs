@@ -193,9 +193,8 @@ async fn app_request(core: &ApiCore, head: &RequestHead, body: Vec<u8>, path: &s
     let Some(app) = app else {
         return unknown_app().response();
     };
-    // As the HTTP API answers a disabled app.
-    if !app.config.enabled {
-        return ApiError::Forbidden("app is disabled".into()).response();
+    if let Err(e) = crate::api::routes::serving(&app) {
+        return e.response();
     }
     if let ("GET", ["channels", channel, "sockets"]) = (head.method.as_str(), rest) {
         let sockets = figures::sockets(core, app.idx, &decode(channel)).await;

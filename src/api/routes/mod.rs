@@ -6,6 +6,7 @@ mod channels;
 
 use super::ApiCore;
 use super::request::{Authed, decode, parse_query};
+use crate::app::App;
 use crate::auth;
 use crate::http::signed::find_app;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
@@ -37,9 +38,7 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         let (method, path) = (&request.method, &request.path);
         auth::verify_request(secret, method, path, &params, &request.body, now)
     })?;
-    if !app.config.enabled {
-        return Err(ApiError::Forbidden("app is disabled".into()));
-    }
+    serving(&app)?;
     // Counted once the signature holds, so nobody but the app can spend its budget.
     let max = app.config.max_api_requests_per_second;
     let second = crate::clock::unix_s() as crate::clock::Tick;
@@ -53,6 +52,14 @@ async fn dispatch(core: &ApiCore, request: &ApiRequest) -> Result<ApiResponse, A
         request,
     };
     handle(core, &req, &rest).await
+}
+
+/// A disabled app's requests answer 403 (on the HTTP API and the console alike).
+pub fn serving(app: &App) -> Result<(), ApiError> {
+    if !app.config.enabled {
+        return Err(ApiError::Forbidden("app is disabled".into()));
+    }
+    Ok(())
 }
 
 /// Hands an authenticated request to its handler; `rest` is its path after `/apps/{app_id}/`.
