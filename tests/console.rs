@@ -465,3 +465,30 @@ fn a_disabled_app_is_listed_without_its_secret_and_its_api_answers_403() {
     );
     assert_eq!(r.status, 403, "{}", r.body);
 }
+
+#[test]
+fn event_streams_are_bounded_and_a_closed_one_frees_its_place() {
+    let (server, port) = console_server(&[]);
+    let query = format!("app={APP_ID}");
+    let mut open: Vec<Stream> = (0..16).map(|_| Stream::open(port, &query)).collect();
+    let auth = bearer();
+    let path = format!("/console/api/events?{query}");
+    let r = console(port, "GET", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(
+        get(port, "/console/api/overview")["console"]["watchers"],
+        16
+    );
+    // A browser that goes is noticed when the stream's writes fail: new connections make
+    // entries to write. Its place is then free again.
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + WAIT;
+    while get(port, "/console/api/overview")["console"]["watchers"] != 15 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed stream kept its place"
+        );
+        server.ws().close();
+    }
+    open.push(Stream::open(port, &query));
+}
